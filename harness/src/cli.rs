@@ -1,0 +1,176 @@
+//! The `pglab` command line.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::image::HostImage;
+use crate::lab::{Keep, Lab, LabSpec};
+use crate::platform::Platform;
+use crate::reaper;
+
+#[derive(Parser, Debug)]
+#[command(name = "pglab", version, about = "Disposable PostgreSQL + pgBackRest replication labs")]
+pub struct Cli {
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Host images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Start a lab and keep it (enter it with `docker exec`, remove it with `pglab down`).
+    Up {
+        #[arg(long, default_value = "debian-12")]
+        platform: Platform,
+        /// Host names, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "primary,standby")]
+        hosts: Vec<String>,
+        /// Stay in the foreground; the lab is removed on exit or Ctrl-C.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Remove a lab (or every lab).
+    Down {
+        lab: Option<String>,
+        #[arg(long, conflicts_with = "lab")]
+        all: bool,
+    },
+    /// List labs on this engine.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what dead runs left behind (kept labs stay unless --all).
+    Gc {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build a platform's host image (found in the cache unless --force).
+    Build {
+        #[arg(default_value = "debian-12")]
+        platform: Platform,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn spinner(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_draw_target(ProgressDrawTarget::stderr());
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+pub async fn main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Image { command: ImageCommand::Build { platform, force } } => {
+            let docker = docker::connect().await?;
+            let pb = spinner(cli.quiet);
+            let ensured = HostImage::for_platform(platform).ensure(&docker, force, &pb).await?;
+            pb.finish_and_clear();
+            println!(
+                "{} {} in {:.2}s",
+                ensured.image.reference(),
+                if ensured.cached { "found in cache" } else { "built" },
+                ensured.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Up { platform, hosts, foreground } => {
+            let pb = spinner(cli.quiet);
+            let mut spec = LabSpec::new(platform, hosts);
+            spec.keep = if foreground { Keep::Never } else { Keep::Always };
+            pb.set_message("starting lab");
+            let lab = crate::lab::up(&spec, &pb).await?;
+            pb.finish_and_clear();
+            print_lab(&lab);
+            if foreground {
+                println!("lab {} is up; Ctrl-C removes it", lab.id);
+                // Parks until a signal: the reaper removes the lab and exits.
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+        Command::Down { lab, all } => {
+            let docker = docker::connect().await?;
+            let labs = reaper::list_labs(&docker).await?;
+            let targets: Vec<String> = match (lab, all) {
+                (_, true) => labs.into_iter().map(|l| l.lab).collect(),
+                (Some(l), false) => {
+                    if !labs.iter().any(|s| s.lab == l) {
+                        return Err(Error::UnknownLab(l));
+                    }
+                    vec![l]
+                }
+                (None, false) => return Err(Error::Other("name a lab (see `pglab list`) or pass --all".into())),
+            };
+            for l in targets {
+                let r = reaper::remove_lab(&docker, &l).await?;
+                println!("removed lab {l}: {} containers, {} networks, {} volumes", r.containers, r.networks, r.volumes);
+            }
+            Ok(())
+        }
+        Command::List { json } => {
+            let docker = docker::connect().await?;
+            let labs = reaper::list_labs(&docker).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&labs).expect("serializable"));
+            } else if labs.is_empty() {
+                println!("no labs");
+            } else {
+                for l in labs {
+                    let hosts: Vec<String> = l.hosts.iter().map(|(h, _, s)| format!("{h}({s})")).collect();
+                    println!(
+                        "{}  {}  {}  {}",
+                        l.lab,
+                        l.scenario.as_deref().unwrap_or("-"),
+                        if l.kept { "kept" } else if l.owner_alive { "running" } else { "orphaned" },
+                        hosts.join(" ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Gc { all } => {
+            let docker = docker::connect().await?;
+            let r = reaper::gc(&docker, all).await?;
+            println!(
+                "gc: removed {} lab(s): {} containers, {} networks, {} volumes",
+                r.labs.len(),
+                r.containers,
+                r.networks,
+                r.volumes
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_lab(lab: &Lab) {
+    println!("lab {} ({}, up in {:.2}s)", lab.id, lab.image.reference(), lab.timings.total.as_secs_f64());
+    for h in lab.hosts() {
+        println!("  {:<10} {:<15} {}", h.name, h.ip, h.psql_hint());
+    }
+}

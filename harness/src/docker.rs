@@ -1,0 +1,96 @@
+//! The engine connection, and the labels that tie every resource to pglab.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::error::{Error, Result};
+
+/// Label every lab resource carries; its value is the lab id.
+pub const LABEL_LAB: &str = "pglab.lab";
+/// pglab version that made a resource.
+pub const LABEL_VERSION: &str = "pglab.version";
+/// `pid@boot-id` of the process that owns a lab: gc removes labs whose owner is gone.
+pub const LABEL_OWNER: &str = "pglab.owner";
+/// Set on labs kept on purpose (`--keep`); gc leaves them unless asked.
+pub const LABEL_KEEP: &str = "pglab.keep";
+/// Host name inside the lab.
+pub const LABEL_HOST: &str = "pglab.host";
+/// Scenario a lab was started for, for `pglab list`.
+pub const LABEL_SCENARIO: &str = "pglab.scenario";
+/// Unix time a lab was created.
+pub const LABEL_CREATED: &str = "pglab.created";
+/// Images built by pglab carry their platform here.
+pub const LABEL_IMAGE: &str = "pglab.image";
+
+/// Where the engine is expected, as the user would write it.
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Connects and pings, failing in one line (with the fix) when no engine answers.
+pub async fn connect() -> Result<Docker> {
+    let tried = docker_host();
+    let unreachable = |reason: String| Error::DockerUnreachable { tried: tried.clone(), reason };
+    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+    match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
+        Ok(Ok(_)) => Ok(docker),
+        Ok(Err(e)) => Err(unreachable(short_reason(&e))),
+        Err(_) => Err(unreachable("no answer within 10s".into())),
+    }
+}
+
+fn short_reason(e: &bollard::errors::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s = inner.to_string();
+        src = inner.source();
+    }
+    s
+}
+
+/// This process, as written in [`LABEL_OWNER`].
+pub fn owner_id() -> String {
+    format!("{}@{}", std::process::id(), boot_id())
+}
+
+/// Whether the process named by an owner label still runs on this machine.
+pub fn owner_alive(owner: &str) -> bool {
+    let Some((pid, boot)) = owner.split_once('@') else { return false };
+    if boot != boot_id() {
+        return false;
+    }
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().chars().take(8).collect())
+        .unwrap_or_else(|_| "noboot".into())
+}
+
+/// Labels shared by everything a lab creates.
+pub fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashMap<String, String> {
+    let mut labels = HashMap::from([
+        (LABEL_LAB.to_string(), lab.to_string()),
+        (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        (LABEL_OWNER.to_string(), owner_id()),
+        (
+            LABEL_CREATED.to_string(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                .to_string(),
+        ),
+    ]);
+    if keep {
+        labels.insert(LABEL_KEEP.to_string(), "1".to_string());
+    }
+    if let Some(s) = scenario {
+        labels.insert(LABEL_SCENARIO.to_string(), s.to_string());
+    }
+    labels
+}

@@ -1,0 +1,21 @@
+//! pglab: disposable PostgreSQL + pgBackRest replication labs in Docker, the
+//! tutorial as declarative scenarios, and checks that prove the outcome.
+
+pub mod cli;
+pub mod docker;
+pub mod error;
+pub mod exec;
+pub mod host;
+pub mod image;
+pub mod lab;
+pub mod platform;
+pub mod reaper;
+pub mod report;
+pub mod wait;
+
+pub use error::{Error, Result};
+pub use exec::{Cmd, ExecOutput};
+pub use host::Host;
+pub use image::HostImage;
+pub use lab::{Keep, Lab, LabSpec};
+pub use platform::Platform;

@@ -1,0 +1,244 @@
+//! Nothing of a lab outlives it: removal by label, on Ctrl-C, and `pglab gc`
+//! for what a killed process left.
+//!
+//! testcontainers' `watchdog` feature only stops and removes containers (it
+//! leaves our networks and socket dirs, and panics when a container is
+//! already gone), so pglab handles the signals itself and removes a lab's
+//! resources by its `pglab.lab` label.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Mutex, Once};
+
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
+};
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::docker::{owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO};
+use crate::error::{Error, Result};
+
+static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+static INSTALL: Once = Once::new();
+
+/// Host-side state of labs (socket directories, markers).
+pub fn state_root() -> PathBuf {
+    std::env::temp_dir().join("pglab")
+}
+
+pub fn lab_state_dir(lab: &str) -> PathBuf {
+    state_root().join(lab)
+}
+
+/// Marks a lab as kept on purpose (after a failure with `Keep::OnFailure`).
+pub fn kept_marker(lab: &str) -> PathBuf {
+    lab_state_dir(lab).join("kept")
+}
+
+/// Installs the SIGINT/SIGTERM/SIGHUP handler once per process.
+pub fn install_signal_handler() {
+    INSTALL.call_once(|| {
+        let mut signals = match signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ]) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot install signal handler, Ctrl-C may leak labs: {e}");
+                return;
+            }
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let labs: Vec<String> = LIVE.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default();
+                if !labs.is_empty() {
+                    eprintln!("pglab: interrupted; removing lab(s) {}", labs.join(", "));
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    if let Ok(rt) = rt {
+                        rt.block_on(async {
+                            if let Ok(docker) = Docker::connect_with_defaults() {
+                                for lab in &labs {
+                                    if let Err(e) = remove_lab(&docker, lab).await {
+                                        eprintln!("pglab: removing {lab}: {e}");
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+pub(crate) fn register(lab: &str) {
+    install_signal_handler();
+    LIVE.lock().unwrap().insert(lab.to_string());
+}
+
+pub(crate) fn unregister(lab: &str) {
+    LIVE.lock().unwrap().remove(lab);
+}
+
+fn label_filter(selector: &str) -> std::collections::HashMap<String, Vec<String>> {
+    std::collections::HashMap::from([("label".to_string(), vec![selector.to_string()])])
+}
+
+/// What was removed.
+#[derive(Debug, Default, Serialize)]
+pub struct Removed {
+    pub labs: Vec<String>,
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+}
+
+/// Removes every container, network and volume labelled with this lab, and
+/// its host-side state dir.
+pub async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
+    let sel = format!("{LABEL_LAB}={lab}");
+    let mut removed = Removed { labs: vec![lab.to_string()], ..Default::default() };
+    let mut first_err = None;
+    let containers = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(&sel)), ..Default::default() }))
+        .await
+        .map_err(|e| Error::docker("list containers", e))?;
+    for c in containers {
+        let Some(id) = c.id else { continue };
+        match docker.remove_container(&id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await {
+            Ok(()) => removed.containers += 1,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+            Err(e) => {
+                first_err.get_or_insert(Error::docker(format!("remove container {id}"), e));
+            }
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions { filters: Some(label_filter(&sel)) }))
+        .await
+        .map_err(|e| Error::docker("list networks", e))?;
+    for n in networks {
+        let Some(id) = n.id else { continue };
+        match docker.remove_network(&id).await {
+            Ok(()) => removed.networks += 1,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => {
+                first_err.get_or_insert(Error::docker(format!("remove network {id}"), e));
+            }
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(&sel)) }))
+        .await
+        .map_err(|e| Error::docker("list volumes", e))?;
+    for v in volumes.volumes.unwrap_or_default() {
+        match docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await {
+            Ok(()) => removed.volumes += 1,
+            Err(e) => {
+                first_err.get_or_insert(Error::docker(format!("remove volume {}", v.name), e));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(lab_state_dir(lab));
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(removed),
+    }
+}
+
+/// A lab as the engine shows it, from its labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabSummary {
+    pub lab: String,
+    pub owner: String,
+    pub owner_alive: bool,
+    pub kept: bool,
+    pub scenario: Option<String>,
+    pub created: u64,
+    /// (host, container name, state)
+    pub hosts: Vec<(String, String, String)>,
+    pub networks: usize,
+}
+
+/// Every lab with at least one labelled resource on the engine.
+pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
+    let mut labs: BTreeMap<String, LabSummary> = BTreeMap::new();
+    let entry = |labs: &mut BTreeMap<String, LabSummary>, labels: &std::collections::HashMap<String, String>| {
+        let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
+        let owner = labels.get(LABEL_OWNER).cloned().unwrap_or_default();
+        labs.entry(lab.clone())
+            .or_insert_with(|| LabSummary {
+                kept: labels.contains_key(LABEL_KEEP) || kept_marker(&lab).exists(),
+                owner_alive: owner_alive(&owner),
+                owner,
+                scenario: labels.get(LABEL_SCENARIO).cloned(),
+                created: labels.get(LABEL_CREATED).and_then(|c| c.parse().ok()).unwrap_or(0),
+                lab,
+                hosts: Vec::new(),
+                networks: 0,
+            });
+    };
+    let containers = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(LABEL_LAB)), ..Default::default() }))
+        .await
+        .map_err(|e| Error::docker("list containers", e))?;
+    for c in containers {
+        let labels = c.labels.clone().unwrap_or_default();
+        entry(&mut labs, &labels);
+        let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
+        let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_string();
+        labs.get_mut(&lab).expect("inserted").hosts.push((
+            labels.get(LABEL_HOST).cloned().unwrap_or_default(),
+            name,
+            c.state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+        ));
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions { filters: Some(label_filter(LABEL_LAB)) }))
+        .await
+        .map_err(|e| Error::docker("list networks", e))?;
+    for n in networks {
+        let labels = n.labels.clone().unwrap_or_default();
+        entry(&mut labs, &labels);
+        let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
+        labs.get_mut(&lab).expect("inserted").networks += 1;
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(LABEL_LAB)) }))
+        .await
+        .map_err(|e| Error::docker("list volumes", e))?;
+    for v in volumes.volumes.unwrap_or_default() {
+        entry(&mut labs, &v.labels);
+    }
+    Ok(labs.into_values().collect())
+}
+
+/// Removes labs whose owning process is gone and that nobody kept; with
+/// `all`, every lab. Stale state dirs without any resource go too.
+pub async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
+    let mut total = Removed::default();
+    let labs = list_labs(docker).await?;
+    let known: BTreeSet<String> = labs.iter().map(|l| l.lab.clone()).collect();
+    for l in labs {
+        if !all && (l.owner_alive || l.kept) {
+            continue;
+        }
+        let r = remove_lab(docker, &l.lab).await?;
+        total.labs.push(l.lab);
+        total.containers += r.containers;
+        total.networks += r.networks;
+        total.volumes += r.volumes;
+    }
+    if let Ok(rd) = std::fs::read_dir(state_root()) {
+        for d in rd.flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
+    }
+    Ok(total)
+}
