@@ -1,1 +1,184 @@
+//! Foundation: images, labs, commands, SQL and cleanup against the real engine.
 
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pglab::exec::Cmd;
+use pglab::{Error, HostImage, Platform};
+use support::{docker, lab, leftovers, pglab_bin};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_is_found_in_cache_the_second_time() {
+    let docker = docker().await;
+    let image = HostImage::for_platform(Platform::Debian12);
+    let pb = indicatif::ProgressBar::hidden();
+    image.ensure(&docker, false, &pb).await.expect("first ensure");
+    let second = image.ensure(&docker, false, &pb).await.expect("second ensure");
+    assert!(second.cached, "second ensure should be a cache hit");
+    assert!(image.exists(&docker).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ubuntu_without_its_base_image_fails_fast_with_one_sentence() {
+    let docker = docker().await;
+    if HostImage::for_platform(Platform::Ubuntu2204).exists(&docker).await.unwrap() {
+        return; // an engine that has it: nothing to refuse
+    }
+    let started = std::time::Instant::now();
+    let err = HostImage::for_platform(Platform::Ubuntu2204)
+        .ensure(&docker, false, &indicatif::ProgressBar::hidden())
+        .await
+        .expect_err("no ubuntu:22.04 here");
+    assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
+    assert!(err.to_string().contains("ubuntu:22.04"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "must not hang on a pull");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_resolve_each_other_run_systemd_and_answer_sql() {
+    let lab = lab(&["primary", "standby"]).await;
+    lab.wait_for_boot().await.expect("systemd boots");
+    let primary = lab.host("primary").unwrap();
+    let standby = lab.host("standby").unwrap();
+
+    for (from, to) in [(primary, standby), (standby, primary)] {
+        let out = from.sh("root", &format!("getent hosts {}", to.name)).await.unwrap();
+        assert!(out.stdout.starts_with(&to.ip.to_string()), "{} resolves {}: {}", from.name, to.name, out.stdout);
+        // sshd answers by name and by address.
+        from.sh("root", &format!("exec 3<>/dev/tcp/{}/22", to.name)).await.unwrap();
+        from.sh("root", &format!("exec 3<>/dev/tcp/{}/22", to.ip)).await.unwrap();
+    }
+    for h in lab.hosts() {
+        let unit = h.platform.pg_unit();
+        let out = h.sh("root", &format!("systemctl is-active {unit} ssh cron")).await.unwrap();
+        assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["active"; 3], "{}", h.name);
+        let v: String = h.query_value("SHOW server_version_num").await.unwrap();
+        assert!(v.starts_with(&h.platform.pg_major().to_string()), "{v}");
+        assert_eq!(h.safe_psql("SELECT 1 + 1").await.unwrap(), "2");
+    }
+    // The harness route is a socket-only rule; no TCP rule mentions it.
+    let hba = primary.read_file(&format!("{}/pg_hba.conf", primary.platform.pg_config_dir())).await.unwrap();
+    let ours: Vec<&str> = hba.lines().filter(|l| l.contains("pglab")).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(ours[0].starts_with("local"), "{ours:?}");
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_command_reports_exit_code_and_stderr() {
+    let lab = lab(&["pg1"]).await;
+    let h = lab.host("pg1").unwrap();
+    let out = h.exec(Cmd::shell("echo to-out; echo to-err >&2; exit 3").any_status()).await.unwrap();
+    assert_eq!(out.status, 3);
+    assert_eq!(out.stdout, "to-out\n");
+    assert_eq!(out.stderr, "to-err\n");
+
+    let err = h.sh("postgres", "echo boom >&2; exit 7").await.expect_err("status 7 is a failure");
+    let Error::Exec(f) = &err else { panic!("not an exec error: {err}") };
+    assert_eq!(f.status, Some(7));
+    assert_eq!(f.expected, Some(0));
+    assert_eq!(f.user, "postgres");
+    assert!(f.output_tail.contains("boom"), "{f}");
+    let text = err.to_string();
+    assert!(text.contains("pg1") && text.contains("exit status 7"), "{text}");
+    // The failing step's evidence includes the PostgreSQL log.
+    assert!(text.contains("[postgresql]"), "{text}");
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apt_installs_pgbackrest_offline_inside_a_host() {
+    let lab = lab(&["pg1"]).await;
+    let h = lab.host("pg1").unwrap();
+    // The lab network is internal: no route leads outside, so the
+    // install below can only come from the image's local repository.
+    let net = lab.docker().inspect_network(&lab.network, None::<bollard::query_parameters::InspectNetworkOptions>).await.unwrap();
+    assert_eq!(net.internal, Some(true));
+    let routes = h.sh("root", "ip route").await.unwrap();
+    assert!(!routes.stdout.contains("default"), "{}", routes.stdout);
+    h.sh("dba", "sudo apt update").await.unwrap();
+    h.sh("dba", "sudo apt -y install pgbackrest").await.unwrap();
+    let v = h.sh("postgres", "pgbackrest version").await.unwrap();
+    assert!(v.stdout.starts_with("pgBackRest 2."), "{}", v.stdout);
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_leaks_after_pass_failure_or_panic() {
+    let docker = docker().await;
+
+    // pass: explicit shutdown
+    let passed = lab(&["pg1"]).await;
+    let pass_id = passed.id.clone();
+    passed.shutdown().await.unwrap();
+
+    // failure: an error makes the test return early; the lab is dropped
+    async fn failing() -> Result<(), (String, Error)> {
+        let lab = support::lab(&["pg1"]).await;
+        let id = lab.id.clone();
+        lab.host("pg1").unwrap().sh("root", "exit 1").await.map_err(|e| (id, e))?;
+        Ok(())
+    }
+    let (fail_id, _) = failing().await.expect_err("the step fails");
+
+    // panic: a task panics while it owns a lab
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let joined = tokio::spawn(async move {
+        let lab = support::lab(&["pg1"]).await;
+        tx.send(lab.id.clone()).unwrap();
+        panic!("deliberate panic with lab {}", lab.id);
+    })
+    .await;
+    assert!(joined.expect_err("task panicked").is_panic());
+    let panic_id = rx.await.unwrap();
+
+    for id in [pass_id, fail_id, panic_id] {
+        assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");
+        assert!(!pglab::reaper::lab_state_dir(&id).exists(), "state dir of {id} leaked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_removes_the_lab() {
+    let docker = docker().await;
+    let mut child = Command::new(pglab_bin())
+        .args(["--quiet", "up", "--foreground", "--hosts", "pg1,pg2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lab_id = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("lab ") {
+            if let Some(id) = rest.strip_suffix(" is up; Ctrl-C removes it") {
+                lab_id = Some(id.to_string());
+                break;
+            }
+        }
+    }
+    let lab_id = lab_id.expect("pglab up printed its lab");
+    assert!(!leftovers(&docker, &lab_id).await.is_empty(), "the lab exists while running");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit code after SIGINT");
+    assert_eq!(leftovers(&docker, &lab_id).await, Vec::<String>::new());
+}
+
+#[test]
+fn unreachable_docker_is_one_line_with_the_fix() {
+    let out = Command::new(pglab_bin())
+        .args(["list"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
+    assert!(err.contains("DOCKER_HOST") && err.contains("systemctl start docker"), "{err}");
+}

@@ -170,6 +170,7 @@ pub async fn main(cli: Cli) -> Result<()> {
 
 fn print_lab(lab: &Lab) {
     println!("lab {} ({}, up in {:.2}s)", lab.id, lab.image.reference(), lab.timings.total.as_secs_f64());
+    tracing::info!("start timings: {:?}", lab.timings);
     for h in lab.hosts() {
         println!("  {:<10} {:<15} {}", h.name, h.ip, h.psql_hint());
     }

@@ -96,6 +96,11 @@ impl HostImage {
         if !force && self.exists(docker).await? {
             return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
         }
+        // Parallel test processes must not build the same image twice.
+        let _lock = self.build_lock().await?;
+        if !force && self.exists(docker).await? {
+            return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
+        }
         progress.set_message(format!("building {} (first use; about a minute)", self.reference()));
         tracing::info!(image = %self.reference(), "building host image");
         match self.platform.base() {
@@ -103,6 +108,15 @@ impl HostImage {
             Base::Registry { image } => self.build_from_registry_base(docker, image, progress).await?,
         }
         Ok(Ensured { image: self.clone(), cached: false, elapsed: start.elapsed() })
+    }
+
+    async fn build_lock(&self) -> Result<std::fs::File> {
+        let path = std::env::temp_dir().join(format!("pglab-image-{}-{}.lock", self.platform.name(), self.tag));
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+            .await
+            .map_err(|e| Error::Other(format!("image lock: {e}")))?
+            .map_err(|e| Error::io("locking the image build", e))
     }
 
     async fn build_debian(&self, docker: &Docker, suite: &str, progress: &ProgressBar) -> Result<()> {

@@ -56,7 +56,8 @@ pub struct StartTimings {
     #[serde(with = "crate::report::millis")]
     pub containers: Duration,
     #[serde(with = "crate::report::millis")]
-    pub boot: Duration,
+    /// Until every host's PostgreSQL answers the harness.
+    pub sql_ready: Duration,
     #[serde(with = "crate::report::millis")]
     pub total: Duration,
 }
@@ -197,8 +198,8 @@ impl Lab {
             hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, socket_dir, docker.clone(), transcript.clone()));
             handles.push(c);
         }
-        try_join_all(hosts.iter().map(boot)).await?;
-        timings.boot = t.elapsed();
+        try_join_all(hosts.iter().map(open_route)).await?;
+        timings.sql_ready = t.elapsed();
         Ok((hosts, handles))
     }
 
@@ -208,6 +209,12 @@ impl Lab {
             host: name.to_string(),
             known: self.host_names().join(", "),
         })
+    }
+
+    /// Waits until every host's systemd has finished booting (postgresql-common
+    /// spends about 2 s confirming a start, after the server already answers).
+    pub async fn wait_for_boot(&self) -> Result<()> {
+        try_join_all(self.hosts.iter().map(wait_for_boot)).await.map(|_| ())
     }
 
     pub fn hosts(&self) -> &[Host] {
@@ -312,30 +319,21 @@ async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result
         .ok_or_else(|| Error::Other(format!("{container} has no address on {network}")))
 }
 
-/// Waits for systemd to finish booting, then opens the harness's route:
+/// Opens the harness's route as soon as PostgreSQL accepts connections:
 /// role `pglab`, allowed only on the local socket. Both commands are in the
-/// transcript, so the route is never a hidden assumption.
-async fn boot(host: &Host) -> Result<()> {
-    let probe = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(Duration::from_secs(60));
-    poll_until(&format!("systemd to boot on {}", host.name), "running", Duration::from_secs(60), || async {
-        let out = host.probe(&probe).await?;
-        let state = out.stdout.trim().to_string();
-        Ok(match state.as_str() {
-            "running" => Probe::Ready(()),
-            // degraded: a unit failed; say which, it is rarely harmless here.
-            "degraded" => {
-                let failed = host.probe(&Cmd::new(["systemctl", "--failed", "--no-legend", "--plain"])).await?;
-                tracing::warn!(host = %host.name, "systemd degraded: {}", failed.stdout.trim());
-                Probe::Ready(())
-            }
-            _ => Probe::NotYet(format!("{state} {}", out.stderr.trim())),
-        })
-    })
-    .await?;
+/// transcript, so the route is never a hidden assumption. systemd may still
+/// be settling (see [`Lab::wait_for_boot`]).
+async fn open_route(host: &Host) -> Result<()> {
     let hba = format!("{}/pg_hba.conf", host.platform.pg_config_dir());
     host.exec(Cmd::shell(format!(
         "sed -i '1i local   all   {HARNESS_ROLE}   trust   # pglab harness route: Unix socket only' {hba}"
     )))
+    .await?;
+    let ready = Cmd::new(["pg_isready", "-q"]).user("postgres").any_status();
+    poll_until(&format!("PostgreSQL to start on {}", host.name), "pg_isready exit 0", Duration::from_secs(60), || async {
+        let out = host.probe(&ready).await?;
+        Ok(if out.status == 0 { Probe::Ready(()) } else { Probe::NotYet(format!("pg_isready exit {}", out.status)) })
+    })
     .await?;
     host.exec(
         Cmd::new(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE ROLE {HARNESS_ROLE} SUPERUSER LOGIN"), "-c", "SELECT pg_reload_conf()"])
@@ -344,6 +342,26 @@ async fn boot(host: &Host) -> Result<()> {
     )
     .await?;
     host.wait_for_pg_up(Duration::from_secs(30)).await
+}
+
+/// Waits until systemd has finished booting a host (`running`; `degraded`
+/// is accepted and its failed units logged).
+async fn wait_for_boot(host: &Host) -> Result<()> {
+    let probe = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(Duration::from_secs(120));
+    poll_until(&format!("systemd to boot on {}", host.name), "running", Duration::from_secs(120), || async {
+        let out = host.probe(&probe).await?;
+        let state = out.stdout.trim().to_string();
+        Ok(match state.as_str() {
+            "running" => Probe::Ready(()),
+            "degraded" => {
+                let failed = host.probe(&Cmd::new(["systemctl", "--failed", "--no-legend", "--plain"])).await?;
+                tracing::warn!(host = %host.name, "systemd degraded: {}", failed.stdout.trim());
+                Probe::Ready(())
+            }
+            _ => Probe::NotYet(format!("{state} {}", out.stderr.trim())),
+        })
+    })
+    .await
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.

@@ -17,7 +17,11 @@ fn main() {
         Ok(()) => 0,
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("{:?}", miette::Report::new(e));
+            match e {
+                // Spans into a scenario file read best as miette draws them.
+                pglab::Error::Scenario { .. } => eprintln!("{:?}", miette::Report::new(e)),
+                e => eprintln!("pglab: {e}"),
+            }
             code
         }
     };
