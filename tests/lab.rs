@@ -93,12 +93,10 @@ async fn failing_command_reports_exit_code_and_stderr() {
 async fn apt_installs_pgbackrest_offline_inside_a_host() {
     let lab = lab(&["pg1"]).await;
     let h = lab.host("pg1").unwrap();
-    // The lab network is internal: no route leads outside, so the
+    // The lab network is internal (the engine drops traffic leaving it), so the
     // install below can only come from the image's local repository.
     let net = lab.docker().inspect_network(&lab.network, None::<bollard::query_parameters::InspectNetworkOptions>).await.unwrap();
     assert_eq!(net.internal, Some(true));
-    let routes = h.sh("root", "ip route").await.unwrap();
-    assert!(!routes.stdout.contains("default"), "{}", routes.stdout);
     h.sh("dba", "sudo apt update").await.unwrap();
     h.sh("dba", "sudo apt -y install pgbackrest").await.unwrap();
     let v = h.sh("postgres", "pgbackrest version").await.unwrap();
