@@ -10,6 +10,7 @@ pub mod image;
 pub mod lab;
 pub mod platform;
 pub mod reaper;
+pub mod scenario;
 pub mod report;
 pub mod wait;
 
