@@ -32,6 +32,34 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Run a scenario on a fresh lab: given, steps, checks; write transcript and report.
+    Run {
+        /// A scenario file, or a name under scenarios/ (`tutorial`, `tutorial-literal`).
+        scenario: String,
+        #[arg(long)]
+        platform: Option<Platform>,
+        /// Stop after this step (an id, or a tutorial step number) and skip the checks.
+        #[arg(long)]
+        until: Option<String>,
+        /// Keep the lab afterwards (enter it, break it; `pglab down` removes it).
+        #[arg(long)]
+        keep: bool,
+        /// Keep the lab only if the run fails.
+        #[arg(long, conflicts_with = "keep")]
+        keep_on_failure: bool,
+        /// Override a scenario var: --set stanza=demo
+        #[arg(long = "set", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+        /// Also run slow checks (cron firing: a minute or more).
+        #[arg(long, env = "PGLAB_SLOW")]
+        slow: bool,
+        /// Print the JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Where transcripts and reports go.
+        #[arg(long, default_value = "reports")]
+        transcript: std::path::PathBuf,
+    },
     /// Start a lab and keep it (enter it with `docker exec`, remove it with `pglab down`).
     Up {
         #[arg(long, default_value = "debian-12")]
@@ -72,6 +100,26 @@ pub enum ImageCommand {
     },
 }
 
+fn parse_set(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not key=value"))
+}
+
+/// A scenario by path, or by name in ./scenarios or this checkout's scenarios/.
+pub fn resolve_scenario(arg: &str) -> Result<std::path::PathBuf> {
+    let direct = std::path::PathBuf::from(arg);
+    if direct.is_file() {
+        return Ok(direct);
+    }
+    let file = if arg.ends_with(".toml") { arg.to_string() } else { format!("{arg}.toml") };
+    let candidates = [
+        std::path::PathBuf::from("scenarios").join(&file),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(&file),
+    ];
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        Error::Other(format!("no scenario `{arg}`: not a file, and no scenarios/{file} (list them with `ls scenarios/`)"))
+    })
+}
+
 pub fn spinner(quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -97,6 +145,34 @@ pub async fn main(cli: Cli) -> Result<()> {
                 ensured.elapsed.as_secs_f64()
             );
             Ok(())
+        }
+        Command::Run { scenario, platform, until, keep, keep_on_failure, sets, slow, json, transcript } => {
+            let path = resolve_scenario(&scenario)?;
+            let scn = crate::scenario::Scenario::load(&path)?;
+            let opts = crate::runner::RunOptions {
+                platform,
+                keep: if keep { Keep::Always } else if keep_on_failure { Keep::OnFailure } else { Keep::Never },
+                until,
+                slow,
+                sets,
+                report_dir: Some(transcript.clone()),
+            };
+            let pb = spinner(cli.quiet);
+            let report = crate::runner::run(&scn, &opts, &pb).await?;
+            pb.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+            } else {
+                print_report(&report, &transcript);
+            }
+            if keep || (keep_on_failure && !report.passed) {
+                println!("lab {} kept: pglab list / docker exec -it pglab-{}-<host> bash / pglab down {}", report.lab, report.lab, report.lab);
+            }
+            if report.passed {
+                Ok(())
+            } else {
+                Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into())))
+            }
         }
         Command::Up { platform, hosts, foreground } => {
             let pb = spinner(cli.quiet);
@@ -166,6 +242,23 @@ pub async fn main(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_report(r: &crate::runner::RunReport, dir: &std::path::Path) {
+    println!("{} on {}: {} in {:.1}s (lab {} up in {} ms)", r.scenario, r.platform, if r.passed { "PASSED" } else { "FAILED" }, r.total.as_secs_f64(), r.lab, r.lab_timings.total.as_millis());
+    for s in &r.steps {
+        let tag = match (&s.defect, s.added) {
+            (Some(d), _) => format!(" [{}]", d.id),
+            (None, true) => " [added]".into(),
+            _ => String::new(),
+        };
+        println!("  {} {:<28} {:>6} ms  {}{tag}", if s.passed { "ok  " } else { "FAIL" }, s.id, s.elapsed.as_millis(), s.observed.lines().next().unwrap_or(""));
+    }
+    for c in &r.checks {
+        println!("  {} check {:<18} {:>6} ms  {}", if c.passed { "ok  " } else { "FAIL" }, c.name, c.elapsed.as_millis(), c.detail.lines().next().unwrap_or(""));
+    }
+    let base = dir.join(format!("{}-{}", r.scenario, r.lab));
+    println!("transcript: {}.md  report: {}.json", base.display(), base.display());
 }
 
 fn print_lab(lab: &Lab) {

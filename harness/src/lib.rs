@@ -1,7 +1,9 @@
 //! pglab: disposable PostgreSQL + pgBackRest replication labs in Docker, the
 //! tutorial as declarative scenarios, and checks that prove the outcome.
 
+pub mod check;
 pub mod cli;
+pub mod config;
 pub mod docker;
 pub mod error;
 pub mod exec;
@@ -10,6 +12,7 @@ pub mod image;
 pub mod lab;
 pub mod platform;
 pub mod reaper;
+pub mod runner;
 pub mod scenario;
 pub mod report;
 pub mod wait;

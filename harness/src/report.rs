@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::scenario::Defect;
+
 /// Serde helper: durations as whole milliseconds.
 pub mod millis {
     use std::time::Duration;
@@ -88,4 +90,110 @@ impl Transcript {
     pub fn entries(&self) -> Vec<TranscriptEntry> {
         self.0.lock().unwrap().entries.clone()
     }
+}
+
+const MAX_OUTPUT_LINES: usize = 40;
+
+fn clip(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    if lines.len() <= MAX_OUTPUT_LINES {
+        return lines.join("\n");
+    }
+    let head = &lines[..MAX_OUTPUT_LINES / 2];
+    let tail = &lines[lines.len() - MAX_OUTPUT_LINES / 2..];
+    format!("{}\n[filtered {} lines of output]\n{}", head.join("\n"), lines.len() - MAX_OUTPUT_LINES, tail.join("\n"))
+}
+
+/// The executed guide: every command that ran, where, as whom, with output.
+pub fn render_markdown(r: &crate::runner::RunReport) -> String {
+    use std::fmt::Write;
+    let mut md = String::new();
+    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    let _ = writeln!(md, "# {} ({verdict})\n", r.scenario);
+    if !r.description.is_empty() {
+        let _ = writeln!(md, "{}\n", r.description.trim());
+    }
+    let _ = writeln!(
+        md,
+        "Platform `{}`, image `{}`, lab `{}` (up in {} ms), total {:.1} s. Every command below really ran; secrets show as `{REDACTED}`.\n",
+        r.platform,
+        r.image,
+        r.lab,
+        r.lab_timings.total.as_millis(),
+        r.total.as_secs_f64()
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(md, "## Failure\n\n```\n{}\n```\n", e.trim_end());
+    }
+    let mut found: Vec<&Defect> = Vec::new();
+    for s in &r.steps {
+        if let Some(d) = &s.defect {
+            if !found.iter().any(|f| f.id == d.id) {
+                found.push(d);
+            }
+        }
+    }
+    if !found.is_empty() {
+        let _ = writeln!(md, "## Defects diagnosed\n");
+        for d in found {
+            let evidence: Vec<&str> = r.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id)).map(|s| s.id.as_str()).collect();
+            let _ = writeln!(md, "- **{}: {}** — {} (evidence: steps {})", d.id, d.title, d.detail.trim(), evidence.join(", "));
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Steps\n\n| step | host | user | result | ms | observed |\n|---|---|---|---|---|---|");
+    for s in &r.steps {
+        let mark = if s.passed { "ok" } else { "FAILED" };
+        let tag = if s.added { " (added)" } else { "" };
+        let obs = s.observed.lines().next().unwrap_or("").replace('|', "\\|");
+        let _ = writeln!(md, "| {}{tag} | {} | {} | {mark} | {} | {obs} |", s.id, s.host, s.user, s.elapsed.as_millis());
+    }
+    if !r.checks.is_empty() {
+        let _ = writeln!(md, "\n## Checks\n\n| check | result | ms | detail |\n|---|---|---|---|");
+        for c in &r.checks {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                c.name,
+                if c.passed { "passed" } else { "FAILED" },
+                c.elapsed.as_millis(),
+                c.detail.lines().next().unwrap_or("").replace('|', "\\|")
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Transcript");
+    let mut current = String::new();
+    for e in &r.transcript {
+        if e.step != current {
+            current = e.step.clone();
+            let title = r.steps.iter().find(|s| s.id == current).map(|s| format!(" — {}", s.title)).unwrap_or_default();
+            let _ = writeln!(md, "\n### {current}{title}\n");
+            if let Some(s) = r.steps.iter().find(|s| s.id == current && !s.note.is_empty()) {
+                let _ = writeln!(md, "> {}\n", s.note.trim());
+            }
+        }
+        let status = e.status.map(|s| if s == 0 { String::new() } else { format!("  # exit {s}") }).unwrap_or_default();
+        let _ = writeln!(md, "`{}@{}` ({} ms)\n```\n$ {}{status}", e.user, e.host, e.elapsed.as_millis(), e.cmd.trim_end());
+        let out = clip(&format!("{}{}", e.stdout, e.stderr));
+        if !out.is_empty() {
+            let _ = writeln!(md, "{out}");
+        }
+        let _ = writeln!(md, "```");
+        if let Some(n) = &e.note {
+            let lang = if n.starts_with("---") || n.starts_with("@@") { "diff" } else { "" };
+            let _ = writeln!(md, "```{lang}\n{}\n```", clip(n));
+        }
+    }
+    md
+}
+
+/// Writes `<scenario>-<lab>.md` and `.json` into `dir`; returns the paths.
+pub fn write(dir: &std::path::Path, r: &crate::runner::RunReport) -> crate::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+    let base = dir.join(format!("{}-{}", r.scenario, r.lab));
+    let md = base.with_extension("md");
+    let json = base.with_extension("json");
+    std::fs::write(&md, render_markdown(r)).map_err(|e| crate::Error::io(format!("writing {}", md.display()), e))?;
+    std::fs::write(&json, serde_json::to_string_pretty(r).expect("serializable")).map_err(|e| crate::Error::io(format!("writing {}", json.display()), e))?;
+    Ok((md, json))
 }

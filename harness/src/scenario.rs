@@ -319,6 +319,12 @@ pub fn builtin_vars(platform: Platform) -> BTreeMap<String, String> {
     ])
 }
 
+/// Like [`substitute`], for regex fields: values match literally.
+pub fn substitute_regex(pattern: &str, vars: &BTreeMap<String, String>) -> std::result::Result<String, String> {
+    let escaped: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.clone(), regex::escape(v))).collect();
+    substitute(pattern, &escaped)
+}
+
 fn var_regex() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\}").expect("valid regex"))
@@ -429,7 +435,8 @@ impl Scenario {
             }
             for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {
                 if let Some(t) = text {
-                    if let Err(e) = regex::Regex::new(t.get_ref()) {
+                    let pattern = substitute_regex(t.get_ref(), &vars).unwrap_or_default();
+                    if let Err(e) = regex::Regex::new(&pattern) {
                         return Err(self.err(Some(t.span()), format!("`{key}`: not a valid regex: {e}"), "here", None));
                     }
                 }

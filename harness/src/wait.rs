@@ -32,14 +32,32 @@ pub enum Probe<T> {
 }
 
 /// Polls `probe` until it is ready or `timeout` passes. Probes back off from
-/// 5 ms to 100 ms: fast for replication latencies, cheap for slow waits.
-pub async fn poll_until<T, F, Fut>(what: &str, expected: &str, timeout: Duration, mut probe: F) -> Result<T>
+/// 5 ms to 100 ms: quick for short waits, cheap for slow ones.
+pub async fn poll_until<T, F, Fut>(what: &str, expected: &str, timeout: Duration, probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Probe<T>>>,
+{
+    poll(what, expected, timeout, Duration::from_millis(5), Duration::from_millis(100), probe).await
+}
+
+/// Polls at a fixed short interval: for measuring latencies, where a backoff
+/// would round every measurement up to its step.
+pub async fn poll_every<T, F, Fut>(what: &str, expected: &str, timeout: Duration, interval: Duration, probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Probe<T>>>,
+{
+    poll(what, expected, timeout, interval, interval, probe).await
+}
+
+async fn poll<T, F, Fut>(what: &str, expected: &str, timeout: Duration, first: Duration, max: Duration, mut probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Probe<T>>>,
 {
     let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
+    let mut pause = first;
     let mut last;
     loop {
         match probe().await {
@@ -57,6 +75,6 @@ where
             })));
         }
         tokio::time::sleep(pause.min(timeout - elapsed)).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        pause = (pause * 2).min(max);
     }
 }

@@ -1,0 +1,219 @@
+//! Configuration edits as a DBA makes them with an editor: set keys in
+//! pgbackrest.conf sections, uncomment or set GUCs, append pg_hba lines.
+//! Every edit is recorded as a unified diff, and an edit that changes
+//! nothing is an error (the scenario would be lying).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::report::TranscriptEntry;
+use crate::scenario::{substitute, ConfigEdit};
+
+fn subst(text: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    substitute(text, vars).map_err(|m| Error::Other(format!("undefined variable {{{m}}}")))
+}
+
+/// Values of a TOML value as config strings (a list means a repeated key).
+fn values(v: &toml::Value) -> Vec<String> {
+    match v {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Array(a) => a.iter().flat_map(values).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// Sets `key=value` lines in one INI section; repeated keys replace all
+/// earlier lines of that key in the section.
+pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header = format!("[{section}]");
+    let start = match lines.iter().position(|l| l.trim() == header) {
+        Some(i) => i,
+        None => {
+            if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                lines.push(String::new());
+            }
+            lines.push(header);
+            lines.len() - 1
+        }
+    };
+    let mut end = lines[start + 1..].iter().position(|l| l.trim().starts_with('[')).map(|i| start + 1 + i).unwrap_or(lines.len());
+    for (key, vals) in sets {
+        let is_key = |l: &str| l.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+        let first = lines[start + 1..end].iter().position(|l| is_key(l)).map(|i| start + 1 + i);
+        let mut i = start + 1;
+        while i < end {
+            if is_key(&lines[i]) {
+                lines.remove(i);
+                end -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        let mut at = first.unwrap_or_else(|| {
+            // after the section's last non-blank line
+            let mut e = end;
+            while e > start + 1 && lines[e - 1].trim().is_empty() {
+                e -= 1;
+            }
+            e
+        });
+        for v in vals {
+            lines.insert(at, format!("{key}={v}"));
+            at += 1;
+            end += 1;
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+/// `key = value` for postgresql.conf, quoted unless a plain word or number.
+fn guc_line(key: &str, value: &str) -> String {
+    let plain = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if plain {
+        format!("{key} = {value}")
+    } else {
+        format!("{key} = '{}'", value.replace('\'', "''"))
+    }
+}
+
+/// Uncomments and sets a GUC where postgresql.conf mentions it, like the
+/// tutorial says; appends it when the file does not.
+pub fn guc_set(text: &str, key: &str, value: &str) -> String {
+    let re = regex::Regex::new(&format!(r"^\s*#?\s*{}\s*=", regex::escape(key))).expect("valid regex");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let line = guc_line(key, value);
+    // Prefer an active line, then the commented default.
+    let active = lines.iter().position(|l| re.is_match(l) && !l.trim_start().starts_with('#'));
+    match active.or_else(|| lines.iter().position(|l| re.is_match(l))) {
+        Some(i) => {
+            let comment = lines[i].find(" #").filter(|_| !lines[i].trim_start().starts_with('#')).map(|c| lines[i][c..].to_string());
+            let tail = lines[i].trim_start().strip_prefix('#').and_then(|rest| rest.find('#').map(|c| format!("\t#{}", &rest[c + 1..])));
+            lines[i] = format!("{line}{}", comment.or(tail).unwrap_or_default());
+        }
+        None => lines.push(line),
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+pub fn hba_append(text: &str, new: &[String]) -> String {
+    let mut out = text.to_string();
+    if !out.ends_with('\n') && !out.is_empty() {
+        out.push('\n');
+    }
+    for l in new {
+        if !text.lines().any(|x| x.split_whitespace().eq(l.split_whitespace())) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(2).header(path, path).to_string()
+}
+
+/// Applies one step's edits on `host` as root; returns a summary.
+pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut edits: Vec<(String, Box<dyn Fn(&str) -> String + Send + Sync>)> = Vec::new();
+    if let Some(ini) = &cfg.pgbackrest {
+        let section = subst(&ini.section, vars)?;
+        let mut sets = Vec::new();
+        for (k, v) in &ini.set {
+            sets.push((k.clone(), values(v).iter().map(|x| subst(x, vars)).collect::<Result<Vec<_>>>()?));
+        }
+        edits.push(("/etc/pgbackrest.conf".into(), Box::new(move |t| ini_set(t, &section, &sets))));
+    }
+    let conf_dir = vars.get("pg.config_dir").cloned().unwrap_or_default();
+    if let Some(gucs) = &cfg.postgresql_conf {
+        let mut sets = Vec::new();
+        for (k, v) in gucs {
+            sets.push((k.clone(), subst(&values(v).join(","), vars)?));
+        }
+        edits.push((
+            format!("{conf_dir}/postgresql.conf"),
+            Box::new(move |t| sets.iter().fold(t.to_string(), |acc, (k, v)| guc_set(&acc, k, v))),
+        ));
+    }
+    if let Some(lines) = &cfg.pg_hba {
+        let lines = lines.iter().map(|l| subst(l, vars)).collect::<Result<Vec<_>>>()?;
+        edits.push((format!("{conf_dir}/pg_hba.conf"), Box::new(move |t| hba_append(t, &lines))));
+    }
+    let mut summary = Vec::new();
+    for (path, edit) in edits {
+        let t = Instant::now();
+        let old = host.read_file(&path).await.unwrap_or_default();
+        let new = edit(&old);
+        if new == old {
+            return Err(Error::Check(format!("editing {path} on {} changes nothing: the step is already true or wrong", host.name)));
+        }
+        let (mode, owner) = stat(host, &path).await;
+        host.write_file(&path, new.as_bytes(), mode, &owner).await?;
+        let diff = unified_diff(&path, &old, &new);
+        host.transcript().record(TranscriptEntry {
+            step: String::new(),
+            host: host.name.clone(),
+            user: "root".into(),
+            cmd: format!("edit {path}"),
+            status: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            elapsed: t.elapsed(),
+            note: Some(diff),
+        });
+        summary.push(format!("edited {path}"));
+    }
+    Ok(summary.join("; "))
+}
+
+/// Mode and owner of an existing file, so an edit keeps them.
+async fn stat(host: &Host, path: &str) -> (u32, String) {
+    let out = host.probe(&crate::exec::Cmd::new(["stat", "-c", "%a %U:%G", path]).any_status()).await;
+    match out {
+        Ok(o) if o.status == 0 => {
+            let mut w = o.stdout.split_whitespace();
+            let mode = w.next().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0o644);
+            (mode, w.next().unwrap_or("root").to_string())
+        }
+        _ => (0o644, "root".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_sets_replace_and_repeat_keys() {
+        let t = "[global]\nrepo1-path=/old\n\n[demo]\npg1-path=/x\n";
+        let out = ini_set(t, "global", &[("repo1-path".into(), vec!["/var/lib/pgbackrest".into()]), ("log-level-file".into(), vec!["debug".into()])]);
+        assert_eq!(out, "[global]\nrepo1-path=/var/lib/pgbackrest\nlog-level-file=debug\n\n[demo]\npg1-path=/x\n");
+        let out = ini_set(&out, "tutorial", &[("recovery-option".into(), vec!["a=1".into(), "b=2".into()])]);
+        assert!(out.ends_with("[tutorial]\nrecovery-option=a=1\nrecovery-option=b=2\n"), "{out}");
+    }
+
+    #[test]
+    fn gucs_are_uncommented_in_place() {
+        let t = "#listen_addresses = 'localhost'\t\t# what IP address(es) to listen on;\nmax_wal_senders = 10\n";
+        let out = guc_set(t, "listen_addresses", "*");
+        assert!(out.starts_with("listen_addresses = '*'\t# what IP"), "{out}");
+        let out = guc_set(&out, "max_wal_senders", "3");
+        assert!(out.contains("\nmax_wal_senders = 3\n"), "{out}");
+        let out = guc_set(&out, "archive_command", "pgbackrest --stanza=tutorial archive-push %p");
+        assert!(out.ends_with("archive_command = 'pgbackrest --stanza=tutorial archive-push %p'\n"), "{out}");
+    }
+
+    #[test]
+    fn hba_lines_are_appended_once() {
+        let t = "local all all peer\n";
+        let out = hba_append(t, &["host replication replicator 10.0.0.2/32 scram-sha-256".into()]);
+        assert_eq!(hba_append(&out, &["host  replication replicator 10.0.0.2/32 scram-sha-256".into()]), out);
+    }
+}
