@@ -176,7 +176,18 @@ async fn converge_and_verify(
         lab.transcript().set_step(&id);
         progress.set_message(format!("{}: step {}/{total} {id} on {}", scn.name, n + 1, step.host.get_ref()));
         let t = Instant::now();
-        let result = run_step(lab, step, &vars).await;
+        let result = match step.retry_s {
+            None => run_step(lab, step, &vars).await,
+            Some(secs) => {
+                crate::wait::poll_until(&format!("step {id}"), "its expectation", Duration::from_secs(secs), || async {
+                    Ok(match run_step(lab, step, &vars).await {
+                        Ok(o) => crate::wait::Probe::Ready(o),
+                        Err(e) => crate::wait::Probe::NotYet(e.to_string()),
+                    })
+                })
+                .await
+            }
+        };
         let (passed, observed) = match &result {
             Ok(o) => (true, o.clone()),
             Err(e) => (false, lab.transcript().redact(&e.to_string())),

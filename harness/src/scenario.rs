@@ -95,6 +95,8 @@ pub struct Step {
     #[serde(default)]
     pub note: String,
     pub timeout_s: Option<u64>,
+    /// Re-run the step until its expectation holds, for this many seconds.
+    pub retry_s: Option<u64>,
 }
 
 fn default_user() -> String {
