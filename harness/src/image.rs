@@ -314,7 +314,13 @@ fn which(cmd: &str) -> bool {
 
 /// The Debian mirror this host's apt already uses (deb822 or one-line form).
 /// Security and updates suites are skipped: the base suite is what we need.
+/// `PGLAB_DEBIAN_MIRROR` overrides it (a non-Debian host, such as an Ubuntu CI runner).
 pub fn host_apt_mirror() -> Result<String> {
+    if let Ok(m) = std::env::var("PGLAB_DEBIAN_MIRROR") {
+        if !m.trim().is_empty() {
+            return Ok(m.trim().to_string());
+        }
+    }
     let mut files = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
     if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut more: Vec<_> = rd.flatten().map(|e| e.path()).collect();
