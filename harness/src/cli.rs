@@ -60,6 +60,16 @@ pub enum Command {
         #[arg(long, default_value = "reports")]
         transcript: std::path::PathBuf,
     },
+    /// Run a scenario N times on a warm image; print per-step medians and streaming percentiles.
+    Bench {
+        #[arg(default_value = "tutorial")]
+        scenario: String,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Write the per-run reports here too.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Start a lab and keep it (enter it with `docker exec`, remove it with `pglab down`).
     Up {
         #[arg(long, default_value = "debian-12")]
@@ -70,6 +80,31 @@ pub enum Command {
         /// Stay in the foreground; the lab is removed on exit or Ctrl-C.
         #[arg(long)]
         foreground: bool,
+    },
+    /// Run a command on a host of a kept lab; exits with its status.
+    Exec {
+        lab: String,
+        host: String,
+        #[arg(long, short, default_value = "root")]
+        user: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Run SQL on a host of a kept lab through the harness route.
+    Sql { lab: String, host: String, sql: String },
+    /// An interactive shell on a host of a kept lab.
+    Shell {
+        lab: String,
+        host: String,
+        #[arg(long, short, default_value = "postgres")]
+        user: String,
+    },
+    /// PostgreSQL log, pgBackRest logs and the journal of a kept lab's hosts.
+    Logs {
+        lab: String,
+        host: Option<String>,
+        #[arg(long, default_value_t = 40)]
+        lines: usize,
     },
     /// Remove a lab (or every lab).
     Down {
@@ -174,6 +209,25 @@ pub async fn main(cli: Cli) -> Result<()> {
                 Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into())))
             }
         }
+        Command::Bench { scenario, runs, json } => {
+            let scn = crate::scenario::Scenario::load(&resolve_scenario(&scenario)?)?;
+            let pb = spinner(cli.quiet);
+            let mut reports = Vec::new();
+            for i in 1..=runs {
+                pb.set_message(format!("run {i}/{runs}"));
+                let r = crate::runner::run(&scn, &crate::runner::RunOptions::default(), &pb).await?;
+                if !r.passed {
+                    return Err(Error::Check(format!("bench run {i} failed: {:?}", r.error)));
+                }
+                reports.push(r);
+            }
+            pb.finish_and_clear();
+            println!("{}", crate::report::bench_table(&reports));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&reports).expect("serializable")).map_err(|e| Error::io("writing bench json", e))?;
+            }
+            Ok(())
+        }
         Command::Up { platform, hosts, foreground } => {
             let pb = spinner(cli.quiet);
             let mut spec = LabSpec::new(platform, hosts);
@@ -186,6 +240,57 @@ pub async fn main(cli: Cli) -> Result<()> {
                 println!("lab {} is up; Ctrl-C removes it", lab.id);
                 // Parks until a signal: the reaper removes the lab and exits.
                 std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+        Command::Exec { lab, host, user, cmd } => {
+            let docker = docker::connect().await?;
+            let attached = crate::lab::Attached::find(&docker, &lab).await?;
+            let h = attached.host(&host)?;
+            let mut sink = |chunk: &[u8], err: bool| {
+                use std::io::Write;
+                if err {
+                    let _ = std::io::stderr().write_all(chunk);
+                } else {
+                    let _ = std::io::stdout().write_all(chunk);
+                }
+            };
+            let out = h.exec_streaming(crate::exec::Cmd::new(cmd).user(user).any_status(), Some(&mut sink)).await?;
+            if out.status != 0 {
+                std::process::exit(out.status.clamp(1, 255) as i32);
+            }
+            Ok(())
+        }
+        Command::Sql { lab, host, sql } => {
+            let docker = docker::connect().await?;
+            let attached = crate::lab::Attached::find(&docker, &lab).await?;
+            println!("{}", attached.host(&host)?.safe_psql(&sql).await?);
+            Ok(())
+        }
+        Command::Shell { lab, host, user } => {
+            let docker = docker::connect().await?;
+            let attached = crate::lab::Attached::find(&docker, &lab).await?;
+            let h = attached.host(&host)?;
+            let status = std::process::Command::new("docker")
+                .args(["exec", "-it", "-u", &user, "-w", "/", &h.container, "bash", "-l"])
+                .status()
+                .map_err(|e| Error::io("running docker exec -it (is the docker CLI installed?)", e))?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Command::Logs { lab, host, lines } => {
+            let docker = docker::connect().await?;
+            let attached = crate::lab::Attached::find(&docker, &lab).await?;
+            for h in attached.hosts.iter().filter(|h| host.as_deref().is_none_or(|n| n == h.name)) {
+                let script = format!(
+                    "for f in {pg} /var/log/pgbackrest/*.log; do [ -f \"$f\" ] && echo \"== $f\" && tail -n {lines} \"$f\"; done; \
+                     echo '== journal'; journalctl --no-pager -n {lines} -o short-precise",
+                    pg = h.platform.pg_log()
+                );
+                let out = h.probe(&crate::exec::Cmd::new(["bash", "-c", script.as_str()]).any_status()).await?;
+                println!("######## {} ({})\n{}", h.name, h.container, out.stdout);
+            }
+            if let Some(name) = &host {
+                attached.host(name)?;
             }
             Ok(())
         }
@@ -218,10 +323,14 @@ pub async fn main(cli: Cli) -> Result<()> {
             } else {
                 for l in labs {
                     let hosts: Vec<String> = l.hosts.iter().map(|(h, _, s)| format!("{h}({s})")).collect();
+                    let age = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).saturating_sub(l.created);
                     println!(
-                        "{}  {}  {}  {}",
+                        "{}  {}@{}  {}m{:02}s  {}  {}",
                         l.lab,
                         l.scenario.as_deref().unwrap_or("-"),
+                        l.step.as_deref().unwrap_or("-"),
+                        age / 60,
+                        age % 60,
                         if l.kept { "kept" } else if l.owner_alive { "running" } else { "orphaned" },
                         hosts.join(" ")
                     );

@@ -370,3 +370,40 @@ pub async fn up(spec: &LabSpec, progress: &indicatif::ProgressBar) -> Result<Lab
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
     Lab::start(&docker, spec).await
 }
+
+/// A lab started by another process (a kept lab): its hosts, to enter and
+/// inspect. Attaching owns nothing; dropping it removes nothing.
+pub struct Attached {
+    pub id: String,
+    pub hosts: Vec<Host>,
+}
+
+impl Attached {
+    pub async fn find(docker: &Docker, id: &str) -> Result<Attached> {
+        let labs = reaper::list_labs(docker).await?;
+        let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;
+        let network = format!("pglab-{id}");
+        let transcript = Transcript::new();
+        let mut hosts = Vec::new();
+        for (name, container, _) in &lab.hosts {
+            let info = docker.inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default()).await;
+            let platform = info
+                .ok()
+                .and_then(|i| i.config.and_then(|c| c.labels).and_then(|l| l.get(crate::docker::LABEL_IMAGE).cloned()))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_default();
+            let ip = container_ip(docker, container, &network).await?;
+            hosts.push(Host::new(name.clone(), id.to_string(), container.clone(), ip, platform, reaper::lab_state_dir(id).join(name), docker.clone(), transcript.clone()));
+        }
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Attached { id: id.to_string(), hosts })
+    }
+
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
+            lab: self.id.clone(),
+            host: name.to_string(),
+            known: self.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}

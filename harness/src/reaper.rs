@@ -157,6 +157,8 @@ pub struct LabSummary {
     pub owner_alive: bool,
     pub kept: bool,
     pub scenario: Option<String>,
+    /// Last step a scenario run completed on this lab.
+    pub step: Option<String>,
     pub created: u64,
     /// (host, container name, state)
     pub hosts: Vec<(String, String, String)>,
@@ -175,6 +177,7 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
                 owner_alive: owner_alive(&owner),
                 owner,
                 scenario: labels.get(LABEL_SCENARIO).cloned(),
+                step: std::fs::read_to_string(lab_state_dir(&lab).join("step")).ok(),
                 created: labels.get(LABEL_CREATED).and_then(|c| c.parse().ok()).unwrap_or(0),
                 lab,
                 hosts: Vec::new(),

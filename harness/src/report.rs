@@ -197,3 +197,36 @@ pub fn write(dir: &std::path::Path, r: &crate::runner::RunReport) -> crate::Resu
     std::fs::write(&json, serde_json::to_string_pretty(r).expect("serializable")).map_err(|e| crate::Error::io(format!("writing {}", json.display()), e))?;
     Ok((md, json))
 }
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Per-step medians over several runs of one scenario, and the medians of
+/// every check metric (streaming latency percentiles, restore times).
+pub fn bench_table(runs: &[crate::runner::RunReport]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(first) = runs.first() else { return "no runs".into() };
+    let _ = writeln!(out, "{}: {} runs on {}", first.scenario, runs.len(), first.image);
+    let col = |f: &dyn Fn(&crate::runner::RunReport) -> f64| median(runs.iter().map(f).collect());
+    let _ = writeln!(out, "  {:<28} {:>9}", "lab up", format!("{:.0} ms", col(&|r| r.lab_timings.total.as_secs_f64() * 1000.0)));
+    for (i, s) in first.steps.iter().enumerate() {
+        let m = col(&|r| r.steps.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  {:<28} {:>9}", s.id, format!("{m:.0} ms"));
+    }
+    for (i, c) in first.checks.iter().enumerate() {
+        let m = col(&|r| r.checks.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  check {:<22} {:>9}", c.name, format!("{m:.0} ms"));
+        for k in c.metrics.keys() {
+            let v = col(&|r| r.checks.get(i).and_then(|x| x.metrics.get(k).copied()).unwrap_or(f64::NAN));
+            let _ = writeln!(out, "      {k:<30} {v:>9.1}");
+        }
+    }
+    let _ = writeln!(out, "  {:<28} {:>9}", "total", format!("{:.1} s", col(&|r| r.total.as_secs_f64())));
+    out
+}

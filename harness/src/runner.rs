@@ -208,6 +208,8 @@ async fn converge_and_verify(
         if let Err(e) = result {
             return Err((steps, checks, Error::Other(format!("step {id} failed: {e}"))));
         }
+        // `pglab list` shows how far a kept lab got.
+        let _ = std::fs::write(crate::reaper::lab_state_dir(&lab.id).join("step"), &id);
     }
     if opts.until.is_some() {
         return Ok((steps, checks));
