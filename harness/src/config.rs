@@ -9,11 +9,8 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::report::TranscriptEntry;
-use crate::scenario::{substitute, ConfigEdit};
-
-fn subst(text: &str, vars: &BTreeMap<String, String>) -> Result<String> {
-    substitute(text, vars).map_err(|m| Error::Other(format!("undefined variable {{{m}}}")))
-}
+use crate::runner::subst;
+use crate::scenario::ConfigEdit;
 
 /// Values of a TOML value as config strings (a list means a repeated key).
 fn values(v: &toml::Value) -> Vec<String> {

@@ -249,7 +249,7 @@ fn variables(scn: &Scenario, lab: &Lab, platform: Platform, opts: &RunOptions) -
     Ok(vars)
 }
 
-fn subst(text: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn subst(text: &str, vars: &BTreeMap<String, String>) -> Result<String> {
     crate::scenario::substitute(text, vars).map_err(|m| Error::Other(format!("undefined variable {{{m}}}")))
 }
 
