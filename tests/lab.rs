@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pglab::exec::Cmd;
-use pglab::{Error, HostImage, Platform};
+use pglab::{Error, HostImage, Hosts, Platform};
 use support::{docker, lab, leftovers, pglab_bin};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,7 @@ async fn run_file(path: &PathBuf) -> (Scenario, RunReport, tempfile::TempDir) {
         report_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let report = run(&scn, &opts, &indicatif::ProgressBar::hidden()).await.expect("scenario runs");
+    let report = run(&scn, &opts, &pglab::progress::Progress::hidden()).await.expect("scenario runs");
     (scn, report, dir)
 }
 

@@ -1,15 +1,14 @@
 //! The `pglab` command line.
 
-use std::time::Duration;
-
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::image::HostImage;
 use crate::lab::{Keep, Lab, LabSpec};
+use crate::lab::Hosts;
 use crate::platform::Platform;
+use crate::progress::Progress;
 use crate::reaper;
 
 #[derive(Parser, Debug)]
@@ -34,13 +33,23 @@ pub enum Command {
     },
     /// Run a scenario on a fresh lab: given, steps, checks; write transcript and report.
     Run {
-        /// A scenario file, or a name under scenarios/ (`tutorial`, `tutorial-literal`).
+        /// A scenario file, a name under scenarios/ (`tutorial`, `tutorial-literal`),
+        /// or a bug bundle from `pglab report` (replayed up to the step it reached).
         scenario: String,
         #[arg(long)]
         platform: Option<Platform>,
         /// Stop after this step (an id, or a tutorial step number) and skip the checks.
         #[arg(long)]
         until: Option<String>,
+        /// Go on with a kept lab from this step (re-read the scenario: edit, re-run).
+        #[arg(long)]
+        from: Option<String>,
+        /// The kept lab for --from (default: the one kept lab of this scenario).
+        #[arg(long, requires = "from")]
+        lab: Option<String>,
+        /// Also write the result as JUnit XML.
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
         /// Keep the lab afterwards (enter it, break it; `pglab down` removes it).
         #[arg(long)]
         keep: bool,
@@ -106,6 +115,32 @@ pub enum Command {
         #[arg(long, default_value_t = 40)]
         lines: usize,
     },
+    /// Go on with a kept lab's scenario: the next step, through STEP, or
+    /// `verify` (the remaining steps and the checks).
+    Step {
+        lab: String,
+        #[arg(default_value = "next")]
+        step: String,
+        /// Also run slow checks (with `verify`).
+        #[arg(long, env = "PGLAB_SLOW")]
+        slow: bool,
+        #[arg(long, default_value = "reports")]
+        transcript: std::path::PathBuf,
+    },
+    /// Write a bug bundle (tar.gz) of a kept lab: scenario, transcripts,
+    /// configs, logs, `pgbackrest info`, versions; secrets redacted.
+    Report {
+        lab: String,
+        /// Default: pglab-report-<lab>.tar.gz
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Scaffold a scenario from the corrected tutorial, commented.
+    New {
+        name: String,
+        #[arg(long, default_value = "scenarios")]
+        dir: std::path::PathBuf,
+    },
     /// Remove a lab (or every lab).
     Down {
         lab: Option<String>,
@@ -155,24 +190,80 @@ pub fn resolve_scenario(arg: &str) -> Result<std::path::PathBuf> {
     })
 }
 
-pub fn spinner(quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
+/// Writes a commented scenario to start from: the corrected tutorial.
+pub fn new_scenario(name: &str, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Error::Usage(format!("scenario name `{name}`: use letters, digits, - and _")));
     }
-    let pb = ProgressBar::new_spinner();
-    pb.set_draw_target(ProgressDrawTarget::stderr());
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
+    let path = dir.join(format!("{name}.toml"));
+    if path.exists() {
+        return Err(Error::Usage(format!("{} exists; pick another name or remove it", path.display())));
+    }
+    const TUTORIAL: &str = include_str!("../../scenarios/tutorial.toml");
+    let body: String = TUTORIAL.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let body = body.replacen("name = \"tutorial\"", &format!("name = \"{name}\""), 1);
+    let text = format!(
+        "# {name}: a pglab scenario, scaffolded from the corrected tutorial.\n\
+         #\n\
+         # How it reads:\n\
+         #   [[hosts]]   the lab's hosts; each gives {{<host>.ip}} and {{<host>.name}}\n\
+         #   [given]     the state before step 1: PostgreSQL running, a table with rows\n\
+         #   [[steps]]   id, title, host, user (default dba) and exactly one action:\n\
+         #       run = \"shell line\"             as a person types it, sudo included\n\
+         #       config = {{ pgbackrest = {{ section, set }} }} | {{ postgresql_conf = {{..}} }} | {{ pg_hba = [..] }}\n\
+         #       sql = \"...\"                    through the harness's client\n\
+         #       file = {{ path, content, mode, owner }}   copy = {{ from_host, from, to, append }}\n\
+         #       wait = \"pg_up\" | \"pg_down\" | \"streaming\"\n\
+         #     and optionally expect = {{ status = 0 | \"any\" | \"nonzero\", output = \"regex\", log = \"regex\" }},\n\
+         #     note, added, defect, timeout_s, retry_s, after = [\"earlier-step\"] (with parallel = true).\n\
+         #   [[verify]]  checks: standby_data, streaming, pitr, retention, pgbackrest, cron_line, cron_fires, not_streaming\n\
+         #   Variables: {{pg.version}} {{pg.config_dir}} {{pg.data}} {{pg.bin}} {{secret.NAME}} and [vars].\n\
+         #\n\
+         # Run it:            pglab run {path}\n\
+         # Stop and enter:    pglab run {path} --until 8 --keep; pglab shell <lab> standby\n\
+         # Then go on:        pglab step <lab> [next|STEP|verify]\n\n{body}",
+        path = path.display()
+    );
+    crate::scenario::Scenario::parse(&path, text.clone())?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(path)
+}
+
+/// The one kept lab running `scenario`, for `run --from` without `--lab`.
+async fn kept_lab_of(docker: &bollard::Docker, scenario: &str) -> Result<String> {
+    let labs: Vec<String> = reaper::list_labs(docker).await?.into_iter().filter(|l| l.scenario.as_deref() == Some(scenario)).map(|l| l.lab).collect();
+    match labs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::Usage(format!("no kept lab of {scenario}: start one with `pglab run {scenario} --until STEP --keep`"))),
+        many => Err(Error::Usage(format!("several labs of {scenario} ({}): name one with --lab", many.join(", ")))),
+    }
+}
+
+fn finish_run(report: &crate::runner::RunReport, json: bool, junit: Option<&std::path::Path>, dir: &std::path::Path) -> Result<()> {
+    if let Some(path) = junit {
+        std::fs::write(path, crate::report::junit(report)).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).expect("serializable"));
+    } else {
+        print_report(report, dir);
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into())))
+    }
 }
 
 pub async fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Image { command: ImageCommand::Build { platform, force } } => {
             let docker = docker::connect().await?;
-            let pb = spinner(cli.quiet);
-            let ensured = HostImage::for_platform(platform).ensure(&docker, force, &pb).await?;
-            pb.finish_and_clear();
+            let progress = Progress::new(cli.quiet);
+            let ensured = HostImage::for_platform(platform).ensure(&docker, force, &progress.main).await;
+            progress.finish();
+            let ensured = ensured?;
             println!(
                 "{} {} in {:.2}s",
                 ensured.image.reference(),
@@ -181,8 +272,25 @@ pub async fn main(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { scenario, platform, until, keep, keep_on_failure, sets, slow, json, transcript } => {
-            let path = resolve_scenario(&scenario)?;
+        Command::Run { scenario, platform, until, from, lab, junit, keep, keep_on_failure, sets, slow, json, transcript } => {
+            let progress = Progress::new(cli.quiet);
+            if let Some(from) = from {
+                let scn = crate::scenario::Scenario::load(&resolve_scenario(&scenario)?)?;
+                let lab = match lab {
+                    Some(l) => l,
+                    None => kept_lab_of(&docker::connect().await?, &scn.name).await?,
+                };
+                let until = until.map(crate::runner::Until::Step).unwrap_or(crate::runner::Until::End);
+                let report = crate::runner::resume(&lab, Some(&from), &until, slow, Some(&transcript), &progress).await;
+                progress.finish();
+                return finish_run(&report?, json, junit.as_deref(), &transcript);
+            }
+            // A bug bundle replays its scenario on its platform, up to where its lab got.
+            let bundle = if crate::bundle::is_bundle(&scenario) { Some(crate::bundle::unpack(std::path::Path::new(&scenario))?) } else { None };
+            let (path, platform, until) = match &bundle {
+                Some(b) => (b.scenario.clone(), platform.or(Some(b.manifest.platform)), until.or_else(|| b.manifest.step.clone().filter(|_| !b.manifest.complete))),
+                None => (resolve_scenario(&scenario)?, platform, until),
+            };
             let scn = crate::scenario::Scenario::load(&path)?;
             let opts = crate::runner::RunOptions {
                 platform,
@@ -192,36 +300,51 @@ pub async fn main(cli: Cli) -> Result<()> {
                 sets,
                 report_dir: Some(transcript.clone()),
             };
-            let pb = spinner(cli.quiet);
-            let report = crate::runner::run(&scn, &opts, &pb).await?;
-            pb.finish_and_clear();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
-            } else {
-                print_report(&report, &transcript);
-            }
+            let report = crate::runner::run(&scn, &opts, &progress).await;
+            progress.finish();
+            let report = report?;
             if keep || (keep_on_failure && !report.passed) {
-                println!("lab {} kept: pglab list / docker exec -it pglab-{}-<host> bash / pglab down {}", report.lab, report.lab, report.lab);
+                println!("lab {} kept: pglab shell {} <host> / pglab step {} / pglab report {} / pglab down {}", report.lab, report.lab, report.lab, report.lab, report.lab);
             }
-            if report.passed {
-                Ok(())
-            } else {
-                Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into())))
-            }
+            finish_run(&report, json, junit.as_deref(), &transcript)
+        }
+        Command::Step { lab, step, slow, transcript } => {
+            let until = match step.as_str() {
+                "next" => crate::runner::Until::Next,
+                "verify" | "end" => crate::runner::Until::End,
+                s => crate::runner::Until::Step(s.to_string()),
+            };
+            let progress = Progress::new(cli.quiet);
+            let report = crate::runner::resume(&lab, None, &until, slow, Some(&transcript), &progress).await;
+            progress.finish();
+            finish_run(&report?, false, None, &transcript)
+        }
+        Command::Report { lab, output } => {
+            let docker = docker::connect().await?;
+            let attached = crate::lab::Attached::find(&docker, &lab).await?;
+            let out = output.unwrap_or_else(|| std::path::PathBuf::from(format!("pglab-report-{lab}.tar.gz")));
+            let size = crate::bundle::write(&attached, &out).await?;
+            println!("wrote {} ({:.1} KiB); replay it with `pglab run {}`", out.display(), size as f64 / 1024.0, out.display());
+            Ok(())
+        }
+        Command::New { name, dir } => {
+            let path = new_scenario(&name, &dir)?;
+            println!("wrote {}; run it with `pglab run {}`", path.display(), path.display());
+            Ok(())
         }
         Command::Bench { scenario, runs, json } => {
             let scn = crate::scenario::Scenario::load(&resolve_scenario(&scenario)?)?;
-            let pb = spinner(cli.quiet);
+            let progress = Progress::new(cli.quiet);
             let mut reports = Vec::new();
             for i in 1..=runs {
-                pb.set_message(format!("run {i}/{runs}"));
-                let r = crate::runner::run(&scn, &crate::runner::RunOptions::default(), &pb).await?;
+                progress.phase(format!("bench run {i}/{runs}"));
+                let r = crate::runner::run(&scn, &crate::runner::RunOptions::default(), &progress).await?;
                 if !r.passed {
                     return Err(Error::Check(format!("bench run {i} failed: {:?}", r.error)));
                 }
                 reports.push(r);
             }
-            pb.finish_and_clear();
+            progress.finish();
             println!("{}", crate::report::bench_table(&reports));
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&reports).expect("serializable")).map_err(|e| Error::io("writing bench json", e))?;
@@ -229,12 +352,13 @@ pub async fn main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Up { platform, hosts, foreground } => {
-            let pb = spinner(cli.quiet);
+            let progress = Progress::new(cli.quiet);
             let mut spec = LabSpec::new(platform, hosts);
             spec.keep = if foreground { Keep::Never } else { Keep::Always };
-            pb.set_message("starting lab");
-            let lab = crate::lab::up(&spec, &pb).await?;
-            pb.finish_and_clear();
+            progress.phase("starting lab");
+            let lab = crate::lab::up(&spec, &progress.main).await;
+            progress.finish();
+            let lab = lab?;
             print_lab(&lab);
             if foreground {
                 println!("lab {} is up; Ctrl-C removes it", lab.id);
@@ -366,7 +490,7 @@ fn print_report(r: &crate::runner::RunReport, dir: &std::path::Path) {
     for c in &r.checks {
         println!("  {} check {:<18} {:>6} ms  {}", if c.passed { "ok  " } else { "FAIL" }, c.name, c.elapsed.as_millis(), c.detail.lines().next().unwrap_or(""));
     }
-    let base = dir.join(format!("{}-{}", r.scenario, r.lab));
+    let base = dir.join(r.file_stem());
     println!("transcript: {}.md  report: {}.json", base.display(), base.display());
 }
 

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::host::Host;
-use crate::report::TranscriptEntry;
 use crate::runner::subst;
 use crate::scenario::ConfigEdit;
 
@@ -146,40 +145,32 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
     let mut summary = Vec::new();
     for (path, edit) in edits {
         let t = Instant::now();
-        let old = host.read_file(&path).await.unwrap_or_default();
+        let (mode, owner, old) = stat_and_read(host, &path).await;
         let new = edit(&old);
         if new == old {
             return Err(Error::Check(format!("editing {path} on {} changes nothing: the step is already true or wrong", host.name)));
         }
-        let (mode, owner) = stat(host, &path).await;
         host.write_file(&path, new.as_bytes(), mode, &owner).await?;
         let diff = unified_diff(&path, &old, &new);
-        host.transcript().record(TranscriptEntry {
-            step: String::new(),
-            host: host.name.clone(),
-            user: "root".into(),
-            cmd: format!("edit {path}"),
-            status: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            elapsed: t.elapsed(),
-            note: Some(diff),
-        });
+        host.transcript().note(&host.name, "root", format!("edit {path}"), diff, t.elapsed());
         summary.push(format!("edited {path}"));
     }
     Ok(summary.join("; "))
 }
 
-/// Mode and owner of an existing file, so an edit keeps them.
-async fn stat(host: &Host, path: &str) -> (u32, String) {
-    let out = host.probe(&crate::exec::Cmd::new(["stat", "-c", "%a %U:%G", path]).any_status()).await;
+/// Mode, owner and text of a file (one exec), so an edit keeps mode and
+/// owner; a missing file reads as empty, owned by root, mode 0644.
+async fn stat_and_read(host: &Host, path: &str) -> (u32, String, String) {
+    let script = "stat -c '%a %U:%G' \"$1\" && cat \"$1\"";
+    let out = host.probe(&crate::exec::Cmd::new(["sh", "-c", script, "sh", path]).any_status()).await;
     match out {
         Ok(o) if o.status == 0 => {
-            let mut w = o.stdout.split_whitespace();
+            let (first, text) = o.stdout.split_once('\n').unwrap_or((o.stdout.as_str(), ""));
+            let mut w = first.split_whitespace();
             let mode = w.next().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0o644);
-            (mode, w.next().unwrap_or("root").to_string())
+            (mode, w.next().unwrap_or("root").to_string(), text.to_string())
         }
-        _ => (0o644, "root".into()),
+        _ => (0o644, "root".into(), String::new()),
     }
 }
 

@@ -73,6 +73,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Bad arguments: an unknown step, a lab with nothing to resume.
+    #[error("{0}")]
+    #[diagnostic(code(pglab::usage))]
+    Usage(String),
+
     #[error("interrupted")]
     Interrupted,
 
@@ -93,7 +98,7 @@ impl Error {
     /// input, 3 the environment (Docker, images) is not usable.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Scenario { .. } | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
+            Error::Scenario { .. } | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
             Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Io { .. } => 3,
             Error::Interrupted => 130,
             _ => 1,

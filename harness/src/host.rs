@@ -73,17 +73,7 @@ impl Host {
 
     pub async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
         let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
-        self.transcript.record(TranscriptEntry {
-            step: String::new(),
-            host: self.name.clone(),
-            user: cmd.user.clone(),
-            cmd: cmd.shown(),
-            status: Some(out.status),
-            stdout: out.stdout.clone(),
-            stderr: out.stderr.clone(),
-            elapsed: out.elapsed,
-            note: None,
-        });
+        self.transcript.record(TranscriptEntry::command(&self.name, &cmd.user, cmd.shown(), out.status, out.stdout.clone(), out.stderr.clone(), out.elapsed));
         match cmd.expect_status {
             Some(want) if want != out.status => Err(self.failure(&cmd, &out, None).await),
             _ => Ok(out),

@@ -23,6 +23,33 @@ use crate::reaper;
 use crate::report::Transcript;
 use crate::wait::{poll_until, Probe};
 
+/// The hosts of a lab, started by this process or found on the engine: steps
+/// and checks run on either.
+pub trait Hosts: Sync {
+    fn id(&self) -> &str;
+    fn hosts(&self) -> &[Host];
+    fn transcript(&self) -> &Transcript;
+    fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts().iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
+            lab: self.id().to_string(),
+            host: name.to_string(),
+            known: self.hosts().iter().map(|h| h.name.clone()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+impl Hosts for Lab {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+    fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+}
+
 /// When a lab survives its run, like `PG_TEST_NOCLEAN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum Keep {
@@ -203,30 +230,14 @@ impl Lab {
         Ok((hosts, handles))
     }
 
-    pub fn host(&self, name: &str) -> Result<&Host> {
-        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
-            lab: self.id.clone(),
-            host: name.to_string(),
-            known: self.host_names().join(", "),
-        })
-    }
-
     /// Waits until every host's systemd has finished booting (postgresql-common
     /// spends about 2 s confirming a start, after the server already answers).
     pub async fn wait_for_boot(&self) -> Result<()> {
         try_join_all(self.hosts.iter().map(wait_for_boot)).await.map(|_| ())
     }
 
-    pub fn hosts(&self) -> &[Host] {
-        &self.hosts
-    }
-
     pub fn host_names(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.name.clone()).collect()
-    }
-
-    pub fn transcript(&self) -> &Transcript {
-        &self.transcript
     }
 
     pub fn docker(&self) -> &Docker {
@@ -376,6 +387,7 @@ pub async fn up(spec: &LabSpec, progress: &indicatif::ProgressBar) -> Result<Lab
 pub struct Attached {
     pub id: String,
     pub hosts: Vec<Host>,
+    transcript: Transcript,
 }
 
 impl Attached {
@@ -396,14 +408,19 @@ impl Attached {
             hosts.push(Host::new(name.clone(), id.to_string(), container.clone(), ip, platform, reaper::lab_state_dir(id).join(name), docker.clone(), transcript.clone()));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Attached { id: id.to_string(), hosts })
+        Ok(Attached { id: id.to_string(), hosts, transcript })
     }
 
-    pub fn host(&self, name: &str) -> Result<&Host> {
-        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
-            lab: self.id.clone(),
-            host: name.to_string(),
-            known: self.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>().join(", "),
-        })
+}
+
+impl Hosts for Attached {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+    fn transcript(&self) -> &Transcript {
+        &self.transcript
     }
 }

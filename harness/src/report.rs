@@ -34,6 +34,24 @@ pub struct TranscriptEntry {
     pub note: Option<String>,
 }
 
+tokio::task_local! {
+    /// The step a future runs under: steps of different hosts run at once, so
+    /// the transcript cannot keep a single "current step".
+    static STEP: String;
+}
+
+/// Runs `fut` with its commands recorded under step `id`.
+pub async fn in_step<F: std::future::Future>(id: &str, fut: F) -> F::Output {
+    STEP.scope(id.to_string(), fut).await
+}
+
+impl TranscriptEntry {
+    /// A command that ran with a status and output; the step is filled in on record.
+    pub fn command(host: &str, user: &str, cmd: String, status: i64, stdout: String, stderr: String, elapsed: Duration) -> Self {
+        TranscriptEntry { step: String::new(), host: host.into(), user: user.into(), cmd, status: Some(status), stdout, stderr, elapsed, note: None }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     step: String,
@@ -59,7 +77,14 @@ impl Transcript {
     }
 
     pub fn step(&self) -> String {
-        self.0.lock().unwrap().step.clone()
+        STEP.try_with(Clone::clone).unwrap_or_else(|_| self.0.lock().unwrap().step.clone())
+    }
+
+    /// Records a harness action (a file written, a wait) that is not a command.
+    pub fn note(&self, host: &str, user: &str, cmd: String, note: String, elapsed: Duration) {
+        let mut e = TranscriptEntry::command(host, user, cmd, 0, String::new(), String::new(), elapsed);
+        (e.status, e.note) = (None, Some(note));
+        self.record(e);
     }
 
     /// From now on `secret` never appears in the transcript or in errors.
@@ -82,7 +107,7 @@ impl Transcript {
         e.stderr = redact(&e.stderr);
         e.note = e.note.as_deref().map(redact);
         if e.step.is_empty() {
-            e.step = inner.step.clone();
+            e.step = STEP.try_with(Clone::clone).unwrap_or_else(|_| inner.step.clone());
         }
         inner.entries.push(e);
     }
@@ -163,7 +188,7 @@ pub fn render_markdown(r: &crate::runner::RunReport) -> String {
     }
     let _ = writeln!(md, "\n## Transcript");
     let mut current = String::new();
-    for e in &r.transcript {
+    for e in grouped(r) {
         if e.step != current {
             current = e.step.clone();
             let title = r.steps.iter().find(|s| s.id == current).map(|s| format!(" — {}", s.title)).unwrap_or_default();
@@ -187,10 +212,32 @@ pub fn render_markdown(r: &crate::runner::RunReport) -> String {
     md
 }
 
+/// Entries grouped by step, steps in file order: with hosts working at once
+/// their commands interleave in time, but a reader follows one step at a time.
+fn grouped(r: &crate::runner::RunReport) -> Vec<&TranscriptEntry> {
+    let mut order: Vec<&str> = Vec::new();
+    for e in &r.transcript {
+        if !order.contains(&e.step.as_str()) {
+            order.push(&e.step);
+        }
+    }
+    let rank = |step: &str| -> (usize, usize) {
+        let first = order.iter().position(|s| *s == step).unwrap_or(usize::MAX);
+        match r.steps.iter().position(|s| s.id == step) {
+            Some(i) => (1, i),
+            None if step.starts_with("verify") => (2, first),
+            None => (0, first),
+        }
+    };
+    let mut entries: Vec<&TranscriptEntry> = r.transcript.iter().collect();
+    entries.sort_by_key(|e| rank(&e.step));
+    entries
+}
+
 /// Writes `<scenario>-<lab>.md` and `.json` into `dir`; returns the paths.
 pub fn write(dir: &std::path::Path, r: &crate::runner::RunReport) -> crate::Result<(std::path::PathBuf, std::path::PathBuf)> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
-    let base = dir.join(format!("{}-{}", r.scenario, r.lab));
+    let base = dir.join(r.file_stem());
     let md = base.with_extension("md");
     let json = base.with_extension("json");
     std::fs::write(&md, render_markdown(r)).map_err(|e| crate::Error::io(format!("writing {}", md.display()), e))?;
@@ -229,4 +276,38 @@ pub fn bench_table(runs: &[crate::runner::RunReport]) -> String {
     }
     let _ = writeln!(out, "  {:<28} {:>9}", "total", format!("{:.1} s", col(&|r| r.total.as_secs_f64())));
     out
+}
+
+/// The run as JUnit XML for CI dashboards: one test case per step and per check.
+pub fn junit(r: &crate::runner::RunReport) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new(format!("{} ({})", r.scenario, r.platform));
+    let failed = |message: String, detail: &str| {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(message);
+        s.set_description(detail.to_string());
+        s
+    };
+    for s in &r.steps {
+        let status = if s.passed { TestCaseStatus::success() } else { failed(format!("step {} failed on {}", s.id, s.host), &s.observed) };
+        let mut case = TestCase::new(format!("step {}", s.id), status);
+        case.set_classname(format!("{}.steps", r.scenario)).set_time(s.elapsed);
+        suite.add_test_case(case);
+    }
+    for c in &r.checks {
+        let status = if c.passed { TestCaseStatus::success() } else { failed(format!("check {} failed", c.name), &c.detail) };
+        let mut case = TestCase::new(format!("check {}", c.name), status);
+        case.set_classname(format!("{}.checks", r.scenario)).set_time(c.elapsed);
+        suite.add_test_case(case);
+    }
+    // A run that stopped before any step (image, lab) still shows as failed.
+    if let (Some(e), true) = (&r.error, r.steps.iter().all(|s| s.passed)) {
+        let mut case = TestCase::new("run", failed("the run failed".into(), e));
+        case.set_classname(r.scenario.clone());
+        suite.add_test_case(case);
+    }
+    suite.set_time(r.total);
+    let mut report = Report::new("pglab");
+    report.add_test_suite(suite);
+    report.to_string().expect("JUnit XML serializes")
 }

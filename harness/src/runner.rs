@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
 use crate::check::{self, CheckOutcome};
@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::exec::{Cmd, ExecOutput};
 use crate::host::Host;
 use crate::image::HostImage;
-use crate::lab::{Keep, Lab, LabSpec, StartTimings};
+use crate::lab::{Attached, Hosts, Keep, Lab, LabSpec, StartTimings};
 use crate::platform::Platform;
+use crate::progress::Progress;
 use crate::report::TranscriptEntry;
+use crate::state::RunState;
 use crate::scenario::{Defect, Scenario, StatusExpect, Step, WaitAction};
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +61,9 @@ pub struct RunReport {
     pub platform: Platform,
     pub image: String,
     pub lab: String,
+    /// Set when a kept lab went on from this step (`pglab step`, `run --from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     pub lab_timings: StartTimings,
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +76,16 @@ pub struct RunReport {
     pub transcript: Vec<TranscriptEntry>,
 }
 
+impl RunReport {
+    /// `<scenario>-<lab>`, or `<scenario>-<lab>-from-<step>` for a resumed part.
+    pub fn file_stem(&self) -> String {
+        match &self.from {
+            Some(f) => format!("{}-{}-from-{f}", self.scenario, self.lab),
+            None => format!("{}-{}", self.scenario, self.lab),
+        }
+    }
+}
+
 /// Random hex for generated secrets (never shown: registered for redaction).
 fn secret() -> String {
     let mut buf = [0u8; 18];
@@ -81,13 +96,17 @@ fn secret() -> String {
     format!("pw{}", hex::encode(buf))
 }
 
-pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &ProgressBar) -> Result<RunReport> {
+pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
+    let last = match &opts.until {
+        Some(u) => scn.step_index(u).ok_or_else(|| no_step("--until", u, scn))?,
+        None => scn.steps.len().saturating_sub(1),
+    };
     let docker = docker::connect().await?;
-    progress.set_message(format!("{}: image", scn.name));
-    HostImage::for_platform(platform).ensure(&docker, false, progress).await?;
-    progress.set_message(format!("{}: create lab", scn.name));
+    progress.phase(format!("{}: image", scn.name));
+    HostImage::for_platform(platform).ensure(&docker, false, &progress.main).await?;
+    progress.phase(format!("{}: create lab", scn.name));
     let spec = LabSpec {
         platform,
         hosts: scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect(),
@@ -95,10 +114,39 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &ProgressBar) -> R
         scenario: Some(scn.name.clone()),
     };
     let mut lab = Lab::start(&docker, &spec).await?;
-    let outcome = converge_and_verify(scn, opts, &lab, platform, progress).await;
-    let (steps, checks, error) = match outcome {
-        Ok((s, c)) => (s, c, None),
-        Err((s, c, e)) => (s, c, Some(e)),
+    let mut steps = Vec::new();
+    let mut checks = Vec::new();
+    let error = async {
+        let vars = variables(scn, &lab, platform, opts)?;
+        let mut state = RunState {
+            lab: lab.id.clone(),
+            scenario: scn.name.clone(),
+            scenario_path: std::fs::canonicalize(&scn.path).unwrap_or_else(|_| scn.path.clone()),
+            platform,
+            image: lab.image.reference(),
+            secrets: scn.secrets.iter().filter_map(|s| vars.get(&format!("secret.{s}")).cloned()).collect(),
+            vars,
+            done: Vec::new(),
+            reports: Vec::new(),
+        };
+        std::fs::write(RunState::scenario_copy(&lab.id), &scn.source).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
+        state.save()?;
+        prepare(scn, &lab, progress).await?;
+        let todo: Vec<usize> = (0..=last).filter(|i| *i < scn.steps.len()).collect();
+        let failure;
+        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, progress, &mut state).await;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if opts.until.is_none() {
+            checks = verify(scn, &lab, opts.slow, progress).await;
+        }
+        Ok(state)
+    }
+    .await;
+    let (state, error) = match error {
+        Ok(s) => (Some(s), None),
+        Err(e) => (RunState::load(&lab.id).ok(), Some(e)),
     };
     let passed = error.is_none() && checks.iter().all(|c| c.passed);
     if !passed {
@@ -110,6 +158,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &ProgressBar) -> R
         platform,
         image: lab.image.reference(),
         lab: lab.id.clone(),
+        from: None,
         lab_timings: lab.timings.clone(),
         passed,
         error: error.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
@@ -120,31 +169,93 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &ProgressBar) -> R
         transcript: lab.transcript().entries(),
     };
     if let Some(dir) = &opts.report_dir {
-        crate::report::write(dir, &report)?;
+        let (md, json) = crate::report::write(dir, &report)?;
+        if let Some(mut s) = state {
+            s.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
+            let _ = s.save();
+        }
     }
-    progress.set_message(format!("{}: destroy", scn.name));
+    progress.phase(format!("{}: destroy", scn.name));
     lab.shutdown().await?;
     Ok(report)
 }
 
-type Partial = (Vec<StepResult>, Vec<CheckOutcome>);
+/// Where a resumed run stops.
+#[derive(Debug, Clone)]
+pub enum Until {
+    /// The next step not yet done.
+    Next,
+    /// Through this step (an id or a tutorial step number).
+    Step(String),
+    /// The remaining steps and then the checks.
+    End,
+}
 
-async fn converge_and_verify(
-    scn: &Scenario,
-    opts: &RunOptions,
-    lab: &Lab,
-    platform: Platform,
-    progress: &ProgressBar,
-) -> std::result::Result<Partial, (Vec<StepResult>, Vec<CheckOutcome>, Error)> {
-    let mut steps = Vec::new();
-    let mut checks = Vec::new();
-    let vars = match variables(scn, lab, platform, opts) {
-        Ok(v) => v,
-        Err(e) => return Err((steps, checks, e)),
+/// Goes on with a kept lab's scenario: `pglab step` and `pglab run --from`.
+pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool, report_dir: Option<&std::path::Path>, progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    let mut state = RunState::load(lab_id)?;
+    let path = if state.scenario_path.is_file() { state.scenario_path.clone() } else { RunState::scenario_copy(lab_id) };
+    let scn = Scenario::load(&path)?;
+    let docker = docker::connect().await?;
+    let lab = Attached::find(&docker, lab_id).await?;
+    for s in &state.secrets {
+        lab.transcript().add_secret(s);
+    }
+    let first = match from {
+        Some(f) => scn.step_index(f).ok_or_else(|| no_step("--from", f, &scn))?,
+        None => match scn.steps.iter().position(|s| !state.done.contains(s.id.get_ref())) {
+            Some(i) => i,
+            None if matches!(until, Until::End) => scn.steps.len(),
+            None => return Err(Error::Usage(format!("lab {lab_id} has done every step of {}; `pglab step {lab_id} verify` runs the checks", scn.name))),
+        },
     };
-    // prepare: the state the tutorial assumes, while systemd finishes booting.
+    let last = match until {
+        Until::Next => first,
+        Until::Step(s) => scn.step_index(s).ok_or_else(|| no_step("until", s, &scn))?,
+        Until::End => scn.steps.len().saturating_sub(1),
+    };
+    if last < first && first < scn.steps.len() {
+        return Err(Error::Usage(format!("step `{}` comes before `{}`, where lab {lab_id} goes on from", scn.steps[last].id.get_ref(), scn.steps[first].id.get_ref())));
+    }
+    // With --from every step in the range runs again; otherwise only those not done.
+    let todo: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len() && (from.is_some() || !state.done.contains(scn.steps[*i].id.get_ref()))).collect();
+    let vars = state.vars.clone();
+    let (steps, failure) = converge(&scn, &lab, &vars, &todo, progress, &mut state).await;
+    let checks = if failure.is_none() && matches!(until, Until::End) { verify(&scn, &lab, slow, progress).await } else { Vec::new() };
+    let report = RunReport {
+        scenario: scn.name.clone(),
+        description: scn.description.clone(),
+        platform: state.platform,
+        image: state.image.clone(),
+        lab: lab_id.to_string(),
+        from: scn.steps.get(first).map(|s| s.id.get_ref().clone()).or(Some("verify".into())),
+        lab_timings: StartTimings::default(),
+        passed: failure.is_none() && checks.iter().all(|c| c.passed),
+        error: failure.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
+        steps,
+        checks,
+        defects: scn.defects.clone(),
+        total: started.elapsed(),
+        transcript: lab.transcript().entries(),
+    };
+    if let Some(dir) = report_dir {
+        let (md, json) = crate::report::write(dir, &report)?;
+        state.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
+        state.save()?;
+    }
+    Ok(report)
+}
+
+fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
+    let ids: Vec<&str> = scn.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
+    Error::Usage(format!("{flag} {id}: no such step in {} (steps: {})", scn.name, ids.join(", ")))
+}
+
+/// The state the tutorial assumes, created while systemd finishes booting.
+async fn prepare(scn: &Scenario, lab: &Lab, progress: &Progress) -> Result<()> {
     lab.transcript().set_step("given");
-    progress.set_message(format!("{}: given", scn.name));
+    progress.phase(format!("{}: given", scn.name));
     let given = async {
         if let Some(g) = &scn.given {
             let h = lab.host(g.host.get_ref())?;
@@ -159,40 +270,54 @@ async fn converge_and_verify(
         Ok::<_, Error>(())
     };
     let (boot, given) = tokio::join!(lab.wait_for_boot(), given);
-    if let Err(e) = boot.and(given) {
-        return Err((steps, checks, e));
-    }
+    boot.and(given)
+}
 
-    let last = match &opts.until {
-        Some(u) => match scn.step_index(u) {
-            Some(i) => i,
-            None => return Err((steps, checks, Error::Other(format!("--until {u}: no such step in {}", scn.name)))),
-        },
-        None => scn.steps.len().saturating_sub(1),
-    };
-    let total = scn.steps.len();
-    for (n, step) in scn.steps.iter().enumerate().take(last + 1) {
-        let id = step.id.get_ref().clone();
-        lab.transcript().set_step(&id);
-        progress.set_message(format!("{}: step {}/{total} {id} on {}", scn.name, n + 1, step.host.get_ref()));
-        let t = Instant::now();
-        let result = match step.retry_s {
-            None => run_step(lab, step, &vars).await,
-            Some(secs) => {
-                crate::wait::poll_until(&format!("step {id}"), "its expectation", Duration::from_secs(secs), || async {
-                    Ok(match run_step(lab, step, &vars).await {
-                        Ok(o) => crate::wait::Probe::Ready(o),
-                        Err(e) => crate::wait::Probe::NotYet(e.to_string()),
-                    })
-                })
-                .await
+/// Runs the steps `todo` (indices into the scenario), each as soon as the
+/// steps it depends on are done; stops starting new ones after a failure.
+async fn converge<L: Hosts>(
+    scn: &Scenario,
+    lab: &L,
+    vars: &BTreeMap<String, String>,
+    todo: &[usize],
+    progress: &Progress,
+    state: &mut RunState,
+) -> (Vec<StepResult>, Option<Error>) {
+    let deps = scn.dependencies();
+    let mut pending: Vec<usize> = todo.to_vec();
+    let mut finished: Vec<usize> = Vec::new();
+    let mut running = FuturesUnordered::new();
+    let mut results = Vec::new();
+    let mut failure = None;
+    let total = todo.len();
+    let mut started = 0;
+    progress.steps(total);
+    progress.phase(format!("{}: steps", scn.name));
+    loop {
+        if failure.is_none() {
+            let ready: Vec<usize> = pending.iter().copied().filter(|i| deps[*i].iter().all(|d| !todo.contains(d) || finished.contains(d))).collect();
+            for i in ready {
+                pending.retain(|p| *p != i);
+                started += 1;
+                let step = &scn.steps[i];
+                let line = progress.start_step(started, total, step.id.get_ref(), step.host.get_ref());
+                running.push(async move {
+                    let t = Instant::now();
+                    let result = crate::report::in_step(step.id.get_ref(), attempt(lab, step, vars)).await;
+                    (i, line, result, t.elapsed())
+                });
             }
-        };
+        }
+        let Some((i, line, result, elapsed)) = running.next().await else { break };
+        finished.push(i);
+        let step = &scn.steps[i];
+        let id = step.id.get_ref().clone();
         let (passed, observed) = match &result {
             Ok(o) => (true, o.clone()),
             Err(e) => (false, lab.transcript().redact(&e.to_string())),
         };
-        steps.push(StepResult {
+        progress.finish_step(line, passed, elapsed, &observed);
+        results.push(StepResult {
             id: id.clone(),
             title: step.title.clone(),
             host: step.host.get_ref().clone(),
@@ -202,28 +327,49 @@ async fn converge_and_verify(
             defect: step.defect.as_ref().and_then(|d| scn.defect(d.get_ref()).cloned()),
             note: step.note.clone(),
             passed,
-            elapsed: t.elapsed(),
+            elapsed,
             observed,
         });
-        if let Err(e) = result {
-            return Err((steps, checks, Error::Other(format!("step {id} failed: {e}"))));
+        match result {
+            Ok(_) => {
+                state.done.retain(|d| *d != id);
+                state.done.push(id);
+                if let Err(e) = state.save() {
+                    tracing::warn!("cannot save the run state: {e}");
+                }
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| Error::Other(format!("step {id} failed: {}", lab.transcript().redact(&e.to_string()))));
+            }
         }
-        // `pglab list` shows how far a kept lab got.
-        let _ = std::fs::write(crate::reaper::lab_state_dir(&lab.id).join("step"), &id);
     }
-    if opts.until.is_some() {
-        return Ok((steps, checks));
-    }
-    lab.transcript().set_step("verify");
-    for decl in &scn.verify {
-        if decl.is_slow() && !opts.slow {
-            continue;
+    results.sort_by_key(|r| scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
+    (results, failure)
+}
+
+/// One step, re-run until its expectation holds when it has `retry_s`.
+async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &BTreeMap<String, String>) -> Result<String> {
+    match step.retry_s {
+        None => run_step(lab, step, vars).await,
+        Some(secs) => {
+            crate::wait::poll_until(&format!("step {}", step.id.get_ref()), "its expectation", Duration::from_secs(secs), || async {
+                Ok(match run_step(lab, step, vars).await {
+                    Ok(o) => crate::wait::Probe::Ready(o),
+                    Err(e) => crate::wait::Probe::NotYet(e.to_string()),
+                })
+            })
+            .await
         }
-        progress.set_message(format!("{}: check {}", scn.name, decl.name()));
-        lab.transcript().set_step(&format!("verify-{}", decl.name()));
-        checks.push(check::run(lab, decl).await);
     }
-    Ok((steps, checks))
+}
+
+async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, progress: &Progress) -> Vec<CheckOutcome> {
+    let mut checks = Vec::new();
+    for decl in scn.verify.iter().filter(|d| slow || !d.is_slow()) {
+        progress.phase(format!("{}: check {}", scn.name, decl.name()));
+        checks.push(crate::report::in_step(&format!("verify-{}", decl.name()), check::run(lab, decl)).await);
+    }
+    checks
 }
 
 fn variables(scn: &Scenario, lab: &Lab, platform: Platform, opts: &RunOptions) -> Result<BTreeMap<String, String>> {
@@ -242,7 +388,7 @@ fn variables(scn: &Scenario, lab: &Lab, platform: Platform, opts: &RunOptions) -
     }
     for (k, v) in &opts.sets {
         if !scn.vars.contains_key(k) {
-            return Err(Error::Other(format!("--set {k}: the scenario has no such var (vars: {})", scn.vars.keys().cloned().collect::<Vec<_>>().join(", "))));
+            return Err(Error::Usage(format!("--set {k}: the scenario has no such var (vars: {})", scn.vars.keys().cloned().collect::<Vec<_>>().join(", "))));
         }
         vars.insert(k.clone(), v.clone());
     }
@@ -262,17 +408,8 @@ async fn sql_step(h: &Host, sql: &str) -> Result<crate::host::PsqlOutcome> {
     let t = Instant::now();
     let out = h.psql(sql).await?;
     let text = rows_text(&out);
-    h.transcript().record(TranscriptEntry {
-        step: String::new(),
-        host: h.name.clone(),
-        user: "pglab (harness SQL)".into(),
-        cmd: sql.to_string(),
-        status: Some(if out.error.is_some() { 1 } else { 0 }),
-        stdout: text,
-        stderr: out.error.as_ref().map(|(c, m)| format!("ERROR: {m} (SQLSTATE {c})")).unwrap_or_default(),
-        elapsed: t.elapsed(),
-        note: None,
-    });
+    let stderr = out.error.as_ref().map(|(c, m)| format!("ERROR: {m} (SQLSTATE {c})")).unwrap_or_default();
+    h.transcript().record(TranscriptEntry::command(&h.name, "pglab (harness SQL)", sql.to_string(), if out.error.is_some() { 1 } else { 0 }, text, stderr, t.elapsed()));
     Ok(out)
 }
 
@@ -285,7 +422,7 @@ fn octal(mode: &str) -> Result<u32> {
 }
 
 /// Runs one step and judges it; Ok carries what was observed.
-async fn run_step(lab: &Lab, step: &Step, vars: &BTreeMap<String, String>) -> Result<String> {
+async fn run_step<L: Hosts>(lab: &L, step: &Step, vars: &BTreeMap<String, String>) -> Result<String> {
     let host = lab.host(step.host.get_ref())?;
     let want = step.expect.status.unwrap_or(StatusExpect::Code(0));
     let timeout = Duration::from_secs(step.timeout_s.unwrap_or(300));
@@ -362,17 +499,7 @@ async fn run_step(lab: &Lab, step: &Step, vars: &BTreeMap<String, String>) -> Re
 }
 
 fn record_note(host: &Host, user: &str, cmd: String, note: String, t: Instant) {
-    host.transcript().record(TranscriptEntry {
-        step: String::new(),
-        host: host.name.clone(),
-        user: user.into(),
-        cmd,
-        status: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        elapsed: t.elapsed(),
-        note: Some(note),
-    });
+    host.transcript().note(&host.name, user, cmd, note, t.elapsed());
 }
 
 async fn judge_output(host: &Host, cmd: &Cmd, out: &ExecOutput, want: StatusExpect, step: &Step, vars: &BTreeMap<String, String>) -> Result<()> {

@@ -27,6 +27,11 @@ pub struct Scenario {
     /// Secrets generated for each run, usable as `{secret.NAME}`, never shown.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Hosts work at once: a step waits only for the previous step on the
+    /// hosts it touches and for the steps named in its `after`. Off, steps
+    /// run one by one in file order, as a person following the text would.
+    #[serde(default)]
+    pub parallel: bool,
     pub hosts: Vec<HostDecl>,
     pub given: Option<Given>,
     #[serde(default)]
@@ -97,6 +102,9 @@ pub struct Step {
     pub timeout_s: Option<u64>,
     /// Re-run the step until its expectation holds, for this many seconds.
     pub retry_s: Option<u64>,
+    /// Earlier steps (on other hosts) this one needs, for `parallel` scenarios.
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
 }
 
 fn default_user() -> String {
@@ -295,6 +303,15 @@ impl CheckDecl {
 }
 
 impl Step {
+    /// Hosts the step reads or changes.
+    pub fn hosts(&self) -> Vec<&str> {
+        let mut h = vec![self.host.get_ref().as_str()];
+        if let Some(c) = &self.copy {
+            h.push(c.from_host.get_ref());
+        }
+        h
+    }
+
     pub fn action_name(&self) -> &'static str {
         match () {
             _ if self.run.is_some() => "run",
@@ -446,6 +463,12 @@ impl Scenario {
             if let Some(c) = &step.copy {
                 check_host(&c.from_host, "copy.from_host")?;
             }
+            for a in &step.after {
+                // Only earlier steps: the file order stays a valid order and no cycle can form.
+                if !seen.contains(a.get_ref()) || a.get_ref() == step.id.get_ref() {
+                    return Err(self.err(Some(a.span()), format!("`after`: no earlier step `{}`", a.get_ref()), "not a step above this one", None));
+                }
+            }
             if let Some(d) = &step.defect {
                 if !defect_ids.contains(&d.get_ref().as_str()) {
                     return Err(self.err(Some(d.span()), format!("`defect`: no [[defects]] entry `{}`", d.get_ref()), "unknown defect", Some(format!("defects: {}", defect_ids.join(", ")))));
@@ -493,6 +516,29 @@ impl Scenario {
             .iter()
             .position(|s| s.id.get_ref() == id)
             .or_else(|| self.steps.iter().rposition(|s| s.id.get_ref().split('-').next() == Some(id)))
+    }
+
+    /// For each step, the steps that must finish before it starts. In file
+    /// order: the previous step. In `parallel` scenarios: the previous step on
+    /// each host it touches (its own, a copy's source) plus its `after`.
+    pub fn dependencies(&self) -> Vec<Vec<usize>> {
+        let mut last_on: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut deps = Vec::with_capacity(self.steps.len());
+        for (i, step) in self.steps.iter().enumerate() {
+            if !self.parallel {
+                deps.push(i.checked_sub(1).into_iter().collect());
+                continue;
+            }
+            let mut d: Vec<usize> = step.hosts().iter().filter_map(|h| last_on.get(h).copied()).collect();
+            d.extend(step.after.iter().filter_map(|a| self.steps[..i].iter().position(|s| s.id.get_ref() == a.get_ref())));
+            d.sort_unstable();
+            d.dedup();
+            for h in step.hosts() {
+                last_on.insert(h, i);
+            }
+            deps.push(d);
+        }
+        deps
     }
 
     pub fn defect(&self, id: &str) -> Option<&Defect> {
@@ -580,6 +626,52 @@ run = "echo {primary.ip} {pg.version}"
         assert!(err.contains("missing field `title`"), "{err}");
         let err = parse(&OK.replace("run = ", "sql = \"select 1\"\nrun = ")).unwrap_err().to_string();
         assert!(err.contains("exactly one action"), "{err}");
+    }
+
+    const TWO: &str = r#"
+name = "t"
+parallel = true
+[[hosts]]
+name = "a"
+[[hosts]]
+name = "b"
+[[steps]]
+id = "a1"
+title = "x"
+host = "a"
+run = "true"
+[[steps]]
+id = "b1"
+title = "x"
+host = "b"
+run = "true"
+[[steps]]
+id = "a2"
+title = "x"
+host = "a"
+copy = { from_host = "b", from = "/x", to = "/y" }
+[[steps]]
+id = "b2"
+title = "x"
+host = "b"
+run = "true"
+after = ["a1"]
+"#;
+
+    #[test]
+    fn parallel_steps_wait_for_their_hosts_and_after() {
+        let s = parse(TWO).unwrap();
+        assert_eq!(s.dependencies(), vec![vec![], vec![], vec![0, 1], vec![0, 2]]);
+        let seq = parse(&TWO.replace("parallel = true", "")).unwrap();
+        assert_eq!(seq.dependencies(), vec![vec![], vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn after_must_name_an_earlier_step() {
+        let err = parse(&TWO.replace("after = [\"a1\"]", "after = [\"b2\"]")).unwrap_err().to_string();
+        assert!(err.contains("no earlier step `b2`"), "{err}");
+        let err = parse(&TWO.replace("after = [\"a1\"]", "after = [\"zz\"]")).unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:28:"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,162 @@
+//! Bug bundles: everything someone else needs to see what a kept lab saw,
+//! and to replay its scenario (`pglab run <bundle>`). Secrets never enter.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exec::Cmd;
+use crate::host::Host;
+use crate::lab::Attached;
+use crate::platform::Platform;
+use crate::report::REDACTED;
+use crate::state::RunState;
+
+/// `manifest.json` at the top of a bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub lab: String,
+    pub scenario: String,
+    pub platform: Platform,
+    pub image: String,
+    pub pglab: String,
+    /// Last step done; a replay stops there unless told otherwise.
+    pub step: Option<String>,
+    /// Every step of the scenario was done.
+    pub complete: bool,
+    pub hosts: BTreeMap<String, String>,
+    pub created_unix: u64,
+}
+
+/// What one host contributes, as (file name, shell command run as `user`).
+fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
+    let p = h.platform;
+    let cat = |f: String| format!("cat {f} 2>&1");
+    vec![
+        ("pgbackrest.conf", "root", cat("/etc/pgbackrest.conf".into())),
+        ("postgresql.conf", "root", cat(format!("{}/postgresql.conf", p.pg_config_dir()))),
+        ("pg_hba.conf", "root", cat(format!("{}/pg_hba.conf", p.pg_config_dir()))),
+        ("postgresql.auto.conf", "root", cat(format!("{}/postgresql.auto.conf", p.pg_data()))),
+        ("postgresql.log", "root", format!("tail -n 2000 {} 2>&1", p.pg_log())),
+        ("pgbackrest.log", "root", "for f in /var/log/pgbackrest/*.log; do [ -f \"$f\" ] && echo \"==== $f\" && tail -n 1000 \"$f\"; done".into()),
+        ("journal.txt", "root", "journalctl --no-pager -n 500 -o short-precise 2>&1".into()),
+        ("pgbackrest-info.txt", "postgres", "pgbackrest info 2>&1".into()),
+        (
+            "versions.txt",
+            "root",
+            format!(". /etc/os-release; echo \"$PRETTY_NAME\"; {}/postgres --version; pgbackrest version 2>&1 || echo 'pgbackrest: not installed'", p.pg_bin()),
+        ),
+        (
+            "status.txt",
+            "postgres",
+            "pg_lsclusters 2>&1; echo; psql -X -c 'SELECT pg_is_in_recovery(), pg_current_wal_lsn() FROM (SELECT 1) x WHERE NOT pg_is_in_recovery()' -c 'SELECT * FROM pg_stat_replication' -c 'SELECT status, sender_host, received_tli FROM pg_stat_wal_receiver' 2>&1".into(),
+        ),
+    ]
+}
+
+/// Removes every known secret and anything that looks like a password.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password\s*[=:]\s*)('[^']*'|[^\s']+)").expect("valid regex"));
+    let text = secrets.iter().filter(|s| !s.is_empty()).fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED));
+    re.replace_all(&text, format!("${{1}}{REDACTED}")).into_owned()
+}
+
+/// Writes the bundle of kept lab `lab` to `out`; returns its size in bytes.
+pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
+    let state = RunState::load(&lab.id)?;
+    let scenario_src = std::fs::read_to_string(RunState::scenario_copy(&lab.id)).map_err(|e| Error::io("reading the lab's scenario copy", e))?;
+    let scn = crate::scenario::Scenario::parse(&PathBuf::from(format!("{}.toml", state.scenario)), scenario_src.clone()).ok();
+    let complete = scn.as_ref().is_some_and(|s| s.steps.iter().all(|st| state.done.contains(st.id.get_ref())));
+    let manifest = Manifest {
+        lab: lab.id.clone(),
+        scenario: state.scenario.clone(),
+        platform: state.platform,
+        image: state.image.clone(),
+        pglab: env!("CARGO_PKG_VERSION").into(),
+        step: state.done.last().cloned(),
+        complete,
+        hosts: lab.hosts.iter().map(|h| (h.name.clone(), h.ip.to_string())).collect(),
+        created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    };
+    let root = format!("pglab-report-{}", lab.id);
+    let mut files: Vec<(String, String)> = vec![
+        ("manifest.json".into(), serde_json::to_string_pretty(&manifest).expect("serializable")),
+        ("scenario.toml".into(), scenario_src),
+    ];
+    for r in &state.reports {
+        if let (Some(name), Ok(text)) = (r.file_name(), std::fs::read_to_string(r)) {
+            files.push((format!("transcripts/{}", name.to_string_lossy()), text));
+        }
+    }
+    let per_host = lab.hosts.iter().map(|h| async move {
+        let mut got = Vec::new();
+        for (name, user, script) in host_files(h) {
+            let cmd = Cmd::new(["bash", "-c", script.as_str()]).user(user).any_status().timeout(Duration::from_secs(60));
+            let text = match h.probe(&cmd).await {
+                Ok(o) => format!("{}{}", o.stdout, o.stderr),
+                Err(e) => format!("(could not collect: {e})"),
+            };
+            got.push((format!("{}/{name}", h.name), text));
+        }
+        got
+    });
+    for host_files in futures_util::future::join_all(per_host).await {
+        files.extend(host_files);
+    }
+    let file = std::fs::File::create(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
+    for (name, text) in files {
+        let data = redact(&text, &state.secrets);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(manifest.created_unix);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{root}/{name}"), data.as_bytes()).map_err(|e| Error::io("writing the bundle", e))?;
+    }
+    tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| Error::io("finishing the bundle", e))?;
+    Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+}
+
+/// A bundle unpacked for replay: its scenario file and manifest.
+pub struct Unpacked {
+    pub scenario: PathBuf,
+    pub manifest: Manifest,
+    _dir: tempfile::TempDir,
+}
+
+pub fn is_bundle(arg: &str) -> bool {
+    (arg.ends_with(".tar.gz") || arg.ends_with(".tgz")) && Path::new(arg).is_file()
+}
+
+pub fn unpack(bundle: &Path) -> Result<Unpacked> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let file = std::fs::File::open(bundle).map_err(|e| Error::io(format!("opening {}", bundle.display()), e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let (mut scenario, mut manifest) = (None, None);
+    for entry in archive.entries().map_err(|e| Error::io("reading the bundle", e))? {
+        let mut entry = entry.map_err(|e| Error::io("reading the bundle", e))?;
+        let path = entry.path().map_err(|e| Error::io("reading the bundle", e))?.into_owned();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.components().count() != 2 || !(name == "scenario.toml" || name == "manifest.json") {
+            continue;
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).map_err(|e| Error::io("reading the bundle", e))?;
+        if name == "manifest.json" {
+            manifest = Some(serde_json::from_str::<Manifest>(&text).map_err(|e| Error::Usage(format!("{}: bad manifest.json: {e}", bundle.display())))?);
+        } else {
+            let p = dir.path().join(format!("{}.toml", manifest.as_ref().map(|m: &Manifest| m.scenario.as_str()).unwrap_or("scenario")));
+            std::fs::write(&p, text).map_err(|e| Error::io("unpacking the scenario", e))?;
+            scenario = Some(p);
+        }
+    }
+    match (scenario, manifest) {
+        (Some(scenario), Some(manifest)) => Ok(Unpacked { scenario, manifest, _dir: dir }),
+        _ => Err(Error::Usage(format!("{} is not a pglab bundle (no manifest.json and scenario.toml)", bundle.display()))),
+    }
+}

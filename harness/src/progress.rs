@@ -1,0 +1,83 @@
+//! What a person watching a run sees: on a terminal, one bar for the run and
+//! a line per running step; elsewhere (CI logs, pipes), one plain line per
+//! finished step, no colour, no redraws.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Progress {
+    multi: MultiProgress,
+    /// The run's own line: phase and steps done out of all.
+    pub main: ProgressBar,
+    plain: bool,
+    quiet: bool,
+    started: Instant,
+}
+
+/// A step being shown while it runs.
+pub struct StepLine {
+    bar: ProgressBar,
+    label: String,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if quiet || !terminal { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+        let main = multi.add(ProgressBar::new_spinner());
+        main.set_style(ProgressStyle::with_template("{spinner} [{elapsed:>4}] {msg} {pos}/{len}").expect("valid template"));
+        if terminal && !quiet {
+            main.enable_steady_tick(Duration::from_millis(120));
+        }
+        Progress { multi, main, plain: !terminal, quiet, started: Instant::now() }
+    }
+
+    /// Shows nothing at all (library callers, tests).
+    pub fn hidden() -> Self {
+        Progress::new(true)
+    }
+
+    pub fn phase(&self, msg: impl Into<String>) {
+        let msg = msg.into();
+        if self.plain && !self.quiet {
+            eprintln!("[{:>6.1}s] {msg}", self.started.elapsed().as_secs_f64());
+        }
+        self.main.set_message(msg);
+    }
+
+    pub fn steps(&self, total: usize) {
+        self.main.set_length(total as u64);
+        self.main.set_position(0);
+    }
+
+    pub fn start_step(&self, n: usize, total: usize, id: &str, host: &str) -> StepLine {
+        let label = format!("{n:>2}/{total} {id:<24} {host}");
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
+        bar.set_message(label.clone());
+        if !self.plain && !self.quiet {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        StepLine { bar, label }
+    }
+
+    pub fn finish_step(&self, line: StepLine, ok: bool, elapsed: Duration, observed: &str) {
+        let verdict = if ok { "ok  " } else { "FAIL" };
+        let first = observed.lines().next().unwrap_or("");
+        let text = format!("{verdict} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
+        if self.plain && !self.quiet {
+            eprintln!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64());
+        } else if !self.quiet {
+            let _ = self.multi.println(format!("  {text}"));
+        }
+        line.bar.finish_and_clear();
+        self.multi.remove(&line.bar);
+        self.main.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.main.finish_and_clear();
+    }
+}
