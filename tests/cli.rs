@@ -14,44 +14,167 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn run_until_keep_then_enter_inspect_and_remove() {
-    let reports = tempfile::tempdir().unwrap();
-    let out = pglab(&["run", "tutorial", "--until", "5", "--keep", "--transcript", reports.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let lab = stdout
+fn kept_lab(stdout: &str) -> String {
+    stdout
         .lines()
         .find_map(|l| l.strip_prefix("lab ").and_then(|r| r.split_whitespace().next()).filter(|_| l.contains(" kept")))
         .unwrap_or_else(|| panic!("no kept lab in:\n{stdout}"))
-        .to_string();
-    assert!(stdout.contains("5-wait-up"), "stopped after step 5:\n{stdout}");
-    assert!(!stdout.contains("6-apt-update"), "went past --until:\n{stdout}");
+        .to_string()
+}
 
+fn listed_step(lab: &str) -> String {
     let list = pglab(&["list"]);
-    let line = String::from_utf8_lossy(&list.stdout).lines().find(|l| l.starts_with(&lab)).map(str::to_string).expect("listed");
-    assert!(line.contains("tutorial@5-wait-up") && line.contains("kept"), "{line}");
+    let line = String::from_utf8_lossy(&list.stdout).lines().find(|l| l.starts_with(lab)).map(str::to_string).expect("listed");
+    line.split_whitespace().nth(1).unwrap_or("").to_string()
+}
+
+/// Every file of a bundle, by path inside it.
+fn unpack(bundle: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(bundle).unwrap()));
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        files.insert(path.split_once('/').map(|(_, rest)| rest.to_string()).unwrap_or(path), text);
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_until_keep_then_enter_step_report_replay_and_remove() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let junit = reports.path().join("junit.xml");
+    let out = pglab(&["run", "tutorial", "--until", "2-role", "--keep", "--transcript", r, "--junit", junit.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lab = kept_lab(&stdout);
+    assert!(stdout.contains("2-role") && !stdout.contains("2-password"), "stopped after 2-role:\n{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"step 2-role\"") && !xml.contains("2-password") && !xml.contains("<failure"), "{xml}");
+    assert_eq!(listed_step(&lab), "tutorial@2-role");
+
+    // Go on one step, then through step 5, then the standby's step 6.
+    let step = pglab(&["step", &lab, "--transcript", r]);
+    assert!(step.status.success() && text(&step).contains("2-password"), "{}", text(&step));
+    assert_eq!(listed_step(&lab), "tutorial@2-password");
+    let step = pglab(&["step", &lab, "5", "--transcript", r]);
+    assert!(step.status.success(), "{}", text(&step));
+    assert!(text(&step).contains("5-wait-up") && !text(&step).contains("6-apt-update"), "{}", text(&step));
+    let sql = pglab(&["sql", &lab, "primary", "SHOW archive_mode"]);
+    assert_eq!(String::from_utf8_lossy(&sql.stdout).trim(), "on", "step 3 changed the running server: {}", text(&sql));
+    assert!(pglab(&["step", &lab, "6-pgpass", "--transcript", r]).status.success());
+    let bad = pglab(&["step", &lab, "no-such-step"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+
+    // --from re-runs a step after the scenario changed (here: unchanged, so a no-op edit).
+    let again = pglab(&["run", "tutorial", "--from", "6-conf-global", "--until", "6-conf-stanza", "--lab", &lab, "--transcript", r]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("already set"), "{}", text(&again));
 
     let exec = pglab(&["exec", &lab, "primary", "--", "pg_lsclusters", "--no-header"]);
-    assert!(exec.status.success(), "{}", text(&exec));
     assert!(String::from_utf8_lossy(&exec.stdout).contains("online"), "{}", text(&exec));
     assert_eq!(pglab(&["exec", &lab, "primary", "--", "sh", "-c", "exit 4"]).status.code(), Some(4));
-
-    let sql = pglab(&["sql", &lab, "primary", "SELECT count(*) FROM select_table"]);
-    assert_eq!(String::from_utf8_lossy(&sql.stdout).trim(), "100", "{}", text(&sql));
-    // Step 3 really changed the running server.
-    let sql = pglab(&["sql", &lab, "primary", "SHOW archive_mode"]);
-    assert_eq!(String::from_utf8_lossy(&sql.stdout).trim(), "on", "{}", text(&sql));
-
     let logs = pglab(&["logs", &lab, "primary", "--lines", "5"]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("== /var/log/postgresql/"), "{}", text(&logs));
+    assert_eq!(pglab(&["sql", &lab, "nohost", "SELECT 1"]).status.code(), Some(2));
 
-    let unknown_host = pglab(&["sql", &lab, "nohost", "SELECT 1"]);
-    assert_eq!(unknown_host.status.code(), Some(2), "{}", text(&unknown_host));
+    // The replicator's password is real: it is in the standby's .pgpass ...
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("/tmp/pglab/{lab}/run.json")).unwrap()).unwrap();
+    let secret = state["secrets"][0].as_str().unwrap().to_string();
+    assert!(secret.len() > 16);
+    let pgpass = pglab(&["exec", &lab, "standby", "--", "cat", "/var/lib/postgresql/.pgpass"]);
+    assert!(String::from_utf8_lossy(&pgpass.stdout).contains(&secret));
+
+    // ... and nowhere in the bug bundle, which holds everything else.
+    let bundle = reports.path().join("bug.tar.gz");
+    let rep = pglab(&["report", &lab, "-o", bundle.to_str().unwrap()]);
+    assert!(rep.status.success(), "{}", text(&rep));
+    let files = unpack(&bundle);
+    for f in ["manifest.json", "scenario.toml", "primary/pgbackrest.conf", "primary/postgresql.conf", "standby/pg_hba.conf", "primary/postgresql.log", "primary/pgbackrest-info.txt", "standby/versions.txt"] {
+        assert!(files.contains_key(f), "bundle lacks {f}: {:?}", files.keys().collect::<Vec<_>>());
+    }
+    assert!(files["standby/versions.txt"].contains("PostgreSQL") && files["standby/versions.txt"].contains("pgBackRest"), "{}", files["standby/versions.txt"]);
+    assert!(files["primary/pgbackrest.conf"].contains("[tutorial]"), "{}", files["primary/pgbackrest.conf"]);
+    assert!(files["standby/pgbackrest.conf"].contains("repo1-host="), "{}", files["standby/pgbackrest.conf"]);
+    assert!(files["primary/postgresql.conf"].contains("archive_command"));
+    assert!(
+        files.iter().any(|(k, v)| k.starts_with("transcripts/") && k.ends_with(".md") && v.contains("PASSWORD '********'")),
+        "the password step is in a transcript, redacted: {:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+    for (name, content) in &files {
+        assert!(!content.contains(&secret), "{name} holds the secret");
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["step"], "6-conf-stanza");
+
+    // A bundle replays its scenario in a fresh lab, up to where its lab got.
+    let replay = pglab(&["run", bundle.to_str().unwrap(), "--transcript", r]);
+    assert!(replay.status.success(), "{}", text(&replay));
+    let shown = String::from_utf8_lossy(&replay.stdout).to_string();
+    assert!(shown.contains("6-conf-stanza") && !shown.contains("6-pgpass") && !shown.contains("7-stanza-create"), "{shown}");
 
     let down = pglab(&["down", &lab]);
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(leftovers(&docker().await, &lab).await, Vec::<String>::new());
+    assert!(!std::path::Path::new(&format!("/tmp/pglab/{lab}")).exists(), "the run state (with its secrets) goes with the lab");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_removes_orphans_and_keeps_kept_labs() {
+    let up = pglab(&["up", "--hosts", "pg1"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let kept = String::from_utf8_lossy(&up.stdout).split_whitespace().nth(1).expect("lab id").to_string();
+    // An owner that dies without cleaning up leaves an orphan.
+    let mut child = Command::new(pglab_bin()).args(["--quiet", "up", "--hosts", "pg1", "--foreground"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let orphan = line.split_whitespace().nth(1).expect("lab id").to_string();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let docker = docker().await;
+    assert!(!leftovers(&docker, &orphan).await.is_empty(), "SIGKILL leaves the lab behind");
+
+    let gc = pglab(&["gc"]);
+    assert!(gc.status.success(), "{}", text(&gc));
+    assert_eq!(leftovers(&docker, &orphan).await, Vec::<String>::new(), "gc removed the orphan");
+    assert!(!leftovers(&docker, &kept).await.is_empty(), "gc keeps a kept lab");
+    // (`gc --all` would also take other tests' kept labs: `down` this one.)
+    assert!(pglab(&["down", &kept]).status.success());
+    assert_eq!(leftovers(&docker, &kept).await, Vec::<String>::new());
+}
+
+#[test]
+fn new_scaffolds_a_commented_scenario_that_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pglab(&["new", "demo", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let path = dir.path().join("demo.toml");
+    let scn = pglab::scenario::Scenario::load(&path).expect("scaffold parses");
+    assert_eq!(scn.name, "demo");
+    assert!(scn.steps.len() > 20 && !scn.verify.is_empty());
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("# demo: a pglab scenario"));
+    assert_eq!(pglab(&["new", "demo", "--dir", dir.path().to_str().unwrap()]).status.code(), Some(2), "no overwrite");
+    assert_eq!(pglab(&["new", "../x", "--dir", dir.path().to_str().unwrap()]).status.code(), Some(2));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_before_any_lab_starts() {
+    for args in [
+        &["run", "tutorial", "--until", "no-such-step"][..],
+        &["run", "tutorial", "--check", "nosuch"],
+        &["run", "tutorial", "--check", "pitr=yesterday"],
+        &["run", "no-such-scenario"],
+        &["step", "nosuchlab"],
+    ] {
+        let out = pglab(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    let out = pglab(&["run", "tutorial", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage error: {}", text(&out));
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub enum Command {
         /// The kept lab for --from (default: the one kept lab of this scenario).
         #[arg(long, requires = "from")]
         lab: Option<String>,
+        /// Run only this check (repeatable); `pitr=name,lsn` picks restore targets.
+        #[arg(long = "check")]
+        checks: Vec<String>,
         /// Also write the result as JUnit XML.
         #[arg(long)]
         junit: Option<std::path::PathBuf>,
@@ -186,7 +189,7 @@ pub fn resolve_scenario(arg: &str) -> Result<std::path::PathBuf> {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(&file),
     ];
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        Error::Other(format!("no scenario `{arg}`: not a file, and no scenarios/{file} (list them with `ls scenarios/`)"))
+        Error::Usage(format!("no scenario `{arg}`: not a file, and no scenarios/{file} (list them with `ls scenarios/`)"))
     })
 }
 
@@ -272,7 +275,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { scenario, platform, until, from, lab, junit, keep, keep_on_failure, sets, slow, json, transcript } => {
+        Command::Run { scenario, platform, until, from, lab, checks, junit, keep, keep_on_failure, sets, slow, json, transcript } => {
             let progress = Progress::new(cli.quiet);
             if let Some(from) = from {
                 let scn = crate::scenario::Scenario::load(&resolve_scenario(&scenario)?)?;
@@ -299,6 +302,7 @@ pub async fn main(cli: Cli) -> Result<()> {
                 slow,
                 sets,
                 report_dir: Some(transcript.clone()),
+                checks,
             };
             let report = crate::runner::run(&scn, &opts, &progress).await;
             progress.finish();
@@ -478,7 +482,17 @@ pub async fn main(cli: Cli) -> Result<()> {
 }
 
 fn print_report(r: &crate::runner::RunReport, dir: &std::path::Path) {
-    println!("{} on {}: {} in {:.1}s (lab {} up in {} ms)", r.scenario, r.platform, if r.passed { "PASSED" } else { "FAILED" }, r.total.as_secs_f64(), r.lab, r.lab_timings.total.as_millis());
+    let phases: Vec<String> = r.phases.iter().map(|(k, v)| format!("{} {:.1}s", k.trim_end_matches("_ms"), *v as f64 / 1000.0)).collect();
+    println!(
+        "{} on {}: {} in {:.1}s (lab {} up in {} ms; {})",
+        r.scenario,
+        r.platform,
+        if r.passed { "PASSED" } else { "FAILED" },
+        r.total.as_secs_f64(),
+        r.lab,
+        r.lab_timings.total.as_millis(),
+        phases.join(", ")
+    );
     for s in &r.steps {
         let tag = match (&s.defect, s.added) {
             (Some(d), _) => format!(" [{}]", d.id),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::Host;
 use crate::runner::subst;
 use crate::scenario::ConfigEdit;
@@ -148,7 +148,10 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
         let (mode, owner, old) = stat_and_read(host, &path).await;
         let new = edit(&old);
         if new == old {
-            return Err(Error::Check(format!("editing {path} on {} changes nothing: the step is already true or wrong", host.name)));
+            // Already so (a step run again with `run --from`): say so, change nothing.
+            host.transcript().note(&host.name, "root", format!("edit {path}"), "(already set: no change)".into(), t.elapsed());
+            summary.push(format!("{path} already set"));
+            continue;
         }
         host.write_file(&path, new.as_bytes(), mode, &owner).await?;
         let diff = unified_diff(&path, &old, &new);

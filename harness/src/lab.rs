@@ -233,7 +233,7 @@ impl Lab {
     /// Waits until every host's systemd has finished booting (postgresql-common
     /// spends about 2 s confirming a start, after the server already answers).
     pub async fn wait_for_boot(&self) -> Result<()> {
-        try_join_all(self.hosts.iter().map(wait_for_boot)).await.map(|_| ())
+        try_join_all(self.hosts.iter().map(wait_for_host_boot)).await.map(|_| ())
     }
 
     pub fn host_names(&self) -> Vec<String> {
@@ -267,8 +267,10 @@ impl Lab {
             return Ok(());
         }
         let mut first_err = None;
-        while let Some(c) = self.containers.pop() {
-            if let Err(e) = c.rm().await {
+        // All hosts at once: nothing in a lab outlives its neighbours.
+        let removals = self.containers.drain(..).map(|c| c.rm());
+        for r in futures_util::future::join_all(removals).await {
+            if let Err(e) = r {
                 tracing::warn!(lab = %self.id, "removing container: {e}");
                 first_err.get_or_insert(Error::docker("remove container", e));
             }
@@ -357,7 +359,8 @@ async fn open_route(host: &Host) -> Result<()> {
 
 /// Waits until systemd has finished booting a host (`running`; `degraded`
 /// is accepted and its failed units logged).
-async fn wait_for_boot(host: &Host) -> Result<()> {
+/// Waits until systemd on `host` is running (or degraded, with a warning).
+pub async fn wait_for_host_boot(host: &Host) -> Result<()> {
     let probe = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(Duration::from_secs(120));
     poll_until(&format!("systemd to boot on {}", host.name), "running", Duration::from_secs(120), || async {
         let out = host.probe(&probe).await?;

@@ -262,6 +262,10 @@ pub fn bench_table(runs: &[crate::runner::RunReport]) -> String {
     let _ = writeln!(out, "{}: {} runs on {}", first.scenario, runs.len(), first.image);
     let col = |f: &dyn Fn(&crate::runner::RunReport) -> f64| median(runs.iter().map(f).collect());
     let _ = writeln!(out, "  {:<28} {:>9}", "lab up", format!("{:.0} ms", col(&|r| r.lab_timings.total.as_secs_f64() * 1000.0)));
+    for phase in first.phases.keys() {
+        let m = col(&|r| r.phases.get(phase).map(|v| *v as f64).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  {:<28} {:>9}", format!("phase {}", phase.trim_end_matches("_ms")), format!("{m:.0} ms"));
+    }
     for (i, s) in first.steps.iter().enumerate() {
         let m = col(&|r| r.steps.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
         let _ = writeln!(out, "  {:<28} {:>9}", s.id, format!("{m:.0} ms"));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
@@ -19,7 +20,7 @@ use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::report::TranscriptEntry;
 use crate::state::RunState;
-use crate::scenario::{Defect, Scenario, StatusExpect, Step, WaitAction};
+use crate::scenario::{CheckDecl, Defect, Scenario, StatusExpect, Step, WaitAction};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -33,6 +34,8 @@ pub struct RunOptions {
     pub sets: Vec<(String, String)>,
     /// Where to write `<scenario>-<lab>.md` and `.json`.
     pub report_dir: Option<PathBuf>,
+    /// Run only these checks (`streaming`, `pitr=name,lsn`); empty: all.
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +68,9 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     pub lab_timings: StartTimings,
+    /// Wall time of each phase (given, steps, checks): steps of different
+    /// hosts overlap, so their own times do not add up to this.
+    pub phases: BTreeMap<String, u64>,
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -103,6 +109,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         Some(u) => scn.step_index(u).ok_or_else(|| no_step("--until", u, scn))?,
         None => scn.steps.len().saturating_sub(1),
     };
+    validate_checks(scn, &opts.checks)?;
     let docker = docker::connect().await?;
     progress.phase(format!("{}: image", scn.name));
     HostImage::for_platform(platform).ensure(&docker, false, &progress.main).await?;
@@ -116,6 +123,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     let mut lab = Lab::start(&docker, &spec).await?;
     let mut steps = Vec::new();
     let mut checks = Vec::new();
+    let mut phases = BTreeMap::new();
     let error = async {
         let vars = variables(scn, &lab, platform, opts)?;
         let mut state = RunState {
@@ -131,15 +139,24 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         };
         std::fs::write(RunState::scenario_copy(&lab.id), &scn.source).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
         state.save()?;
+        let t = Instant::now();
         prepare(scn, &lab, progress).await?;
+        phases.insert("given_ms".to_string(), t.elapsed().as_millis() as u64);
         let todo: Vec<usize> = (0..=last).filter(|i| *i < scn.steps.len()).collect();
         let failure;
-        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, progress, &mut state).await;
+        let t = Instant::now();
+        // Steps start while systemd finishes booting; those that use it wait.
+        let boot = BootGate::new(&lab);
+        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, Some(&boot), progress, &mut state).await;
+        phases.insert("steps_ms".to_string(), t.elapsed().as_millis() as u64);
         if let Some(e) = failure {
             return Err(e);
         }
+        boot.all().await?;
         if opts.until.is_none() {
-            checks = verify(scn, &lab, opts.slow, progress).await;
+            let t = Instant::now();
+            checks = verify(scn, &lab, opts.slow, &opts.checks, progress).await;
+            phases.insert("checks_ms".to_string(), t.elapsed().as_millis() as u64);
         }
         Ok(state)
     }
@@ -160,6 +177,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         lab: lab.id.clone(),
         from: None,
         lab_timings: lab.timings.clone(),
+        phases,
         passed,
         error: error.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
         steps,
@@ -221,8 +239,12 @@ pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool,
     // With --from every step in the range runs again; otherwise only those not done.
     let todo: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len() && (from.is_some() || !state.done.contains(scn.steps[*i].id.get_ref()))).collect();
     let vars = state.vars.clone();
-    let (steps, failure) = converge(&scn, &lab, &vars, &todo, progress, &mut state).await;
-    let checks = if failure.is_none() && matches!(until, Until::End) { verify(&scn, &lab, slow, progress).await } else { Vec::new() };
+    let t = Instant::now();
+    let (steps, failure) = converge(&scn, &lab, &vars, &todo, None, progress, &mut state).await;
+    let mut phases = BTreeMap::from([("steps_ms".to_string(), t.elapsed().as_millis() as u64)]);
+    let t = Instant::now();
+    let checks = if failure.is_none() && matches!(until, Until::End) { verify(&scn, &lab, slow, &[], progress).await } else { Vec::new() };
+    phases.insert("checks_ms".to_string(), t.elapsed().as_millis() as u64);
     let report = RunReport {
         scenario: scn.name.clone(),
         description: scn.description.clone(),
@@ -231,6 +253,7 @@ pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool,
         lab: lab_id.to_string(),
         from: scn.steps.get(first).map(|s| s.id.get_ref().clone()).or(Some("verify".into())),
         lab_timings: StartTimings::default(),
+        phases,
         passed: failure.is_none() && checks.iter().all(|c| c.passed),
         error: failure.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
         steps,
@@ -252,25 +275,49 @@ fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
     Error::Usage(format!("{flag} {id}: no such step in {} (steps: {})", scn.name, ids.join(", ")))
 }
 
-/// The state the tutorial assumes, created while systemd finishes booting.
+/// The state the tutorial assumes before step 1.
 async fn prepare(scn: &Scenario, lab: &Lab, progress: &Progress) -> Result<()> {
     lab.transcript().set_step("given");
     progress.phase(format!("{}: given", scn.name));
-    let given = async {
-        if let Some(g) = &scn.given {
-            let h = lab.host(g.host.get_ref())?;
-            let sql = format!(
-                "CREATE TABLE {t} (select_column text, select_number int); \
-                 INSERT INTO {t} SELECT 'row ' || g, g FROM generate_series(1, {n}) g",
-                t = g.table,
-                n = g.rows
-            );
-            sql_step(h, &sql).await?;
+    if let Some(g) = &scn.given {
+        let h = lab.host(g.host.get_ref())?;
+        let sql = format!(
+            "CREATE TABLE {t} (select_column text, select_number int); \
+             INSERT INTO {t} SELECT 'row ' || g, g FROM generate_series(1, {n}) g",
+            t = g.table,
+            n = g.rows
+        );
+        sql_step(h, &sql).await?;
+    }
+    Ok(())
+}
+
+/// Each host's "systemd has finished booting", awaited by the steps that
+/// use systemd and before the checks; polled once, shared by all waiters.
+struct BootGate<'a> {
+    hosts: BTreeMap<String, Shared<BoxFuture<'a, std::result::Result<(), String>>>>,
+}
+
+impl<'a> BootGate<'a> {
+    fn new(lab: &'a Lab) -> Self {
+        let hosts = lab
+            .hosts()
+            .iter()
+            .map(|h| (h.name.clone(), crate::lab::wait_for_host_boot(h).map(|r| r.map_err(|e| e.to_string())).boxed().shared()))
+            .collect();
+        BootGate { hosts }
+    }
+
+    async fn host(&self, name: &str) -> Result<()> {
+        match self.hosts.get(name) {
+            Some(f) => f.clone().await.map_err(Error::Other),
+            None => Ok(()),
         }
-        Ok::<_, Error>(())
-    };
-    let (boot, given) = tokio::join!(lab.wait_for_boot(), given);
-    boot.and(given)
+    }
+
+    async fn all(&self) -> Result<()> {
+        futures_util::future::try_join_all(self.hosts.values().map(|f| f.clone())).await.map(|_| ()).map_err(Error::Other)
+    }
 }
 
 /// Runs the steps `todo` (indices into the scenario), each as soon as the
@@ -280,6 +327,7 @@ async fn converge<L: Hosts>(
     lab: &L,
     vars: &BTreeMap<String, String>,
     todo: &[usize],
+    boot: Option<&BootGate<'_>>,
     progress: &Progress,
     state: &mut RunState,
 ) -> (Vec<StepResult>, Option<Error>) {
@@ -303,7 +351,13 @@ async fn converge<L: Hosts>(
                 let line = progress.start_step(started, total, step.id.get_ref(), step.host.get_ref());
                 running.push(async move {
                     let t = Instant::now();
-                    let result = crate::report::in_step(step.id.get_ref(), attempt(lab, step, vars)).await;
+                    let result = async {
+                        if let (Some(gate), true) = (boot, step.needs_boot()) {
+                            gate.host(step.host.get_ref()).await?;
+                        }
+                        crate::report::in_step(step.id.get_ref(), attempt(lab, step, vars)).await
+                    }
+                    .await;
                     (i, line, result, t.elapsed())
                 });
             }
@@ -363,13 +417,46 @@ async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &BTreeMap<String, String>
     }
 }
 
-async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, progress: &Progress) -> Vec<CheckOutcome> {
+async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, only: &[String], progress: &Progress) -> Vec<CheckOutcome> {
     let mut checks = Vec::new();
-    for decl in scn.verify.iter().filter(|d| slow || !d.is_slow()) {
+    for decl in scn.verify.iter().filter(|d| slow || !d.is_slow() || !only.is_empty()) {
+        let Some(decl) = selected(decl, only) else { continue };
         progress.phase(format!("{}: check {}", scn.name, decl.name()));
-        checks.push(crate::report::in_step(&format!("verify-{}", decl.name()), check::run(lab, decl)).await);
+        checks.push(crate::report::in_step(&format!("verify-{}", decl.name()), check::run(lab, &decl)).await);
     }
     checks
+}
+
+/// The check as `--check` selects it: by name, and for `pitr=a,b` with
+/// only those restore targets.
+fn selected(decl: &CheckDecl, only: &[String]) -> Option<CheckDecl> {
+    if only.is_empty() {
+        return Some(decl.clone());
+    }
+    let pick = only.iter().find(|o| o.split('=').next() == Some(decl.name()))?;
+    let mut decl = decl.clone();
+    if let (CheckDecl::Pitr { targets, .. }, Some((_, list))) = (&mut decl, pick.split_once('=')) {
+        *targets = list.split(',').map(str::to_string).collect();
+    }
+    Some(decl)
+}
+
+/// `--check` names a check the scenario has and, for pitr, known targets.
+pub fn validate_checks(scn: &Scenario, only: &[String]) -> Result<()> {
+    for o in only {
+        let (name, args) = o.split_once('=').map(|(n, a)| (n, Some(a))).unwrap_or((o.as_str(), None));
+        let names: Vec<&str> = scn.verify.iter().map(|d| d.name()).collect();
+        if !names.contains(&name) {
+            return Err(Error::Usage(format!("--check {o}: {} has no check `{name}` (checks: {})", scn.name, names.join(", "))));
+        }
+        match (name, args) {
+            ("pitr", Some(a)) if a.split(',').all(|t| ["name", "time", "xid", "lsn"].contains(&t)) => {}
+            ("pitr", Some(a)) => return Err(Error::Usage(format!("--check pitr={a}: targets are name, time, xid, lsn"))),
+            (_, Some(_)) => return Err(Error::Usage(format!("--check {o}: only pitr takes arguments"))),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn variables(scn: &Scenario, lab: &Lab, platform: Platform, opts: &RunOptions) -> Result<BTreeMap<String, String>> {

@@ -303,6 +303,13 @@ impl CheckDecl {
 }
 
 impl Step {
+    /// Talks to systemd or postgresql-common, so it must not race the host's
+    /// boot (whose own cluster start is still settling for ~2 s).
+    pub fn needs_boot(&self) -> bool {
+        let run = self.run.as_ref().map(|r| r.get_ref().as_str()).unwrap_or("");
+        ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.contains(w))
+    }
+
     /// Hosts the step reads or changes.
     pub fn hosts(&self) -> Vec<&str> {
         let mut h = vec![self.host.get_ref().as_str()];
