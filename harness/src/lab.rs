@@ -38,17 +38,23 @@ pub trait Hosts: Sync {
     }
 }
 
-impl Hosts for Lab {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn hosts(&self) -> &[Host] {
-        &self.hosts
-    }
-    fn transcript(&self) -> &Transcript {
-        &self.transcript
-    }
+/// Both kinds of lab hold their id, hosts and transcript the same way.
+macro_rules! impl_hosts {
+    ($($t:ty),*) => {$(
+        impl Hosts for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn hosts(&self) -> &[Host] {
+                &self.hosts
+            }
+            fn transcript(&self) -> &Transcript {
+                &self.transcript
+            }
+        }
+    )*};
 }
+impl_hosts!(Lab, Attached);
 
 /// When a lab survives its run, like `PG_TEST_NOCLEAN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -416,14 +422,3 @@ impl Attached {
 
 }
 
-impl Hosts for Attached {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn hosts(&self) -> &[Host] {
-        &self.hosts
-    }
-    fn transcript(&self) -> &Transcript {
-        &self.transcript
-    }
-}

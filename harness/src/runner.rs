@@ -187,11 +187,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         transcript: lab.transcript().entries(),
     };
     if let Some(dir) = &opts.report_dir {
-        let (md, json) = crate::report::write(dir, &report)?;
-        if let Some(mut s) = state {
-            s.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
-            let _ = s.save();
-        }
+        write_report(dir, &report, state)?;
     }
     progress.phase(format!("{}: destroy", scn.name));
     lab.shutdown().await?;
@@ -263,11 +259,19 @@ pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool,
         transcript: lab.transcript().entries(),
     };
     if let Some(dir) = report_dir {
-        let (md, json) = crate::report::write(dir, &report)?;
-        state.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
-        state.save()?;
+        write_report(dir, &report, Some(state))?;
     }
     Ok(report)
+}
+
+/// Writes the transcript and report, and remembers them for `pglab report`.
+fn write_report(dir: &std::path::Path, report: &RunReport, state: Option<RunState>) -> Result<()> {
+    let (md, json) = crate::report::write(dir, report)?;
+    if let Some(mut s) = state {
+        s.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
+        s.save()?;
+    }
+    Ok(())
 }
 
 fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
