@@ -55,6 +55,10 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("name=\"step 2-role\"") && !xml.contains("2-password") && !xml.contains("<failure"), "{xml}");
     assert_eq!(listed_step(&lab), "tutorial@2-role");
+    let list = String::from_utf8_lossy(&pglab(&["list"]).stdout).to_string();
+    let line = list.lines().find(|l| l.starts_with(&lab)).unwrap_or_default();
+    let ip = regex::Regex::new(r"standby=(\d+\.\d+\.\d+\.\d+)").unwrap();
+    assert!(ip.is_match(line) && line.contains("kept"), "hosts with IPs: {line}");
 
     // Go on one step, then through step 5, then the standby's step 6.
     let step = pglab(&["step", &lab, "--transcript", r]);

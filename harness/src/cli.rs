@@ -450,7 +450,7 @@ pub async fn main(cli: Cli) -> Result<()> {
                 println!("no labs");
             } else {
                 for l in labs {
-                    let hosts: Vec<String> = l.hosts.iter().map(|(h, _, s)| format!("{h}({s})")).collect();
+                    let hosts: Vec<String> = l.hosts.iter().map(|h| if h.ip.is_empty() { format!("{}({})", h.host, h.state) } else { format!("{}={}", h.host, h.ip) }).collect();
                     let age = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).saturating_sub(l.created);
                     println!(
                         "{}  {}@{}  {}m{:02}s  {}  {}",

@@ -406,7 +406,7 @@ impl Attached {
         let network = format!("pglab-{id}");
         let transcript = Transcript::new();
         let mut hosts = Vec::new();
-        for (name, container, _) in &lab.hosts {
+        for crate::reaper::HostSummary { host: name, container, .. } in &lab.hosts {
             let info = docker.inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default()).await;
             let platform = info
                 .ok()

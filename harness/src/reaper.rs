@@ -160,9 +160,17 @@ pub struct LabSummary {
     /// Last step a scenario run completed on this lab.
     pub step: Option<String>,
     pub created: u64,
-    /// (host, container name, state)
-    pub hosts: Vec<(String, String, String)>,
+    pub hosts: Vec<HostSummary>,
     pub networks: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSummary {
+    pub host: String,
+    pub container: String,
+    pub state: String,
+    /// Address on the lab's network (empty when stopped).
+    pub ip: String,
 }
 
 /// Every lab with at least one labelled resource on the engine.
@@ -193,11 +201,17 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         entry(&mut labs, &labels);
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_string();
-        labs.get_mut(&lab).expect("inserted").hosts.push((
-            labels.get(LABEL_HOST).cloned().unwrap_or_default(),
-            name,
-            c.state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
-        ));
+        let ip = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|n| n.get(&format!("pglab-{lab}")).and_then(|e| e.ip_address.clone()))
+            .unwrap_or_default();
+        labs.get_mut(&lab).expect("inserted").hosts.push(HostSummary {
+            host: labels.get(LABEL_HOST).cloned().unwrap_or_default(),
+            container: name,
+            state: c.state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+            ip,
+        });
     }
     let networks = docker
         .list_networks(Some(ListNetworksOptions { filters: Some(label_filter(LABEL_LAB)) }))
