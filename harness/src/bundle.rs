@@ -52,7 +52,7 @@ fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
         (
             "status.txt",
             "postgres",
-            "pg_lsclusters 2>&1; echo; psql -X -c 'SELECT pg_is_in_recovery(), pg_current_wal_lsn() FROM (SELECT 1) x WHERE NOT pg_is_in_recovery()' -c 'SELECT * FROM pg_stat_replication' -c 'SELECT status, sender_host, received_tli FROM pg_stat_wal_receiver' 2>&1".into(),
+            "pg_lsclusters 2>&1; echo; psql -X -c 'SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() AS replayed, CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn() END AS current' -c 'SELECT * FROM pg_stat_replication' -c 'SELECT status, sender_host, received_tli FROM pg_stat_wal_receiver' 2>&1".into(),
         ),
     ]
 }
