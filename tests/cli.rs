@@ -142,8 +142,32 @@ async fn gc_removes_orphans_and_keeps_kept_labs() {
     let docker = docker().await;
     assert!(!leftovers(&docker, &orphan).await.is_empty(), "SIGKILL leaves the lab behind");
 
+    // A forced rebuild leaves the old host image untagged: gc removes it.
+    let ours = Command::new("docker").args(["images", "--filter", "label=pglab.image", "--format", "{{.Repository}}:{{.Tag}}"]).output().unwrap();
+    let base = String::from_utf8_lossy(&ours.stdout).lines().find(|l| !l.contains("<none>")).expect("a host image").to_string();
+    let build = |n: u32| {
+        let mut child = Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", "pglab-gc-test:dangling", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("FROM {base}\nLABEL pglab.gc-test={n}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let replaced = build(1);
+    build(2);
+    let exists = |id: &str| Command::new("docker").args(["image", "inspect", id]).output().unwrap().status.success();
+    assert!(exists(&replaced), "the replaced image is still there, untagged");
+
     let gc = pglab(&["gc"]);
     assert!(gc.status.success(), "{}", text(&gc));
+    assert!(!exists(&replaced), "gc removed the dangling image: {}", text(&gc));
+    assert!(exists("pglab-gc-test:dangling") && exists(&base), "tagged images stay");
+    assert!(Command::new("docker").args(["rmi", "pglab-gc-test:dangling"]).output().unwrap().status.success());
     assert_eq!(leftovers(&docker, &orphan).await, Vec::<String>::new(), "gc removed the orphan");
     assert!(!leftovers(&docker, &kept).await.is_empty(), "gc keeps a kept lab");
     // (`gc --all` would also take other tests' kept labs: `down` this one.)

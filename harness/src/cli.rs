@@ -470,11 +470,12 @@ pub async fn main(cli: Cli) -> Result<()> {
             let docker = docker::connect().await?;
             let r = reaper::gc(&docker, all).await?;
             println!(
-                "gc: removed {} lab(s): {} containers, {} networks, {} volumes",
+                "gc: removed {} lab(s): {} containers, {} networks, {} volumes; {} dangling image(s)",
                 r.labs.len(),
                 r.containers,
                 r.networks,
-                r.volumes
+                r.volumes,
+                r.images
             );
             Ok(())
         }

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, Once};
 
 use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions,
+    RemoveVolumeOptions,
 };
 use bollard::Docker;
 use serde::Serialize;
@@ -94,6 +95,8 @@ pub struct Removed {
     pub containers: usize,
     pub networks: usize,
     pub volumes: usize,
+    /// Untagged host images a forced rebuild left behind.
+    pub images: usize,
 }
 
 /// Removes every container, network and volume labelled with this lab, and
@@ -257,5 +260,38 @@ pub async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
             }
         }
     }
+    total.images = remove_dangling_images(docker).await?;
     Ok(total)
+}
+
+/// Untagged images carrying our image label: what `image build --force`
+/// replaced. Skipped while any pglab image build holds its lock, since a
+/// build's intermediate layers are untagged too.
+async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
+    let building = std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.starts_with("pglab-image-")
+            && name.ends_with(".lock")
+            && std::fs::File::open(e.path()).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+    });
+    if building {
+        tracing::info!("an image build is running: dangling images left for the next gc");
+        return Ok(0);
+    }
+    let filters = std::collections::HashMap::from([
+        ("dangling".to_string(), vec!["true".to_string()]),
+        ("label".to_string(), vec![crate::docker::LABEL_IMAGE.to_string()]),
+    ]);
+    let images = docker
+        .list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() }))
+        .await
+        .map_err(|e| Error::docker("list images", e))?;
+    let mut removed = 0;
+    for i in images {
+        // An image a container still uses stays; that is not an error.
+        if docker.remove_image(&i.id, None::<RemoveImageOptions>, None).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
