@@ -54,7 +54,6 @@ impl TranscriptEntry {
 
 #[derive(Default)]
 struct Inner {
-    step: String,
     entries: Vec<TranscriptEntry>,
     secrets: Vec<String>,
 }
@@ -67,17 +66,7 @@ pub const REDACTED: &str = "********";
 
 impl Transcript {
     pub fn new() -> Self {
-        let t = Transcript::default();
-        t.set_step("lab");
-        t
-    }
-
-    pub fn set_step(&self, step: &str) {
-        self.0.lock().unwrap().step = step.to_string();
-    }
-
-    pub fn step(&self) -> String {
-        STEP.try_with(Clone::clone).unwrap_or_else(|_| self.0.lock().unwrap().step.clone())
+        Transcript::default()
     }
 
     /// Records a harness action (a file written, a wait) that is not a command.
@@ -107,7 +96,8 @@ impl Transcript {
         e.stderr = redact(&e.stderr);
         e.note = e.note.as_deref().map(redact);
         if e.step.is_empty() {
-            e.step = STEP.try_with(Clone::clone).unwrap_or_else(|_| inner.step.clone());
+            // Outside any step: setting up the lab (network, route, harness role).
+            e.step = STEP.try_with(Clone::clone).unwrap_or_else(|_| "lab".into());
         }
         inner.entries.push(e);
     }

@@ -124,9 +124,10 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     let mut steps = Vec::new();
     let mut checks = Vec::new();
     let mut phases = BTreeMap::new();
+    let mut state = None;
     let error = async {
         let vars = variables(scn, &lab, platform, opts)?;
-        let mut state = RunState {
+        let state = state.insert(RunState {
             lab: lab.id.clone(),
             scenario: scn.name.clone(),
             scenario_path: std::fs::canonicalize(&scn.path).unwrap_or_else(|_| scn.path.clone()),
@@ -136,7 +137,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
             vars,
             done: Vec::new(),
             reports: Vec::new(),
-        };
+        });
         std::fs::write(RunState::scenario_copy(&lab.id), &scn.source).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
         state.save()?;
         let t = Instant::now();
@@ -147,7 +148,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         let t = Instant::now();
         // Steps start while systemd finishes booting; those that use it wait.
         let boot = BootGate::new(&lab);
-        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, Some(&boot), progress, &mut state).await;
+        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, Some(&boot), progress, state).await;
         phases.insert("steps_ms".to_string(), t.elapsed().as_millis() as u64);
         if let Some(e) = failure {
             return Err(e);
@@ -158,13 +159,10 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
             checks = verify(scn, &lab, opts.slow, &opts.checks, progress).await;
             phases.insert("checks_ms".to_string(), t.elapsed().as_millis() as u64);
         }
-        Ok(state)
+        Ok(())
     }
-    .await;
-    let (state, error) = match error {
-        Ok(s) => (Some(s), None),
-        Err(e) => (RunState::load(&lab.id).ok(), Some(e)),
-    };
+    .await
+    .err();
     let passed = error.is_none() && checks.iter().all(|c| c.passed);
     if !passed {
         lab.mark_failed();
@@ -281,7 +279,6 @@ fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
 
 /// The state the tutorial assumes before step 1.
 async fn prepare(scn: &Scenario, lab: &Lab, progress: &Progress) -> Result<()> {
-    lab.transcript().set_step("given");
     progress.phase(format!("{}: given", scn.name));
     if let Some(g) = &scn.given {
         let h = lab.host(g.host.get_ref())?;
@@ -291,7 +288,7 @@ async fn prepare(scn: &Scenario, lab: &Lab, progress: &Progress) -> Result<()> {
             t = g.table,
             n = g.rows
         );
-        sql_step(h, &sql).await?;
+        crate::report::in_step("given", sql_step(h, &sql)).await?;
     }
     Ok(())
 }
