@@ -41,7 +41,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
 
     // Every check the file declares ran (slow ones only when asked) and passed.
     let slow = !std::env::var("PGLAB_FAST").is_ok_and(|v| v == "1");
-    let want: Vec<&str> = scn.verify.iter().filter(|c| slow || !c.is_slow()).map(|c| c.name()).collect();
+    let want: Vec<&str> = scn.verify.iter().filter(|v| slow || !v.check.is_slow()).map(|v| v.check.name()).collect();
     let got: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(got, want);
 
@@ -81,7 +81,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
                 assert!(c.metrics["latency_p95_ms"] <= c.metrics["latency_max_ms"]);
             }
             "pitr" => {
-                let Some(pglab::scenario::CheckDecl::Pitr { targets, .. }) = scn.verify.iter().find(|d| d.name() == "pitr") else { unreachable!() };
+                let Some(pglab::scenario::CheckDecl::Pitr { targets, .. }) = scn.verify.iter().map(|v| &v.check).find(|d| d.name() == "pitr") else { unreachable!() };
                 for kind in targets {
                     assert!(c.metrics.contains_key(&format!("restore_{kind}_ms")), "{kind} restore measured");
                 }

@@ -43,8 +43,9 @@ pub async fn run<L: Hosts>(lab: &L, decl: &CheckDecl) -> CheckOutcome {
             streaming(lab.host(primary), lab.host(standby), *inserts, Duration::from_secs(*deadline_s), &mut metrics).await
         }
         CheckDecl::NotStreaming { standby, log } => not_streaming(lab.host(standby), log).await,
-        CheckDecl::Pitr { primary, target_host, stanza, targets } => {
-            pitr(lab.host(primary), lab.host(target_host), stanza, targets, &mut metrics).await
+        CheckDecl::Pitr { primary, target_host, like, stanza, targets } => {
+            let like = like.as_deref().filter(|l| l != target_host).map(|l| lab.host(l)).transpose();
+            pitr(lab.host(primary), lab.host(target_host), like, stanza, targets, &mut metrics).await
         }
         CheckDecl::Retention { host, stanza, backups, expect_full } => {
             retention(lab.host(host), stanza, *backups, *expect_full, &mut metrics).await
@@ -154,14 +155,56 @@ struct Target {
     expected_ids: String,
 }
 
+/// Gives `target` pgBackRest and the client setup of `like` (its
+/// pgbackrest.conf, postgres' SSH keys and known hosts), so a spare host can
+/// restore from the same repository. Private keys stay out of the transcript.
+async fn clone_client_setup(like: &Host, target: &Host) -> Result<()> {
+    target.exec(Cmd::shell("command -v pgbackrest >/dev/null || (apt-get update -q && apt-get install -y -q pgbackrest)")).await?;
+    let t = Instant::now();
+    let paths = "etc/pgbackrest.conf var/lib/postgresql/.ssh";
+    let packed = like.probe(&Cmd::shell(format!("tar -C / -cf - {paths} | base64 -w0"))).await?;
+    if !packed.success() {
+        return Err(Error::Check(format!("cannot read the pgBackRest client setup of {}: {}", like.name, packed.stderr.trim())));
+    }
+    let unpacked = target.probe(&Cmd::shell("base64 -d | tar -C / -xpf -").stdin(packed.stdout)).await?;
+    if !unpacked.success() {
+        return Err(Error::Check(format!("cannot install the pgBackRest client setup on {}: {}", target.name, unpacked.stderr.trim())));
+    }
+    target.transcript().note(
+        &target.name,
+        "root",
+        format!("copy {}:/etc/pgbackrest.conf and ~postgres/.ssh -> {}", like.name, target.name),
+        "the restore target gets the same pgBackRest client setup (contents not shown: private key)".into(),
+        t.elapsed(),
+    );
+    Ok(())
+}
+
+/// The newest backup set, so restores stay on it while later backups run.
+async fn latest_backup(h: &Host, stanza: &str) -> Result<String> {
+    let info = backup_info(h, stanza).await?;
+    info["backup"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["label"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::Check(format!("no backup of stanza {stanza} to restore from")))
+}
+
 async fn pitr(
     primary: Result<&Host>,
     target: Result<&Host>,
+    like: Result<Option<&Host>>,
     stanza: &str,
     kinds: &[String],
     metrics: &mut BTreeMap<String, f64>,
 ) -> Result<String> {
     let (primary, host) = (primary?, target?);
+    if let Some(like) = like? {
+        clone_client_setup(like, host).await?;
+    }
+    // Chosen before the targets exist: every target lies after its end.
+    let set = latest_backup(host, stanza).await?;
     let batch = 10;
     primary.safe_psql("DROP TABLE IF EXISTS pglab_pitr; CREATE TABLE pglab_pitr (id int PRIMARY KEY, batch int)").await?;
     let primary_tli = timeline(primary).await?;
@@ -197,6 +240,11 @@ async fn pitr(
     primary
         .poll_query_until(&format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"), "t", Duration::from_secs(60))
         .await?;
+    // Done with the primary: leave it as found, with no dirty pages, so a
+    // backup of the scenario's that runs meanwhile does not wait on a
+    // spread checkpoint of our writes.
+    primary.safe_psql("DROP TABLE pglab_pitr").await?;
+    primary.safe_psql("CHECKPOINT").await?;
 
     let mut lines = Vec::new();
     for t in &targets {
@@ -208,6 +256,7 @@ async fn pitr(
                 "pgbackrest".to_string(),
                 format!("--stanza={stanza}"),
                 "--delta".into(),
+                format!("--set={set}"),
                 format!("--type={}", t.kind),
                 format!("--target={}", t.value),
                 "--target-action=promote".into(),
@@ -238,8 +287,7 @@ async fn pitr(
         let rows = got.split(',').filter(|s| !s.is_empty()).count();
         lines.push(format!("{}: {rows} rows, timeline {tli}, {:.1}s", t.kind, restore_ms / 1000.0));
     }
-    primary.safe_psql("DROP TABLE pglab_pitr").await?;
-    Ok(format!("restored into {}: {}", host.name, lines.join("; ")))
+    Ok(format!("restored {set} into {}: {}", host.name, lines.join("; ")))
 }
 
 async fn timeline(h: &Host) -> Result<u32> {

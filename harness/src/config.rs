@@ -145,7 +145,10 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
     let mut summary = Vec::new();
     for (path, edit) in edits {
         let t = Instant::now();
-        let (mode, owner, old) = stat_and_read(host, &path).await;
+        // A missing file reads as empty, to be created root-owned, mode 0644.
+        let file = host.stat_read(&path).await?;
+        let (mode, uid, gid) = file.as_ref().map(|f| (f.mode, f.uid, f.gid)).unwrap_or((0o644, 0, 0));
+        let old = file.map(|f| String::from_utf8_lossy(&f.content).into_owned()).unwrap_or_default();
         let new = edit(&old);
         if new == old {
             // Already so (a step run again with `run --from`): say so, change nothing.
@@ -153,28 +156,12 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
             summary.push(format!("{path} already set"));
             continue;
         }
-        host.write_file(&path, new.as_bytes(), mode, &owner).await?;
+        host.write_file_as(&path, new.as_bytes(), mode, uid, gid).await?;
         let diff = unified_diff(&path, &old, &new);
         host.transcript().note(&host.name, "root", format!("edit {path}"), diff, t.elapsed());
         summary.push(format!("edited {path}"));
     }
     Ok(summary.join("; "))
-}
-
-/// Mode, owner and text of a file (one exec), so an edit keeps mode and
-/// owner; a missing file reads as empty, owned by root, mode 0644.
-async fn stat_and_read(host: &Host, path: &str) -> (u32, String, String) {
-    let script = "stat -c '%a %U:%G' \"$1\" && cat \"$1\"";
-    let out = host.probe(&crate::exec::Cmd::new(["sh", "-c", script, "sh", path]).any_status()).await;
-    match out {
-        Ok(o) if o.status == 0 => {
-            let (first, text) = o.stdout.split_once('\n').unwrap_or((o.stdout.as_str(), ""));
-            let mut w = first.split_whitespace();
-            let mode = w.next().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0o644);
-            (mode, w.next().unwrap_or("root").to_string(), text.to_string())
-        }
-        _ => (0o644, "root".into(), String::new()),
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::UploadToContainerOptions;
 use bollard::Docker;
+use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -33,6 +34,24 @@ pub struct Host {
     docker: Docker,
     transcript: Transcript,
     client: Mutex<Option<Client>>,
+}
+
+/// A file read with what an edit must keep.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub content: Vec<u8>,
+}
+
+/// A symlink's target as an absolute path.
+fn p_join(link: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        Path::new(link).parent().unwrap_or(Path::new("/")).join(target).to_string_lossy().into_owned()
+    }
 }
 
 /// Result of a query whose failure is expected and inspected.
@@ -100,14 +119,24 @@ impl Host {
         self.exec(Cmd::shell(line).user(user)).await
     }
 
-    /// Writes a file (via the engine's archive API, no shell quoting).
+    /// Writes a file through the engine's archive API: no exec, no shell
+    /// quoting; mode and owner travel in the tar header. `owner` is
+    /// `user[:group]` by name.
     pub async fn write_file(&self, path: &str, contents: &[u8], mode: u32, owner: &str) -> Result<()> {
+        let (uid, gid) = self.resolve_owner(owner).await?;
+        self.write_file_as(path, contents, mode, uid, gid).await
+    }
+
+    /// As `write_file`, with numeric ids (an edit keeps the file's own).
+    pub async fn write_file_as(&self, path: &str, contents: &[u8], mode: u32, uid: u64, gid: u64) -> Result<()> {
         let p = Path::new(path);
         let (dir, file) = (p.parent().unwrap_or(Path::new("/")), p.file_name().unwrap_or_default());
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_size(contents.len() as u64);
         h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
         h.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
         h.set_cksum();
         b.append_data(&mut h, file, contents).map_err(|e| Error::io("tar", e))?;
@@ -119,20 +148,71 @@ impl Host {
                 bollard::body_full(body.into()),
             )
             .await
-            .map_err(|e| Error::docker(format!("writing {path} on {}", self.name), e))?;
-        if owner != "root" {
-            self.exec(Cmd::new(["chown", owner, path]).display(format!("chown {owner} {path}"))).await?;
-        }
-        Ok(())
+            .map_err(|e| Error::docker(format!("writing {path} on {}", self.name), e))
     }
 
-    /// Reads a text file as root.
-    pub async fn read_file(&self, path: &str) -> Result<String> {
-        let out = exec::run(&self.docker, &self.container, &Cmd::new(["cat", path]), None).await?;
-        if out.status != 0 {
-            return Err(Error::Other(format!("cannot read {path} on {}: {}", self.name, out.stderr.trim())));
+    /// A regular file with its mode and owner, through the archive API;
+    /// `None` when it does not exist.
+    pub async fn stat_read(&self, path: &str) -> Result<Option<FileMeta>> {
+        let opts = bollard::query_parameters::DownloadFromContainerOptions { path: path.to_string() };
+        let mut stream = self.docker.download_from_container(&self.container, Some(opts));
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+                Err(e) => return Err(Error::docker(format!("reading {path} on {}", self.name), e)),
+            }
         }
-        Ok(out.stdout)
+        let mut archive = tar::Archive::new(buf.as_slice());
+        let mut entries = archive.entries().map_err(|e| Error::io("tar", e))?;
+        let Some(entry) = entries.next() else { return Ok(None) };
+        let mut entry = entry.map_err(|e| Error::io("tar", e))?;
+        let h = entry.header();
+        if h.entry_type().is_symlink() {
+            // The archive API does not follow links: read the target instead.
+            let target = entry.link_name().ok().flatten().map(|t| p_join(path, &t.to_string_lossy()));
+            return match target {
+                Some(t) => Box::pin(self.stat_read(&t)).await,
+                None => Ok(None),
+            };
+        }
+        let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io("tar", e))?;
+        Ok(Some(FileMeta { mode, uid, gid, content }))
+    }
+
+    /// Reads a text file (archive API, no exec).
+    pub async fn read_file(&self, path: &str) -> Result<String> {
+        match self.stat_read(path).await? {
+            Some(f) => Ok(String::from_utf8_lossy(&f.content).into_owned()),
+            None => Err(Error::Other(format!("cannot read {path} on {}: no such file", self.name))),
+        }
+    }
+
+    /// Numeric ids of `user[:group]` from the host's /etc/passwd and /etc/group.
+    async fn resolve_owner(&self, owner: &str) -> Result<(u64, u64)> {
+        let (user, group) = owner.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((owner, None));
+        if user == "root" && group.is_none_or(|g| g == "root") {
+            return Ok((0, 0));
+        }
+        let passwd = self.read_file("/etc/passwd").await?;
+        let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() > 3 && f[0] == user);
+        let Some(f) = entry else { return Err(Error::Other(format!("no user `{user}` on {}", self.name))) };
+        let uid = f[2].parse().unwrap_or(0);
+        let gid = match group {
+            None => f[3].parse().unwrap_or(0),
+            Some(g) => {
+                let groups = self.read_file("/etc/group").await?;
+                let found = groups.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() > 2 && f[0] == g);
+                match found {
+                    Some(f) => f[2].parse().unwrap_or(0),
+                    None => return Err(Error::Other(format!("no group `{g}` on {}", self.name))),
+                }
+            }
+        };
+        Ok((uid, gid))
     }
 
     /// Runs a command without recording it (harness probes, log reads).
@@ -238,6 +318,20 @@ impl Host {
     // ---- the cluster -----------------------------------------------------
 
     /// Waits until the cluster accepts connections from the harness.
+    /// Whether a postmaster answers on the socket at all, as pg_isready
+    /// asks it; a refusal by the server (no such role yet) is an answer.
+    pub async fn postmaster_answers(&self) -> Probe<()> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").connect_timeout(Duration::from_secs(2));
+        match cfg.connect(NoTls).await {
+            Ok(_) => Probe::Ready(()),
+            Err(e) => match e.as_db_error() {
+                Some(db) if *db.code() != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => Probe::Ready(()),
+                _ => Probe::NotYet(e.to_string()),
+            },
+        }
+    }
+
     pub async fn wait_for_pg_up(&self, timeout: Duration) -> Result<()> {
         poll_until(&format!("PostgreSQL to accept connections on {}", self.name), "SELECT 1 works", timeout, || async {
             Ok(match self.psql("SELECT 1").await {
@@ -253,10 +347,12 @@ impl Host {
     /// while postmaster.pid still exists.
     pub async fn wait_for_pg_down(&self, timeout: Duration) -> Result<()> {
         let pidfile = format!("{}/postmaster.pid", self.platform.pg_data());
-        let check = Cmd::new(["test", "-e", pidfile.as_str()]).any_status();
+        // Through the archive API: a probe costs milliseconds, not an exec.
         poll_until(&format!("PostgreSQL to stop on {}", self.name), &format!("no {pidfile}"), timeout, || async {
-            let out = self.probe(&check).await?;
-            Ok(if out.status != 0 { Probe::Ready(()) } else { Probe::NotYet(format!("{pidfile} exists")) })
+            Ok(match self.stat_read(&pidfile).await? {
+                None => Probe::Ready(()),
+                Some(_) => Probe::NotYet(format!("{pidfile} exists")),
+            })
         })
         .await?;
         *self.client.lock().await = None;

@@ -348,10 +348,8 @@ async fn open_route(host: &Host) -> Result<()> {
         "sed -i '1i local   all   {HARNESS_ROLE}   trust   # pglab harness route: Unix socket only' {hba}"
     )))
     .await?;
-    let ready = Cmd::new(["pg_isready", "-q"]).user("postgres").any_status();
-    poll_until(&format!("PostgreSQL to start on {}", host.name), "pg_isready exit 0", Duration::from_secs(60), || async {
-        let out = host.probe(&ready).await?;
-        Ok(if out.status == 0 { Probe::Ready(()) } else { Probe::NotYet(format!("pg_isready exit {}", out.status)) })
+    poll_until(&format!("PostgreSQL to start on {}", host.name), "the postmaster answering on its socket", Duration::from_secs(60), || async {
+        Ok(host.postmaster_answers().await)
     })
     .await?;
     host.exec(

@@ -1,7 +1,7 @@
 //! Runs a scenario on a fresh lab: create, prepare (given), converge (steps),
 //! verify (checks), destroy; every command lands in the transcript.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -144,25 +144,38 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         prepare(scn, &lab, progress).await?;
         phases.insert("given_ms".to_string(), t.elapsed().as_millis() as u64);
         let todo: Vec<usize> = (0..=last).filter(|i| *i < scn.steps.len()).collect();
-        let failure;
+        // Checks with `after` start as soon as those steps are done, beside
+        // the remaining steps; the others run at the end, one at a time.
+        let planned = if opts.until.is_none() { planned_checks(scn, opts.slow, &opts.checks) } else { Vec::new() };
+        let (early, tail): (Vec<_>, Vec<_>) = planned.into_iter().partition(|p| !p.after.is_empty());
+        let (done_tx, done_rx) = tokio::sync::watch::channel(BTreeSet::new());
         let t = Instant::now();
         // Steps start while systemd finishes booting; those that use it wait.
         let boot = BootGate::new(&lab);
-        (steps, failure) = converge(scn, &lab, &state.vars.clone(), &todo, Some(&boot), progress, state).await;
-        phases.insert("steps_ms".to_string(), t.elapsed().as_millis() as u64);
+        let vars = state.vars.clone();
+        let steps_done = async {
+            let r = converge(scn, &lab, &vars, &todo, Some(&boot), progress, state, Some(done_tx)).await;
+            (r, t.elapsed())
+        };
+        let (((done, failure), steps_elapsed), early_outcomes) = tokio::join!(steps_done, early_checks(&lab, &boot, &early, done_rx, progress));
+        steps = done;
+        checks = early_outcomes;
+        phases.insert("steps_ms".to_string(), steps_elapsed.as_millis() as u64);
         if let Some(e) = failure {
             return Err(e);
         }
         boot.all().await?;
         if opts.until.is_none() {
             let t = Instant::now();
-            checks = verify(scn, &lab, opts.slow, &opts.checks, progress).await;
+            checks.extend(run_checks(&lab, &tail, progress).await);
+            checks.sort_by_key(|(i, _)| *i);
             phases.insert("checks_ms".to_string(), t.elapsed().as_millis() as u64);
         }
         Ok(())
     }
     .await
     .err();
+    let checks: Vec<CheckOutcome> = checks.into_iter().map(|(_, c)| c).collect();
     let passed = error.is_none() && checks.iter().all(|c| c.passed);
     if !passed {
         lab.mark_failed();
@@ -234,7 +247,7 @@ pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool,
     let todo: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len() && (from.is_some() || !state.done.contains(scn.steps[*i].id.get_ref()))).collect();
     let vars = state.vars.clone();
     let t = Instant::now();
-    let (steps, failure) = converge(&scn, &lab, &vars, &todo, None, progress, &mut state).await;
+    let (steps, failure) = converge(&scn, &lab, &vars, &todo, None, progress, &mut state, None).await;
     let mut phases = BTreeMap::from([("steps_ms".to_string(), t.elapsed().as_millis() as u64)]);
     let t = Instant::now();
     let checks = if failure.is_none() && matches!(until, Until::End) { verify(&scn, &lab, slow, &[], progress).await } else { Vec::new() };
@@ -331,6 +344,7 @@ async fn converge<L: Hosts>(
     boot: Option<&BootGate<'_>>,
     progress: &Progress,
     state: &mut RunState,
+    done: Option<tokio::sync::watch::Sender<BTreeSet<String>>>,
 ) -> (Vec<StepResult>, Option<Error>) {
     let deps = scn.dependencies();
     let mut pending: Vec<usize> = todo.to_vec();
@@ -387,6 +401,11 @@ async fn converge<L: Hosts>(
         });
         match result {
             Ok(_) => {
+                if let Some(tx) = &done {
+                    tx.send_modify(|d| {
+                        d.insert(id.clone());
+                    });
+                }
                 state.done.retain(|d| *d != id);
                 state.done.push(id);
                 if let Err(e) = state.save() {
@@ -418,14 +437,61 @@ async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &BTreeMap<String, String>
     }
 }
 
-async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, only: &[String], progress: &Progress) -> Vec<CheckOutcome> {
-    let mut checks = Vec::new();
-    for decl in scn.verify.iter().filter(|d| slow || !d.is_slow() || !only.is_empty()) {
-        let Some(decl) = selected(decl, only) else { continue };
-        progress.phase(format!("{}: check {}", scn.name, decl.name()));
-        checks.push(crate::report::in_step(&format!("verify-{}", decl.name()), check::run(lab, &decl)).await);
+/// A check as this run will run it: its place in the file (reports keep
+/// file order), the steps it may start after, and its parameters.
+struct PlannedCheck {
+    index: usize,
+    after: Vec<String>,
+    decl: CheckDecl,
+}
+
+/// The checks this run runs: `--check` selects, slow ones only with `--slow`.
+fn planned_checks(scn: &Scenario, slow: bool, only: &[String]) -> Vec<PlannedCheck> {
+    scn.verify
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| slow || !v.check.is_slow() || !only.is_empty())
+        .filter_map(|(index, v)| Some(PlannedCheck { index, after: v.after.clone(), decl: selected(&v.check, only)? }))
+        .collect()
+}
+
+async fn run_check<L: Hosts>(lab: &L, p: &PlannedCheck, progress: &Progress) -> (usize, CheckOutcome) {
+    progress.phase(format!("check {}", p.decl.name()));
+    (p.index, crate::report::in_step(&format!("verify-{}", p.decl.name()), check::run(lab, &p.decl)).await)
+}
+
+/// Checks one after another, in file order.
+async fn run_checks<L: Hosts>(lab: &L, checks: &[PlannedCheck], progress: &Progress) -> Vec<(usize, CheckOutcome)> {
+    let mut out = Vec::new();
+    for p in checks {
+        out.push(run_check(lab, p, progress).await);
     }
-    checks
+    out
+}
+
+/// Each early check waits for its `after` steps (and for every host's
+/// boot), then runs beside whatever else is running. A check whose steps
+/// never finish (a step failed) does not run.
+async fn early_checks(
+    lab: &Lab,
+    boot: &BootGate<'_>,
+    early: &[PlannedCheck],
+    done: tokio::sync::watch::Receiver<BTreeSet<String>>,
+    progress: &Progress,
+) -> Vec<(usize, CheckOutcome)> {
+    let runs = early.iter().map(|p| {
+        let mut done = done.clone();
+        async move {
+            done.wait_for(|d| p.after.iter().all(|a| d.contains(a))).await.ok()?;
+            boot.all().await.ok()?;
+            Some(run_check(lab, p, progress).await)
+        }
+    });
+    futures_util::future::join_all(runs).await.into_iter().flatten().collect()
+}
+
+async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, only: &[String], progress: &Progress) -> Vec<CheckOutcome> {
+    run_checks(lab, &planned_checks(scn, slow, only), progress).await.into_iter().map(|(_, c)| c).collect()
 }
 
 /// The check as `--check` selects it: by name, and for `pitr=a,b` with
@@ -446,7 +512,7 @@ fn selected(decl: &CheckDecl, only: &[String]) -> Option<CheckDecl> {
 pub fn validate_checks(scn: &Scenario, only: &[String]) -> Result<()> {
     for o in only {
         let (name, args) = o.split_once('=').map(|(n, a)| (n, Some(a))).unwrap_or((o.as_str(), None));
-        let names: Vec<&str> = scn.verify.iter().map(|d| d.name()).collect();
+        let names: Vec<&str> = scn.verify.iter().map(|v| v.check.name()).collect();
         if !names.contains(&name) {
             return Err(Error::Usage(format!("--check {o}: {} has no check `{name}` (checks: {})", scn.name, names.join(", "))));
         }

@@ -39,7 +39,7 @@ pub struct Scenario {
     #[serde(default)]
     pub steps: Vec<Step>,
     #[serde(default)]
-    pub verify: Vec<CheckDecl>,
+    pub verify: Vec<Verify>,
     #[serde(skip)]
     pub path: PathBuf,
     #[serde(skip)]
@@ -224,6 +224,18 @@ impl std::fmt::Display for StatusExpect {
     }
 }
 
+/// One `[[verify]]` entry: a check, and when it may start.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Verify {
+    /// Steps after which this check may start, while the remaining steps
+    /// go on (it must not touch what they use). Empty: after every step and
+    /// after the early checks, one check at a time in file order.
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(flatten)]
+    pub check: CheckDecl,
+}
+
 /// A built-in check and its parameters (see `check.rs`).
 #[derive(Debug, Deserialize, Clone)]
 #[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
@@ -244,8 +256,13 @@ pub enum CheckDecl {
     /// Restore to named/time/xid/lsn targets and assert exact rows and a new timeline.
     Pitr {
         primary: String,
-        /// Host restored into (ends promoted: run this check last).
+        /// Host restored into; it ends promoted. A spare host keeps the
+        /// standby a standby.
         target_host: String,
+        /// Host whose pgBackRest client setup (/etc/pgbackrest.conf and
+        /// postgres' SSH keys) the target gets first; for a spare host.
+        #[serde(default)]
+        like: Option<String>,
         stanza: String,
         #[serde(default = "default_targets")]
         targets: Vec<String>,
@@ -293,7 +310,7 @@ impl CheckDecl {
         match self {
             CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![primary, standby],
             CheckDecl::NotStreaming { standby, .. } => vec![standby],
-            CheckDecl::Pitr { primary, target_host, .. } => vec![primary, target_host],
+            CheckDecl::Pitr { primary, target_host, like, .. } => [primary, target_host].into_iter().chain(like).map(String::as_str).collect(),
             CheckDecl::Retention { host, .. }
             | CheckDecl::CronLine { host, .. }
             | CheckDecl::CronFires { host, .. }
@@ -506,10 +523,19 @@ impl Scenario {
                 }
             }
         }
-        for c in &self.verify {
+        for (n, v) in self.verify.iter().enumerate() {
+            // Checks are internally tagged, so toml keeps no spans inside
+            // them: point at their `[[verify]]` header.
+            let at = self.source.match_indices("[[verify]]").nth(n).map(|(i, m)| i..i + m.len());
+            let c = &v.check;
             for h in c.hosts() {
                 if !hosts.contains(&h) {
-                    return Err(self.err(None, format!("check `{}`: unknown host `{h}` (hosts: {known_hosts})", c.name()), "", None));
+                    return Err(self.err(at, format!("check `{}`: unknown host `{h}`", c.name()), "in this check", Some(format!("hosts: {known_hosts}"))));
+                }
+            }
+            for a in &v.after {
+                if !seen.contains(a) {
+                    return Err(self.err(at, format!("check `{}`: `after` names no step `{a}`", c.name()), "in this check", None));
                 }
             }
         }
@@ -610,6 +636,25 @@ run = "echo {primary.ip} {pg.version}"
         let s = parse(OK).unwrap();
         assert_eq!(s.steps.len(), 1);
         assert_eq!(s.steps[0].user, "dba");
+    }
+
+    const CHECK: &str = r#"
+[[verify]]
+check = "cron_line"
+after = ["1-x"]
+host = "primary"
+line = "x"
+"#;
+
+    #[test]
+    fn checks_take_after_and_still_reject_unknown_keys() {
+        let s = parse(&format!("{OK}{CHECK}")).unwrap();
+        assert_eq!(s.verify[0].after, ["1-x"]);
+        assert_eq!(s.verify[0].check.name(), "cron_line");
+        let err = parse(&format!("{OK}{}", CHECK.replace("line = ", "lien = "))).unwrap_err().to_string();
+        assert!(err.contains("lien"), "{err}");
+        let err = parse(&format!("{OK}{}", CHECK.replace("\"1-x\"]", "\"2-y\"]"))).unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:11:1:") && err.contains("`after` names no step `2-y`"), "{err}");
     }
 
     #[test]
