@@ -131,7 +131,7 @@ async fn streaming(
         .await?;
         lat.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
-    primary.safe_psql("DROP TABLE pglab_stream").await?;
+    drop_and_checkpoint(primary, "pglab_stream").await?;
     lat.sort_by(|a, b| a.total_cmp(b));
     let (p50, p95, max) = (percentile(&lat, 50.0), percentile(&lat, 95.0), *lat.last().unwrap_or(&f64::NAN));
     metrics.insert("inserts".into(), inserts as f64);
@@ -146,6 +146,15 @@ async fn not_streaming(standby: Result<&Host>, log: &str) -> Result<String> {
     let line = standby.wait_for_log(log, Duration::from_secs(30)).await?;
     eq("WAL receivers on the standby", standby.safe_psql("SELECT count(*) FROM pg_stat_wal_receiver").await?.as_str(), "0")?;
     Ok(format!("no WAL receiver on {}; its log says: {}", standby.name, line.trim()))
+}
+
+/// Leaves the primary as a check found it: its table gone and no dirty
+/// pages, so the scenario's next backup (a spread checkpoint: about 100 ms
+/// per dirty page here) is not slowed by the check's writes.
+async fn drop_and_checkpoint(primary: &Host, table: &str) -> Result<()> {
+    primary.safe_psql(&format!("DROP TABLE {table}")).await?;
+    primary.safe_psql("CHECKPOINT").await?;
+    Ok(())
 }
 
 /// A point to recover to, recorded between batches like 003_recovery_targets.
@@ -240,11 +249,8 @@ async fn pitr(
     primary
         .poll_query_until(&format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"), "t", Duration::from_secs(60))
         .await?;
-    // Done with the primary: leave it as found, with no dirty pages, so a
-    // backup of the scenario's that runs meanwhile does not wait on a
-    // spread checkpoint of our writes.
-    primary.safe_psql("DROP TABLE pglab_pitr").await?;
-    primary.safe_psql("CHECKPOINT").await?;
+    // Done with the primary: the restores below only read the repository.
+    drop_and_checkpoint(primary, "pglab_pitr").await?;
 
     let mut lines = Vec::new();
     for t in &targets {
