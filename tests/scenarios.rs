@@ -45,6 +45,19 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     let got: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(got, want);
 
+    // A check with `after` starts only once those steps have ended; the
+    // others only after every step (what runs beside what is causal).
+    let end_of = |id: &str| report.steps.iter().find(|s| s.id == id).map(|s| s.at + s.elapsed).expect("step ran");
+    let last_end = report.steps.iter().map(|s| s.at + s.elapsed).max().unwrap_or_default();
+    for (v, c) in scn.verify.iter().filter(|v| slow || !v.check.is_slow()).zip(&report.checks) {
+        if v.after.is_empty() {
+            assert!(c.at >= last_end, "check {} started at {:?}, before the last step ended at {last_end:?}", c.name, c.at);
+        }
+        for a in &v.after {
+            assert!(c.at >= end_of(a), "check {} started at {:?}, before {a} ended", c.name, c.at);
+        }
+    }
+
     // Each declared defect was observed: its evidence steps ran as expected.
     for d in &scn.defects {
         let evidence = report.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id)).count();

@@ -21,6 +21,10 @@ pub struct CheckOutcome {
     pub detail: String,
     /// Measurements (ms, counts) for reports and benchmarks.
     pub metrics: BTreeMap<String, f64>,
+    /// When it started, from the start of the steps phase (a check may run
+    /// beside steps); the runner sets it.
+    #[serde(rename = "at_ms", with = "crate::report::millis")]
+    pub at: Duration,
     #[serde(rename = "elapsed_ms", with = "crate::report::millis")]
     pub elapsed: Duration,
 }
@@ -58,7 +62,7 @@ pub async fn run<L: Hosts>(lab: &L, decl: &CheckDecl) -> CheckOutcome {
         Ok(d) => (true, d),
         Err(e) => (false, lab.transcript().redact(&e.to_string())),
     };
-    CheckOutcome { name: decl.name().to_string(), passed, detail, metrics, elapsed: start.elapsed() }
+    CheckOutcome { name: decl.name().to_string(), passed, detail, metrics, at: Duration::ZERO, elapsed: start.elapsed() }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -156,21 +156,22 @@ pub fn render_markdown(r: &crate::runner::RunReport) -> String {
         }
         md.push('\n');
     }
-    let _ = writeln!(md, "## Steps\n\n| step | host | user | result | ms | observed |\n|---|---|---|---|---|---|");
+    let _ = writeln!(md, "## Steps\n\n`at`: seconds from the start of the steps; rows that overlap ran at the same time.\n\n| step | host | user | result | at | ms | observed |\n|---|---|---|---|---|---|---|");
     for s in &r.steps {
         let mark = if s.passed { "ok" } else { "FAILED" };
         let tag = if s.added { " (added)" } else { "" };
         let obs = s.observed.lines().next().unwrap_or("").replace('|', "\\|");
-        let _ = writeln!(md, "| {}{tag} | {} | {} | {mark} | {} | {obs} |", s.id, s.host, s.user, s.elapsed.as_millis());
+        let _ = writeln!(md, "| {}{tag} | {} | {} | {mark} | {:.1} | {} | {obs} |", s.id, s.host, s.user, s.at.as_secs_f64(), s.elapsed.as_millis());
     }
     if !r.checks.is_empty() {
-        let _ = writeln!(md, "\n## Checks\n\n| check | result | ms | detail |\n|---|---|---|---|");
+        let _ = writeln!(md, "\n## Checks\n\n| check | result | at | ms | detail |\n|---|---|---|---|---|");
         for c in &r.checks {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {:.1} | {} | {} |",
                 c.name,
                 if c.passed { "passed" } else { "FAILED" },
+                c.at.as_secs_f64(),
                 c.elapsed.as_millis(),
                 c.detail.lines().next().unwrap_or("").replace('|', "\\|")
             );

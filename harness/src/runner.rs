@@ -51,6 +51,10 @@ pub struct StepResult {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
     pub passed: bool,
+    /// When it started, from the start of the steps phase: shows what ran
+    /// beside what.
+    #[serde(rename = "at_ms", with = "crate::report::millis")]
+    pub at: Duration,
     #[serde(rename = "elapsed_ms", with = "crate::report::millis")]
     pub elapsed: Duration,
     /// What was observed (status, matched output or log line).
@@ -157,7 +161,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
             let r = converge(scn, &lab, &vars, &todo, Some(&boot), progress, state, Some(done_tx)).await;
             (r, t.elapsed())
         };
-        let (((done, failure), steps_elapsed), early_outcomes) = tokio::join!(steps_done, early_checks(&lab, &boot, &early, done_rx, progress));
+        let (((done, failure), steps_elapsed), early_outcomes) = tokio::join!(steps_done, early_checks(&lab, &boot, &early, done_rx, t, progress));
         steps = done;
         checks = early_outcomes;
         phases.insert("steps_ms".to_string(), steps_elapsed.as_millis() as u64);
@@ -166,10 +170,10 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         }
         boot.all().await?;
         if opts.until.is_none() {
-            let t = Instant::now();
-            checks.extend(run_checks(&lab, &tail, progress).await);
+            let tail_start = Instant::now();
+            checks.extend(run_checks(&lab, &tail, t, progress).await);
             checks.sort_by_key(|(i, _)| *i);
-            phases.insert("checks_ms".to_string(), t.elapsed().as_millis() as u64);
+            phases.insert("checks_ms".to_string(), tail_start.elapsed().as_millis() as u64);
         }
         Ok(())
     }
@@ -354,6 +358,7 @@ async fn converge<L: Hosts>(
     let mut failure = None;
     let total = todo.len();
     let mut started = 0;
+    let phase_start = Instant::now();
     progress.steps(total);
     progress.phase(format!("{}: steps", scn.name));
     loop {
@@ -373,11 +378,11 @@ async fn converge<L: Hosts>(
                         crate::report::in_step(step.id.get_ref(), attempt(lab, step, vars)).await
                     }
                     .await;
-                    (i, line, result, t.elapsed())
+                    (i, line, result, t.duration_since(phase_start), t.elapsed())
                 });
             }
         }
-        let Some((i, line, result, elapsed)) = running.next().await else { break };
+        let Some((i, line, result, at, elapsed)) = running.next().await else { break };
         finished.push(i);
         let step = &scn.steps[i];
         let id = step.id.get_ref().clone();
@@ -396,6 +401,7 @@ async fn converge<L: Hosts>(
             defect: step.defect.as_ref().and_then(|d| scn.defect(d.get_ref()).cloned()),
             note: step.note.clone(),
             passed,
+            at,
             elapsed,
             observed,
         });
@@ -455,16 +461,19 @@ fn planned_checks(scn: &Scenario, slow: bool, only: &[String]) -> Vec<PlannedChe
         .collect()
 }
 
-async fn run_check<L: Hosts>(lab: &L, p: &PlannedCheck, progress: &Progress) -> (usize, CheckOutcome) {
+async fn run_check<L: Hosts>(lab: &L, p: &PlannedCheck, since: Instant, progress: &Progress) -> (usize, CheckOutcome) {
     progress.phase(format!("check {}", p.decl.name()));
-    (p.index, crate::report::in_step(&format!("verify-{}", p.decl.name()), check::run(lab, &p.decl)).await)
+    let at = since.elapsed();
+    let mut outcome = crate::report::in_step(&format!("verify-{}", p.decl.name()), check::run(lab, &p.decl)).await;
+    outcome.at = at;
+    (p.index, outcome)
 }
 
 /// Checks one after another, in file order.
-async fn run_checks<L: Hosts>(lab: &L, checks: &[PlannedCheck], progress: &Progress) -> Vec<(usize, CheckOutcome)> {
+async fn run_checks<L: Hosts>(lab: &L, checks: &[PlannedCheck], since: Instant, progress: &Progress) -> Vec<(usize, CheckOutcome)> {
     let mut out = Vec::new();
     for p in checks {
-        out.push(run_check(lab, p, progress).await);
+        out.push(run_check(lab, p, since, progress).await);
     }
     out
 }
@@ -477,6 +486,7 @@ async fn early_checks(
     boot: &BootGate<'_>,
     early: &[PlannedCheck],
     done: tokio::sync::watch::Receiver<BTreeSet<String>>,
+    since: Instant,
     progress: &Progress,
 ) -> Vec<(usize, CheckOutcome)> {
     let runs = early.iter().map(|p| {
@@ -484,14 +494,14 @@ async fn early_checks(
         async move {
             done.wait_for(|d| p.after.iter().all(|a| d.contains(a))).await.ok()?;
             boot.all().await.ok()?;
-            Some(run_check(lab, p, progress).await)
+            Some(run_check(lab, p, since, progress).await)
         }
     });
     futures_util::future::join_all(runs).await.into_iter().flatten().collect()
 }
 
 async fn verify<L: Hosts>(scn: &Scenario, lab: &L, slow: bool, only: &[String], progress: &Progress) -> Vec<CheckOutcome> {
-    run_checks(lab, &planned_checks(scn, slow, only), progress).await.into_iter().map(|(_, c)| c).collect()
+    run_checks(lab, &planned_checks(scn, slow, only), Instant::now(), progress).await.into_iter().map(|(_, c)| c).collect()
 }
 
 /// The check as `--check` selects it: by name, and for `pitr=a,b` with
