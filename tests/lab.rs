@@ -86,6 +86,17 @@ async fn failing_command_reports_exit_code_and_stderr() {
     assert!(text.contains("pg1") && text.contains("exit status 7"), "{text}");
     // The failing step's evidence includes the PostgreSQL log.
     assert!(text.contains("[postgresql]"), "{text}");
+
+    // Files through the archive API: owner and mode by name, links followed
+    // to the real file, missing files are None, directories an error.
+    h.write_file("/etc/pglab-real.conf", b"a=1\n", 0o640, "postgres:postgres").await.unwrap();
+    h.sh("root", "ln -s /etc/pglab-real.conf /etc/pglab-link.conf").await.unwrap();
+    let f = h.stat_read("/etc/pglab-link.conf").await.unwrap().expect("read through the link");
+    assert_eq!((f.path.as_str(), f.mode, f.content.as_slice()), ("/etc/pglab-real.conf", 0o640, b"a=1\n".as_slice()));
+    let shown = h.sh("root", "stat -c '%a %U:%G' /etc/pglab-real.conf").await.unwrap();
+    assert_eq!(shown.stdout.trim(), "640 postgres:postgres");
+    assert!(h.stat_read("/etc/pglab-missing.conf").await.unwrap().is_none());
+    assert!(h.stat_read("/etc").await.is_err());
     lab.shutdown().await.unwrap();
 }
 

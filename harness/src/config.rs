@@ -148,6 +148,7 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
         // A missing file reads as empty, to be created root-owned, mode 0644.
         let file = host.stat_read(&path).await?;
         let (mode, uid, gid) = file.as_ref().map(|f| (f.mode, f.uid, f.gid)).unwrap_or((0o644, 0, 0));
+        let target = file.as_ref().map(|f| f.path.clone()).unwrap_or_else(|| path.clone());
         let old = file.map(|f| String::from_utf8_lossy(&f.content).into_owned()).unwrap_or_default();
         let new = edit(&old);
         if new == old {
@@ -156,7 +157,7 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
             summary.push(format!("{path} already set"));
             continue;
         }
-        host.write_file_as(&path, new.as_bytes(), mode, uid, gid).await?;
+        host.write_file_as(&target, new.as_bytes(), mode, uid, gid).await?;
         let diff = unified_diff(&path, &old, &new);
         host.transcript().note(&host.name, "root", format!("edit {path}"), diff, t.elapsed());
         summary.push(format!("edited {path}"));

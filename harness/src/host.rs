@@ -39,6 +39,8 @@ pub struct Host {
 /// A file read with what an edit must keep.
 #[derive(Debug, Clone)]
 pub struct FileMeta {
+    /// The file itself, links followed: where an edit writes back.
+    pub path: String,
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
@@ -154,33 +156,41 @@ impl Host {
     /// A regular file with its mode and owner, through the archive API;
     /// `None` when it does not exist.
     pub async fn stat_read(&self, path: &str) -> Result<Option<FileMeta>> {
-        let opts = bollard::query_parameters::DownloadFromContainerOptions { path: path.to_string() };
-        let mut stream = self.docker.download_from_container(&self.container, Some(opts));
-        let mut buf = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-                Err(e) => return Err(Error::docker(format!("reading {path} on {}", self.name), e)),
+        let mut path = path.to_string();
+        // The archive API does not follow links: follow them here (a few hops).
+        for _ in 0..8 {
+            let opts = bollard::query_parameters::DownloadFromContainerOptions { path: path.clone() };
+            let mut stream = self.docker.download_from_container(&self.container, Some(opts));
+            let mut buf = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(b) => buf.extend_from_slice(&b),
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+                    Err(e) => return Err(Error::docker(format!("reading {path} on {}", self.name), e)),
+                }
             }
+            let mut archive = tar::Archive::new(buf.as_slice());
+            let mut entries = archive.entries().map_err(|e| Error::io("tar", e))?;
+            let Some(entry) = entries.next() else { return Ok(None) };
+            let mut entry = entry.map_err(|e| Error::io("tar", e))?;
+            let h = entry.header();
+            let kind = h.entry_type();
+            if kind.is_symlink() {
+                match entry.link_name().ok().flatten() {
+                    Some(t) => path = p_join(&path, &t.to_string_lossy()),
+                    None => return Ok(None),
+                }
+                continue;
+            }
+            if !kind.is_file() {
+                return Err(Error::Other(format!("{path} on {} is not a regular file", self.name)));
+            }
+            let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io("tar", e))?;
+            return Ok(Some(FileMeta { path, mode, uid, gid, content }));
         }
-        let mut archive = tar::Archive::new(buf.as_slice());
-        let mut entries = archive.entries().map_err(|e| Error::io("tar", e))?;
-        let Some(entry) = entries.next() else { return Ok(None) };
-        let mut entry = entry.map_err(|e| Error::io("tar", e))?;
-        let h = entry.header();
-        if h.entry_type().is_symlink() {
-            // The archive API does not follow links: read the target instead.
-            let target = entry.link_name().ok().flatten().map(|t| p_join(path, &t.to_string_lossy()));
-            return match target {
-                Some(t) => Box::pin(self.stat_read(&t)).await,
-                None => Ok(None),
-            };
-        }
-        let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
-        let mut content = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io("tar", e))?;
-        Ok(Some(FileMeta { mode, uid, gid, content }))
+        Err(Error::Other(format!("{path} on {}: too many levels of symbolic links", self.name)))
     }
 
     /// Reads a text file (archive API, no exec).
