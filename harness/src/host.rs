@@ -232,15 +232,15 @@ impl Host {
 
     // ---- SQL -------------------------------------------------------------
 
-    async fn connect(&self) -> Result<Client> {
+    /// The harness's route: its role over the bind-mounted socket directory.
+    fn pg_config(&self, timeout: Duration) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.socket_dir)
-            .port(5432)
-            .user(HARNESS_ROLE)
-            .dbname("postgres")
-            .application_name("pglab")
-            .connect_timeout(Duration::from_secs(5));
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| self.sql_error("(connect)", e))?;
+        cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").application_name("pglab").connect_timeout(timeout);
+        cfg
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let (client, conn) = self.pg_config(Duration::from_secs(5)).connect(NoTls).await.map_err(|e| self.sql_error("(connect)", e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -327,13 +327,10 @@ impl Host {
 
     // ---- the cluster -----------------------------------------------------
 
-    /// Waits until the cluster accepts connections from the harness.
     /// Whether a postmaster answers on the socket at all, as pg_isready
     /// asks it; a refusal by the server (no such role yet) is an answer.
     pub async fn postmaster_answers(&self) -> Probe<()> {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").connect_timeout(Duration::from_secs(2));
-        match cfg.connect(NoTls).await {
+        match self.pg_config(Duration::from_secs(2)).connect(NoTls).await {
             Ok(_) => Probe::Ready(()),
             Err(e) => match e.as_db_error() {
                 Some(db) if *db.code() != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => Probe::Ready(()),
@@ -342,6 +339,7 @@ impl Host {
         }
     }
 
+    /// Waits until the cluster accepts connections from the harness.
     pub async fn wait_for_pg_up(&self, timeout: Duration) -> Result<()> {
         poll_until(&format!("PostgreSQL to accept connections on {}", self.name), "SELECT 1 works", timeout, || async {
             Ok(match self.psql("SELECT 1").await {

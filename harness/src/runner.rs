@@ -158,7 +158,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
         let boot = BootGate::new(&lab);
         let vars = state.vars.clone();
         let steps_done = async {
-            let r = converge(scn, &lab, &vars, &todo, Some(&boot), progress, state, Some(done_tx)).await;
+            let r = converge(scn, &lab, &vars, &todo, Some(&boot), progress, state, t, Some(done_tx)).await;
             (r, t.elapsed())
         };
         let (((done, failure), steps_elapsed), early_outcomes) = tokio::join!(steps_done, early_checks(&lab, &boot, &early, done_rx, t, progress));
@@ -251,7 +251,7 @@ pub async fn resume(lab_id: &str, from: Option<&str>, until: &Until, slow: bool,
     let todo: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len() && (from.is_some() || !state.done.contains(scn.steps[*i].id.get_ref()))).collect();
     let vars = state.vars.clone();
     let t = Instant::now();
-    let (steps, failure) = converge(&scn, &lab, &vars, &todo, None, progress, &mut state, None).await;
+    let (steps, failure) = converge(&scn, &lab, &vars, &todo, None, progress, &mut state, t, None).await;
     let mut phases = BTreeMap::from([("steps_ms".to_string(), t.elapsed().as_millis() as u64)]);
     let t = Instant::now();
     let checks = if failure.is_none() && matches!(until, Until::End) { verify(&scn, &lab, slow, &[], progress).await } else { Vec::new() };
@@ -348,6 +348,8 @@ async fn converge<L: Hosts>(
     boot: Option<&BootGate<'_>>,
     progress: &Progress,
     state: &mut RunState,
+    // The start of the steps phase: steps' and checks' `at` count from it.
+    phase_start: Instant,
     done: Option<tokio::sync::watch::Sender<BTreeSet<String>>>,
 ) -> (Vec<StepResult>, Option<Error>) {
     let deps = scn.dependencies();
@@ -358,7 +360,6 @@ async fn converge<L: Hosts>(
     let mut failure = None;
     let total = todo.len();
     let mut started = 0;
-    let phase_start = Instant::now();
     progress.steps(total);
     progress.phase(format!("{}: steps", scn.name));
     loop {
