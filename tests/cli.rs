@@ -97,7 +97,16 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     let rep = pglab(&["report", &lab, "-o", bundle.to_str().unwrap()]);
     assert!(rep.status.success(), "{}", text(&rep));
     let files = unpack(&bundle);
-    for f in ["manifest.json", "scenario.toml", "primary/pgbackrest.conf", "primary/postgresql.conf", "standby/pg_hba.conf", "primary/postgresql.log", "primary/pgbackrest-info.txt", "standby/versions.txt"] {
+    for f in [
+        "manifest.json",
+        "scenario.toml",
+        "primary/pgbackrest.conf",
+        "primary/postgresql.conf",
+        "standby/pg_hba.conf",
+        "primary/postgresql.log",
+        "primary/pgbackrest-info.txt",
+        "standby/versions.txt",
+    ] {
         assert!(files.contains_key(f), "bundle lacks {f}: {:?}", files.keys().collect::<Vec<_>>());
     }
     assert!(files["standby/versions.txt"].contains("PostgreSQL") && files["standby/versions.txt"].contains("pgBackRest"), "{}", files["standby/versions.txt"]);

@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pglab::exec::Cmd;
-use pglab::{Error, HostImage, Hosts, Platform};
+use pglab::lab::{Br, BrCommand, LsnKind, StopMode};
+use pglab::time::Deadline;
+use pglab::{Cmd, Error, HostImage, Hosts, Platform};
 use support::{docker, lab, leftovers, pglab_bin};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,10 +29,7 @@ async fn ubuntu_without_its_base_image_fails_fast_with_one_sentence() {
         return; // an engine that has it: nothing to refuse
     }
     let started = std::time::Instant::now();
-    let err = HostImage::for_platform(Platform::Ubuntu2204)
-        .ensure(&docker, false, &indicatif::ProgressBar::hidden())
-        .await
-        .expect_err("no ubuntu:22.04 here");
+    let err = HostImage::for_platform(Platform::Ubuntu2204).ensure(&docker, false, &indicatif::ProgressBar::hidden()).await.expect_err("no ubuntu:22.04 here");
     assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
     assert!(err.to_string().contains("ubuntu:22.04"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "must not hang on a pull");
@@ -89,7 +87,7 @@ async fn failing_command_reports_exit_code_and_stderr() {
 
     // Files through the archive API: owner and mode by name, links followed
     // to the real file, missing files are None, directories an error.
-    h.write_file("/etc/pglab-real.conf", b"a=1\n", 0o640, "postgres:postgres").await.unwrap();
+    h.write_file("/etc/pglab-real.conf", b"a=1\n", 0o640, "postgres", Some("postgres")).await.unwrap();
     h.sh("root", "ln -s /etc/pglab-real.conf /etc/pglab-link.conf").await.unwrap();
     let f = h.stat_read("/etc/pglab-link.conf").await.unwrap().expect("read through the link");
     assert_eq!((f.path.as_str(), f.mode, f.content.as_slice()), ("/etc/pglab-real.conf", 0o640, b"a=1\n".as_slice()));
@@ -97,6 +95,75 @@ async fn failing_command_reports_exit_code_and_stderr() {
     assert_eq!(shown.stdout.trim(), "640 postgres:postgres");
     assert!(h.stat_read("/etc/pglab-missing.conf").await.unwrap().is_none());
     assert!(h.stat_read("/etc").await.is_err());
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_past_its_timeout_is_stopped_inside_the_host_with_its_output() {
+    let lab = lab(&["pg1"]).await;
+    let h = lab.host("pg1").unwrap();
+    let cmd = Cmd::shell("echo started; echo warn >&2; sleep 30; echo never").timeout(Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let err = h.exec(cmd).await.expect_err("the command overruns");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Timeout(_)), "{text}");
+    assert!(text.contains("started") && text.contains("warn"), "stdout and stderr tails: {text}");
+    assert!(started.elapsed() < Duration::from_secs(20), "did not wait out the sleep");
+    let left = h.sh("root", "pgrep -f 'sleep 30' || true").await.unwrap();
+    assert_eq!(left.stdout.trim(), "", "the command was stopped in the host");
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_verbs_stop_start_and_read_the_log_from_an_offset() {
+    let lab = lab(&["pg1"]).await;
+    lab.wait_for_boot().await.unwrap();
+    let h = lab.host("pg1").unwrap();
+    let before = h.lsn(LsnKind::Write).await.unwrap();
+    h.safe_psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g").await.unwrap();
+    assert!(h.lsn(LsnKind::Insert).await.unwrap() > before, "WAL moved");
+
+    // A line from before the offset does not satisfy a wait after it.
+    h.safe_psql("DO $$ BEGIN RAISE LOG 'pglab-marker-one'; END $$").await.unwrap();
+    h.wait_for_log("pglab-marker-one", pglab::lab::LogOffset(0), Deadline::standard()).await.unwrap();
+    let offset = h.log_offset().await.unwrap();
+    let short = Deadline::after(Duration::from_millis(500));
+    assert!(h.wait_for_log("pglab-marker-one", offset, short).await.is_err(), "old line, before the offset");
+
+    // Immediate stop, then a start that finds the data: crash recovery ran.
+    h.stop(StopMode::Immediate).await.unwrap();
+    assert!(h.stat_read(&format!("{}/postmaster.pid", h.platform.pg_data())).await.unwrap().is_none());
+    h.start().await.unwrap();
+    let line = h.wait_for_log("database system was interrupted|redo starts|automatic recovery", offset, Deadline::standard()).await.unwrap();
+    assert!(!line.is_empty());
+    assert_eq!(h.safe_psql("SELECT count(*) FROM t").await.unwrap(), "1000");
+    h.restart().await.unwrap();
+    h.stop(StopMode::Fast).await.unwrap();
+    h.start().await.unwrap();
+    assert_eq!(h.query_value::<i64>("SELECT count(*) FROM t").await.unwrap(), 1000);
+    // A wrong query is not retried until the deadline.
+    let started = std::time::Instant::now();
+    let err = h.poll_query_until("SELEC 1", "1", Deadline::after(Duration::from_secs(60))).await.expect_err("syntax error");
+    assert!(matches!(&err, Error::Sql { sqlstate: Some(c), .. } if c == "42601"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    lab.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pgbackrest_failures_are_matched_by_error_code() {
+    let lab = lab(&["pg1"]).await;
+    let h = lab.host("pg1").unwrap();
+    h.sh("root", "apt-get install -y -q pgbackrest").await.unwrap();
+    let data = h.platform.pg_data();
+    // PostgreSQL runs: a restore into its data directory is refused with [038].
+    let restore = || Br::new(BrCommand::Restore).stanza("demo").opt("pg1-path", &data);
+    let out = h.pgbackrest(restore().expect_error(38)).await.expect("the expected [038]");
+    assert_eq!(pglab::lab::error_code(&out.combined()), Some(38));
+    let err = h.pgbackrest(restore().expect_error(55)).await.expect_err("a different code is a failure");
+    assert!(err.to_string().contains("expected pgBackRest error [055], got [038]"), "{err}");
+    let err = h.pgbackrest(restore()).await.expect_err("not expected at all");
+    assert!(err.to_string().contains("pgBackRest error [038]"), "{err}");
+    h.pgbackrest(Br::new(BrCommand::Info)).await.expect("info succeeds with no stanza");
     lab.shutdown().await.unwrap();
 }
 
@@ -146,7 +213,7 @@ async fn nothing_leaks_after_pass_failure_or_panic() {
 
     for id in [pass_id, fail_id, panic_id] {
         assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");
-        assert!(!pglab::reaper::lab_state_dir(&id).exists(), "state dir of {id} leaked");
+        assert!(!pglab::lab::inventory::lab_state_dir(&id).exists(), "state dir of {id} leaked");
     }
 }
 
@@ -181,11 +248,7 @@ async fn ctrl_c_removes_the_lab() {
 
 #[test]
 fn unreachable_docker_is_one_line_with_the_fix() {
-    let out = Command::new(pglab_bin())
-        .args(["list"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    let out = Command::new(pglab_bin()).args(["list"]).env("DOCKER_HOST", "unix:///nonexistent/docker.sock").output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");

@@ -1,23 +1,29 @@
-//! One test per scenario file: each runs on a fresh lab and must pass, with
-//! outcomes checked here too (not only the runner's own verdict).
+//! One test per scenario file: each runs on a fresh lab and must pass, and
+//! what its checks claim is then looked at again on the kept lab with the
+//! test's own client (the engine's exec API and psql), so a runner that
+//! reports success wrongly is caught.
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use pglab::runner::{run, RunOptions, RunReport};
-use pglab::scenario::Scenario;
+use bollard::Docker;
+use pglab::lab::Keep;
+use pglab::outcome::RunReport;
+use pglab::run::{run, RunOptions};
+use pglab::scenario::{Action, CheckDecl, Scenario};
 use rstest::rstest;
 
-async fn run_file(path: &PathBuf) -> (Scenario, RunReport, tempfile::TempDir) {
+fn slow() -> bool {
+    // Slow checks (cron firing) run unless PGLAB_FAST=1.
+    !std::env::var("PGLAB_FAST").is_ok_and(|v| v == "1")
+}
+
+async fn run_file(path: &Path) -> (Scenario, RunReport, tempfile::TempDir) {
     let scn = Scenario::load(path).expect("scenario parses");
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        // Slow checks (cron firing) run unless PGLAB_FAST=1.
-        slow: !std::env::var("PGLAB_FAST").is_ok_and(|v| v == "1"),
-        report_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
+    // Kept, to be looked at independently below, then removed by the test.
+    let opts = RunOptions { slow: slow(), keep: Keep::Always, report_dir: Some(dir.path().to_path_buf()), ..Default::default() };
     let report = run(&scn, &opts, &pglab::progress::Progress::hidden()).await.expect("scenario runs");
     (scn, report, dir)
 }
@@ -27,8 +33,20 @@ async fn run_file(path: &PathBuf) -> (Scenario, RunReport, tempfile::TempDir) {
 async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     let (scn, report, dir) = run_file(&path).await;
     let docker = support::docker().await;
+    let verified = std::panic::AssertUnwindSafe(async {
+        assert_report(&scn, &report, dir.path());
+        verify_on_lab(&docker, &scn, &report.lab).await;
+    });
+    let outcome = futures_util::FutureExt::catch_unwind(verified).await;
+    pglab::lab::inventory::remove_lab(&docker, &report.lab).await.expect("remove the kept lab");
     assert_eq!(support::leftovers(&docker, &report.lab).await, Vec::<String>::new(), "lab leaked");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
 
+/// What the runner's own report says.
+fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
     let failed: Vec<String> = report
         .steps
         .iter()
@@ -40,16 +58,15 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     assert_eq!(report.steps.len(), scn.steps.len(), "every step ran");
 
     // Every check the file declares ran (slow ones only when asked) and passed.
-    let slow = !std::env::var("PGLAB_FAST").is_ok_and(|v| v == "1");
-    let want: Vec<&str> = scn.verify.iter().filter(|v| slow || !v.check.is_slow()).map(|v| v.check.name()).collect();
+    let declared: Vec<_> = scn.verify.iter().filter(|v| slow() || !v.check.is_slow()).collect();
     let got: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(got, want);
+    assert_eq!(got, declared.iter().map(|v| v.check.name()).collect::<Vec<_>>());
 
     // A check with `after` starts only once those steps have ended; the
     // others only after every step (what runs beside what is causal).
     let end_of = |id: &str| report.steps.iter().find(|s| s.id == id).map(|s| s.at + s.elapsed).expect("step ran");
     let last_end = report.steps.iter().map(|s| s.at + s.elapsed).max().unwrap_or_default();
-    for (v, c) in scn.verify.iter().filter(|v| slow || !v.check.is_slow()).zip(&report.checks) {
+    for (v, c) in declared.iter().zip(&report.checks) {
         if v.after.is_empty() {
             assert!(c.at >= last_end, "check {} started at {:?}, before the last step ended at {last_end:?}", c.name, c.at);
         }
@@ -65,7 +82,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     }
 
     // Secrets never reach transcripts or reports.
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.path()).collect();
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(files.len(), 2, "a transcript and a report: {files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -74,15 +91,18 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
 
     // An executed guide: every command a step runs is in the transcript as written.
     let cmds: Vec<&str> = report.transcript.iter().map(|e| e.cmd.as_str()).collect();
-    for step in scn.steps.iter().filter_map(|s| s.run.as_ref()) {
-        let line = step.get_ref();
-        if !line.contains('{') {
-            assert!(cmds.contains(&line.as_str()), "`{line}` is not in the transcript");
+    for step in &scn.steps {
+        match &step.action {
+            Action::Run(line) if !line.get_ref().contains('{') => {
+                assert!(cmds.contains(&line.get_ref().as_str()), "`{}` is not in the transcript", line.get_ref())
+            }
+            Action::Sql(sql) if sql.get_ref().contains("{secret.") => {
+                let prefix = sql.get_ref().split('{').next().unwrap();
+                let shown = report.transcript.iter().find(|e| e.cmd.starts_with(prefix)).expect("secret step recorded");
+                assert!(shown.cmd.contains(pglab::transcript::REDACTED), "{}", shown.cmd);
+            }
+            _ => {}
         }
-    }
-    for s in scn.steps.iter().filter_map(|s| s.sql.as_ref()).filter(|q| q.get_ref().contains("{secret.")) {
-        let shown = report.transcript.iter().find(|e| e.cmd.starts_with(s.get_ref().split('{').next().unwrap())).expect("secret step recorded");
-        assert!(shown.cmd.contains(pglab::report::REDACTED), "{}", shown.cmd);
     }
 
     // Measurements are there for reports and benchmarks.
@@ -94,12 +114,61 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
                 assert!(c.metrics["latency_p95_ms"] <= c.metrics["latency_max_ms"]);
             }
             "pitr" => {
-                let Some(pglab::scenario::CheckDecl::Pitr { targets, .. }) = scn.verify.iter().map(|v| &v.check).find(|d| d.name() == "pitr") else { unreachable!() };
+                let Some(CheckDecl::Pitr { targets, .. }) = scn.verify.iter().map(|v| &v.check).find(|d| d.name() == "pitr") else { unreachable!() };
                 for kind in targets {
                     assert!(c.metrics.contains_key(&format!("restore_{kind}_ms")), "{kind} restore measured");
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// What each declared check claims, looked at again on the lab after the
+/// run, through the engine and psql rather than pglab's hosts.
+async fn verify_on_lab(docker: &Docker, scn: &Scenario, lab: &str) {
+    let c = |host: &str| format!("pglab-{lab}-{host}");
+    for v in &scn.verify {
+        match &v.check {
+            CheckDecl::StandbyData { primary, standby } => {
+                assert_eq!(support::psql(docker, &c(standby), "SELECT pg_is_in_recovery()").await, "t", "{standby} is a standby");
+                if let Some(g) = &scn.given {
+                    let q = format!("SELECT count(*) FROM {}", g.table);
+                    let on_primary = support::psql(docker, &c(primary), &q).await;
+                    assert!(on_primary.parse::<u32>().unwrap() >= g.rows, "{q} on {primary}: {on_primary}");
+                    assert_eq!(support::psql(docker, &c(standby), &q).await, on_primary, "{q} on {standby}");
+                }
+            }
+            CheckDecl::Streaming { primary, standby, .. } => {
+                assert_eq!(support::psql(docker, &c(standby), "SELECT status FROM pg_stat_wal_receiver").await, "streaming");
+                let senders = support::psql(docker, &c(primary), "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").await;
+                assert_eq!(senders, "1", "one walsender on {primary}");
+            }
+            CheckDecl::NotStreaming { standby, .. } => {
+                assert_eq!(support::psql(docker, &c(standby), "SELECT count(*) FROM pg_stat_wal_receiver").await, "0", "no WAL receiver on {standby}");
+            }
+            CheckDecl::Pitr { target_host, .. } => {
+                assert_eq!(support::psql(docker, &c(target_host), "SELECT pg_is_in_recovery()").await, "f", "{target_host} was promoted");
+                let tli = support::psql(docker, &c(target_host), "SELECT timeline_id FROM pg_control_checkpoint()").await;
+                assert!(tli.parse::<u32>().unwrap() > 1, "{target_host} is on a new timeline: {tli}");
+            }
+            CheckDecl::Retention { host, stanza, expect_full, .. } => {
+                let (status, json) =
+                    support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "--output=json", "info"]).await;
+                assert_eq!(status, 0, "{json}");
+                let info: serde_json::Value = serde_json::from_str(&json).unwrap();
+                let fulls = info[0]["backup"].as_array().unwrap().iter().filter(|b| b["type"] == "full").count();
+                assert_eq!(fulls, *expect_full as usize, "full backups kept on {host}");
+            }
+            CheckDecl::CronLine { host, line } => {
+                let (_, tab) = support::exec_in(docker, &c(host), "root", &["crontab", "-l", "-u", "postgres"]).await;
+                assert!(tab.lines().any(|l| l.trim() == line.trim()), "crontab on {host}: {tab}");
+            }
+            CheckDecl::Pgbackrest { host, stanza } => {
+                let (status, out) = support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "check"]).await;
+                assert_eq!(status, 0, "pgbackrest check on {host}: {out}");
+            }
+            CheckDecl::CronFires { .. } => {}
         }
     }
 }

@@ -1,5 +1,8 @@
 //! One error type for the whole harness: every failure says where it happened
-//! (host, command, file:line) and what to look at next.
+//! (host, command, step, file:line) and keeps its typed cause.
+
+use std::fmt;
+use std::time::Duration;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
@@ -30,7 +33,7 @@ pub enum Error {
 
     #[error("{0}")]
     #[diagnostic(code(pglab::exec))]
-    Exec(Box<crate::exec::ExecFailure>),
+    Exec(Box<ExecFailure>),
 
     #[error("SQL on {host} failed{code}: {message}\n  sql: {sql}", code = sqlstate.as_deref().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default())]
     #[diagnostic(code(pglab::sql))]
@@ -38,20 +41,26 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(code(pglab::timeout))]
-    Timeout(#[from] Box<crate::wait::WaitTimeout>),
+    Timeout(#[from] Box<WaitTimeout>),
 
-    #[error("{message}")]
-    #[diagnostic(code(pglab::scenario))]
-    Scenario {
-        message: String,
-        #[source_code]
-        src: NamedSource<String>,
-        #[label("{label}")]
-        span: Option<SourceSpan>,
-        label: String,
-        #[help]
-        help: Option<String>,
+    /// A scenario step that failed, with what made it fail.
+    #[error("step {id} failed: {source}")]
+    #[diagnostic(code(pglab::step))]
+    Step {
+        id: String,
+        #[source]
+        source: Box<Error>,
     },
+
+    /// A scenario file that cannot be used, at its place in the file.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Scenario(Box<ScenarioError>),
+
+    /// A `{name}` with no value (a scenario edited under a kept lab).
+    #[error("undefined variable {{{0}}}")]
+    #[diagnostic(code(pglab::undefined_variable))]
+    UndefinedVariable(String),
 
     #[error("check failed: {0}")]
     #[diagnostic(code(pglab::check))]
@@ -78,9 +87,13 @@ pub enum Error {
     #[diagnostic(code(pglab::usage))]
     Usage(String),
 
+    /// SIGINT, SIGTERM or SIGHUP arrived; the lab was torn down.
     #[error("interrupted")]
+    #[diagnostic(code(pglab::interrupted))]
     Interrupted,
 
+    /// What the host or engine answered that pglab cannot use (a file that
+    /// is a directory, an address missing).
     #[error("{0}")]
     Other(String),
 }
@@ -95,15 +108,44 @@ impl Error {
     }
 
     /// Exit code documented in the README: 1 a check or step failed, 2 bad
-    /// input, 3 the environment (Docker, images) is not usable.
+    /// input, 3 the environment (Docker, images) is not usable, 130 interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Scenario { .. } | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
+            Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
             Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Io { .. } => 3,
             Error::Interrupted => 130,
+            Error::Step { source, .. } if matches!(**source, Error::Interrupted) => 130,
             _ => 1,
         }
     }
+
+    /// Errors that waiting cannot heal: a poll stops at once instead of
+    /// retrying until its deadline. SQL that is wrong in itself (syntax,
+    /// permission, unknown object: class 42; bad data: 22; unsupported: 0A)
+    /// stays wrong; a closed connection or a server starting up does not.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Sql { sqlstate: Some(code), .. } => ["42", "22", "0A"].iter().any(|class| code.starts_with(class)),
+            Error::Step { source, .. } => source.is_permanent(),
+            Error::Scenario(_) | Error::Usage(_) | Error::UndefinedVariable(_) | Error::UnknownHost { .. } | Error::Interrupted => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where in a scenario file something is wrong, drawn by miette.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(pglab::scenario))]
+pub struct ScenarioError {
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("{label}")]
+    pub span: Option<SourceSpan>,
+    pub label: String,
+    #[help]
+    pub help: Option<String>,
 }
 
 /// Keeps the last `n` lines of a text, for error messages that must stay readable.
@@ -111,4 +153,77 @@ pub fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
+}
+
+/// A command that did not end as expected, with everything needed to see why.
+#[derive(Debug)]
+pub struct ExecFailure {
+    pub host: String,
+    pub user: String,
+    pub cmd: String,
+    pub status: Option<i64>,
+    pub expected: Option<i64>,
+    pub output_tail: String,
+    /// Relevant PostgreSQL / pgBackRest log lines from the host.
+    pub logs: String,
+    pub reason: Option<String>,
+}
+
+impl fmt::Display for ExecFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "command failed on {} as {}: {}", self.host, self.user, self.cmd)?;
+        match (self.status, self.expected) {
+            (Some(s), Some(e)) => write!(f, "\n  exit status {s}, but {e} was expected")?,
+            (Some(s), None) => write!(f, "\n  exit status {s}")?,
+            _ => {}
+        }
+        if let Some(r) = &self.reason {
+            write!(f, "\n  {r}")?;
+        }
+        if !self.output_tail.trim().is_empty() {
+            write!(f, "\n--- last lines of output ---\n{}", self.output_tail.trim_end())?;
+        }
+        if !self.logs.trim().is_empty() {
+            write!(f, "\n--- relevant log lines on {} ---\n{}", self.host, self.logs.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// What a wait saw before it gave up, so a timeout explains itself.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {elapsed:?} waiting for {what}\n  expected: {expected}\n  last seen: {last}")]
+pub struct WaitTimeout {
+    pub what: String,
+    pub expected: String,
+    pub last: String,
+    pub elapsed: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(code: &str) -> Error {
+        Error::Sql { host: "h".into(), sql: "x".into(), sqlstate: Some(code.into()), message: "m".into() }
+    }
+
+    #[test]
+    fn wrong_sql_is_permanent_and_a_lost_connection_is_not() {
+        assert!(sql("42601").is_permanent(), "syntax error");
+        assert!(sql("42501").is_permanent(), "insufficient privilege");
+        assert!(sql("42P01").is_permanent(), "undefined table");
+        assert!(!sql("57P03").is_permanent(), "cannot connect now");
+        assert!(!sql("08006").is_permanent(), "connection failure");
+        assert!(!Error::Check("x".into()).is_permanent());
+        let step = Error::Step { id: "1".into(), source: Box::new(sql("42601")) };
+        assert!(step.is_permanent());
+    }
+
+    #[test]
+    fn an_interrupted_step_exits_130() {
+        let step = Error::Step { id: "8".into(), source: Box::new(Error::Interrupted) };
+        assert_eq!(step.exit_code(), 130);
+        assert_eq!(Error::Step { id: "8".into(), source: Box::new(Error::Check("x".into())) }.exit_code(), 1);
+    }
 }

@@ -1,28 +1,26 @@
 //! pglab: disposable PostgreSQL + pgBackRest replication labs in Docker, the
 //! tutorial as declarative scenarios, and checks that prove the outcome.
+//!
+//! Layers, each importing only those below it:
+//! `cli` → `run` → `check` → `lab` → `engine` → `outcome`/`scenario`/
+//! `transcript`/`time`/`platform`/`error`; `report` renders `outcome` and
+//! imports nothing that runs; `progress` is what a person watching sees.
 
-pub mod bundle;
 pub mod check;
 pub mod cli;
-pub mod config;
-pub mod docker;
+pub mod engine;
 pub mod error;
-pub mod exec;
-pub mod host;
-pub mod image;
 pub mod lab;
+pub mod outcome;
 pub mod platform;
 pub mod progress;
-pub mod reaper;
-pub mod runner;
-pub mod scenario;
-pub mod state;
 pub mod report;
-pub mod wait;
+pub mod run;
+pub mod scenario;
+pub mod time;
+pub mod transcript;
 
+pub use engine::image::HostImage;
 pub use error::{Error, Result};
-pub use exec::{Cmd, ExecOutput};
-pub use host::Host;
-pub use image::HostImage;
-pub use lab::{Hosts, Keep, Lab, LabSpec};
+pub use lab::{Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec};
 pub use platform::Platform;

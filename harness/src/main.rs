@@ -12,6 +12,8 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PGLAB_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
         .init();
+    // Signals are handled from the start: an interrupt before any lab exits at once.
+    pglab::lab::signals::install();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = match rt.block_on(pglab::cli::main(cli)) {
         Ok(()) => 0,
@@ -19,7 +21,8 @@ fn main() {
             let code = e.exit_code();
             match e {
                 // Spans into a scenario file read best as miette draws them.
-                pglab::Error::Scenario { .. } => eprintln!("{:?}", miette::Report::new(e)),
+                pglab::Error::Scenario(_) => eprintln!("{:?}", miette::Report::new(e)),
+                pglab::Error::Interrupted => eprintln!("pglab: interrupted"),
                 e => eprintln!("pglab: {e}"),
             }
             code

@@ -6,9 +6,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A host platform a lab can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Platform {
     /// Debian 12 + PostgreSQL 15, built fully offline with mmdebstrap.
+    #[default]
     #[serde(rename = "debian-12")]
     Debian12,
     /// The tutorial's own platform: Ubuntu 22.04 + PostgreSQL 14. Needs the
@@ -95,11 +96,5 @@ impl FromStr for Platform {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| format!("unknown platform `{s}`; known: {}", Platform::ALL.map(|p| p.name()).join(", ")))
-    }
-}
-
-impl Default for Platform {
-    fn default() -> Self {
-        Platform::Debian12
     }
 }

@@ -63,8 +63,13 @@ impl Progress {
         StepLine { bar, label }
     }
 
-    pub fn finish_step(&self, line: StepLine, ok: bool, elapsed: Duration, observed: &str) {
-        let verdict = if ok { "ok  " } else { "FAIL" };
+    /// `verdict`: ok, FAILED, INTERRUPTED.
+    pub fn finish_step(&self, line: StepLine, verdict: &str, elapsed: Duration, observed: &str) {
+        let verdict = match verdict {
+            "ok" => "ok  ",
+            "FAILED" => "FAIL",
+            other => other,
+        };
         let first = observed.lines().next().unwrap_or("");
         let text = format!("{verdict} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
         if self.plain && !self.quiet {

@@ -9,7 +9,7 @@ use bollard::Docker;
 use pglab::{Lab, LabSpec, Platform};
 
 pub async fn docker() -> Docker {
-    pglab::docker::connect().await.expect("Docker engine")
+    pglab::engine::connect().await.expect("Docker engine")
 }
 
 /// A lab of `hosts` on debian-12, building the image on first use.
@@ -20,13 +20,49 @@ pub async fn lab(hosts: &[&str]) -> Lab {
 
 /// Every resource still labelled with this lab (containers, networks, volumes).
 pub async fn leftovers(docker: &Docker, lab: &str) -> Vec<String> {
-    pglab::reaper::list_labs(docker)
+    pglab::lab::inventory::list_labs(docker).await.expect("list labs").into_iter().filter(|l| l.lab == lab).map(|l| format!("{l:?}")).collect()
+}
+
+/// Runs `argv` as `user` in a container with the engine's exec API, not
+/// through pglab: an independent look at a lab. Returns (status, stdout+stderr).
+pub async fn exec_in(docker: &Docker, container: &str, user: &str, argv: &[&str]) -> (i64, String) {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    use futures_util::StreamExt;
+    let created = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                user: Some(user.to_string()),
+                cmd: Some(argv.iter().map(|a| a.to_string()).collect()),
+                ..Default::default()
+            },
+        )
         .await
-        .expect("list labs")
-        .into_iter()
-        .filter(|l| l.lab == lab)
-        .map(|l| format!("{l:?}"))
-        .collect()
+        .expect("create exec");
+    let mut text = String::new();
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&created.id, None).await.expect("start exec") {
+        while let Some(Ok(chunk)) = output.next().await {
+            text.push_str(&chunk.to_string());
+        }
+    }
+    for _ in 0..100 {
+        let info = docker.inspect_exec(&created.id).await.expect("inspect exec");
+        if let (Some(false), Some(code)) = (info.running, info.exit_code) {
+            return (code, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("exec in {container} did not end");
+}
+
+/// `psql -XAt` as postgres on a lab host, through the engine: the test's
+/// own client, independent of pglab's route.
+pub async fn psql(docker: &Docker, container: &str, sql: &str) -> String {
+    let (status, out) = exec_in(docker, container, "postgres", &["psql", "-XAtc", sql]).await;
+    assert_eq!(status, 0, "psql on {container}: {sql}: {out}");
+    out.trim().to_string()
 }
 
 /// The `pglab` binary of this workspace, built once if the test runner did not.

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
-use crate::docker::{LABEL_IMAGE, LABEL_VERSION};
+use super::{LABEL_IMAGE, LABEL_VERSION};
 use crate::error::{tail_lines, Error, Result};
 use crate::platform::{Base, Platform};
 
@@ -25,16 +25,16 @@ struct RecipeFile {
 }
 
 const DEBIAN: &[RecipeFile] = &[
-    RecipeFile { name: "rootfs.sh", body: include_str!("../../docker/debian/rootfs.sh"), mode: 0o755 },
-    RecipeFile { name: "Dockerfile", body: include_str!("../../docker/debian/Dockerfile"), mode: 0o644 },
-    RecipeFile { name: "sudoers-dba", body: include_str!("../../docker/debian/sudoers-dba"), mode: 0o440 },
-    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../docker/debian/journald-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "rootfs.sh", body: include_str!("../../../docker/debian/rootfs.sh"), mode: 0o755 },
+    RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/debian/Dockerfile"), mode: 0o644 },
+    RecipeFile { name: "sudoers-dba", body: include_str!("../../../docker/debian/sudoers-dba"), mode: 0o440 },
+    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/debian/journald-pglab.conf"), mode: 0o644 },
 ];
 
 const UBUNTU: &[RecipeFile] = &[
-    RecipeFile { name: "Dockerfile", body: include_str!("../../docker/ubuntu/Dockerfile"), mode: 0o644 },
-    RecipeFile { name: "sudoers-dba", body: include_str!("../../docker/ubuntu/sudoers-dba"), mode: 0o440 },
-    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../docker/ubuntu/journald-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/ubuntu/Dockerfile"), mode: 0o644 },
+    RecipeFile { name: "sudoers-dba", body: include_str!("../../../docker/ubuntu/sudoers-dba"), mode: 0o440 },
+    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/ubuntu/journald-pglab.conf"), mode: 0o644 },
 ];
 
 fn recipe(platform: Platform) -> &'static [RecipeFile] {
@@ -75,11 +75,7 @@ impl HostImage {
             h.update(f.body);
         }
         let hash = hex::encode(h.finalize());
-        HostImage {
-            platform,
-            name: format!("pglab/{}", platform.name()),
-            tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]),
-        }
+        HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]) }
     }
 
     pub fn reference(&self) -> String {
@@ -171,11 +167,7 @@ impl HostImage {
         let (imported, log) = tokio::join!(import, log);
         let status = child.wait().await.map_err(|e| Error::io("waiting for mmdebstrap", e))?;
         if !status.success() {
-            return Err(Error::ImageBuild {
-                image: self.reference(),
-                step: format!("mmdebstrap {suite} (exit {status})"),
-                tail: tail_lines(&log, 20),
-            });
+            return Err(Error::ImageBuild { image: self.reference(), step: format!("mmdebstrap {suite} (exit {status})"), tail: tail_lines(&log, 20) });
         }
         for item in imported {
             item.map_err(|e| Error::ImageBuild { image: base.clone(), step: "docker import of the rootfs".into(), tail: e.to_string() })?;
@@ -184,9 +176,7 @@ impl HostImage {
         progress.set_message("layer: Dockerfile".to_string());
         self.build_dockerfile(docker, DEBIAN, &base).await?;
         // The base tag is an intermediate: the final image keeps its layers.
-        let _ = docker
-            .remove_image(&base, Some(RemoveImageOptions { noprune: true, ..Default::default() }), None)
-            .await;
+        let _ = docker.remove_image(&base, Some(RemoveImageOptions { noprune: true, ..Default::default() }), None).await;
         Ok(())
     }
 
@@ -213,10 +203,7 @@ impl HostImage {
             rm: true,
             forcerm: true,
             pull: None,
-            buildargs: Some(HashMap::from([
-                ("BASE".to_string(), base.to_string()),
-                ("PG_MAJOR".to_string(), self.platform.pg_major().to_string()),
-            ])),
+            buildargs: Some(HashMap::from([("BASE".to_string(), base.to_string()), ("PG_MAJOR".to_string(), self.platform.pg_major().to_string())])),
             labels: Some(HashMap::from([
                 (LABEL_IMAGE.to_string(), self.platform.name().to_string()),
                 (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
@@ -244,9 +231,7 @@ impl HostImage {
                         });
                     }
                 }
-                Err(e) => {
-                    return Err(Error::ImageBuild { image: self.reference(), step, tail: format!("{}\n{e}", tail_lines(&out, 20)) })
-                }
+                Err(e) => return Err(Error::ImageBuild { image: self.reference(), step, tail: format!("{}\n{e}", tail_lines(&out, 20)) }),
             }
         }
         Ok(())
@@ -283,9 +268,7 @@ async fn ensure_mmdebstrap(progress: &ProgressBar) -> Result<()> {
         .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false);
     if !(is_root && which("apt-get")) {
-        return Err(Error::Other(
-            "mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into(),
-        ));
+        return Err(Error::Other("mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into()));
     }
     progress.println("mmdebstrap not found: installing it with apt-get (needed once, to build the host image)");
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "mmdebstrap"][..]] {
@@ -307,9 +290,7 @@ async fn ensure_mmdebstrap(progress: &ProgressBar) -> Result<()> {
 }
 
 fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file())).unwrap_or(false)
 }
 
 /// The Debian mirror this host's apt already uses (deb822 or one-line form).
@@ -329,11 +310,7 @@ pub fn host_apt_mirror() -> Result<String> {
     }
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        let found = if f.extension().is_some_and(|e| e == "sources") {
-            mirror_from_deb822(&text)
-        } else {
-            mirror_from_one_line(&text)
-        };
+        let found = if f.extension().is_some_and(|e| e == "sources") { mirror_from_deb822(&text) } else { mirror_from_one_line(&text) };
         if let Some(m) = found {
             return Ok(m);
         }
@@ -349,11 +326,7 @@ fn is_base_suite(suite: &str) -> bool {
 
 fn mirror_from_deb822(text: &str) -> Option<String> {
     for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-        };
+        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
         let (Some(types), Some(uris), Some(suites)) = (field("Types:"), field("URIs:"), field("Suites:")) else { continue };
         if types.split_whitespace().any(|t| t == "deb") && suites.split_whitespace().any(is_base_suite) {
             return uris.split_whitespace().next().map(str::to_string);

@@ -3,13 +3,11 @@
 //! Every edit is recorded as a unified diff, and an edit that changes
 //! nothing is an error (the scenario would be lying).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::host::Host;
-use crate::runner::subst;
-use crate::scenario::ConfigEdit;
+use crate::lab::Host;
+use crate::scenario::{ConfigEdit, Vars};
 
 /// Values of a TOML value as config strings (a list means a repeated key).
 fn values(v: &toml::Value) -> Vec<String> {
@@ -116,30 +114,30 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new).unified_diff().context_radius(2).header(path, path).to_string()
 }
 
+/// A file's new text from its old one.
+type Edit = Box<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Applies one step's edits on `host` as root; returns a summary.
-pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String>) -> Result<String> {
-    let mut edits: Vec<(String, Box<dyn Fn(&str) -> String + Send + Sync>)> = Vec::new();
+pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &Vars) -> Result<String> {
+    let mut edits: Vec<(String, Edit)> = Vec::new();
     if let Some(ini) = &cfg.pgbackrest {
-        let section = subst(&ini.section, vars)?;
+        let section = vars.subst(&ini.section)?;
         let mut sets = Vec::new();
         for (k, v) in &ini.set {
-            sets.push((k.clone(), values(v).iter().map(|x| subst(x, vars)).collect::<Result<Vec<_>>>()?));
+            sets.push((k.clone(), values(v).iter().map(|x| vars.subst(x)).collect::<Result<Vec<_>>>()?));
         }
         edits.push(("/etc/pgbackrest.conf".into(), Box::new(move |t| ini_set(t, &section, &sets))));
     }
-    let conf_dir = vars.get("pg.config_dir").cloned().unwrap_or_default();
+    let conf_dir = vars.get("pg.config_dir").unwrap_or_default().to_string();
     if let Some(gucs) = &cfg.postgresql_conf {
         let mut sets = Vec::new();
         for (k, v) in gucs {
-            sets.push((k.clone(), subst(&values(v).join(","), vars)?));
+            sets.push((k.clone(), vars.subst(&values(v).join(","))?));
         }
-        edits.push((
-            format!("{conf_dir}/postgresql.conf"),
-            Box::new(move |t| sets.iter().fold(t.to_string(), |acc, (k, v)| guc_set(&acc, k, v))),
-        ));
+        edits.push((format!("{conf_dir}/postgresql.conf"), Box::new(move |t| sets.iter().fold(t.to_string(), |acc, (k, v)| guc_set(&acc, k, v)))));
     }
     if let Some(lines) = &cfg.pg_hba {
-        let lines = lines.iter().map(|l| subst(l, vars)).collect::<Result<Vec<_>>>()?;
+        let lines = lines.iter().map(|l| vars.subst(l)).collect::<Result<Vec<_>>>()?;
         edits.push((format!("{conf_dir}/pg_hba.conf"), Box::new(move |t| hba_append(t, &lines))));
     }
     let mut summary = Vec::new();
@@ -153,13 +151,13 @@ pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &BTreeMap<String, String
         let new = edit(&old);
         if new == old {
             // Already so (a step run again with `run --from`): say so, change nothing.
-            host.transcript().note(&host.name, "root", format!("edit {path}"), "(already set: no change)".into(), t.elapsed());
+            host.note("root", &format!("edit {path}"), "(already set: no change)", t.elapsed());
             summary.push(format!("{path} already set"));
             continue;
         }
         host.write_file_as(&target, new.as_bytes(), mode, uid, gid).await?;
         let diff = unified_diff(&path, &old, &new);
-        host.transcript().note(&host.name, "root", format!("edit {path}"), diff, t.elapsed());
+        host.note("root", &format!("edit {path}"), &diff, t.elapsed());
         summary.push(format!("edited {path}"));
     }
     Ok(summary.join("; "))

@@ -1,27 +1,17 @@
-//! Nothing of a lab outlives it: removal by label, on Ctrl-C, and `pglab gc`
-//! for what a killed process left.
-//!
-//! testcontainers' `watchdog` feature only stops and removes containers (it
-//! leaves our networks and socket dirs, and panics when a container is
-//! already gone), so pglab handles the signals itself and removes a lab's
-//! resources by its `pglab.lab` label.
+//! The labs on an engine, by their `pglab.lab` label: list them, remove
+//! one, and `gc` what a killed process left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Mutex, Once};
 
 use bollard::query_parameters::{
-    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions,
-    RemoveVolumeOptions,
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
 };
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::docker::{owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO};
+use crate::engine::{network_name, owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO};
 use crate::error::{Error, Result};
-
-static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-static INSTALL: Once = Once::new();
 
 /// Host-side state of labs (socket directories, markers).
 pub fn state_root() -> PathBuf {
@@ -35,53 +25,6 @@ pub fn lab_state_dir(lab: &str) -> PathBuf {
 /// Marks a lab as kept on purpose (after a failure with `Keep::OnFailure`).
 pub fn kept_marker(lab: &str) -> PathBuf {
     lab_state_dir(lab).join("kept")
-}
-
-/// Installs the SIGINT/SIGTERM/SIGHUP handler once per process.
-pub fn install_signal_handler() {
-    INSTALL.call_once(|| {
-        let mut signals = match signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ]) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot install signal handler, Ctrl-C may leak labs: {e}");
-                return;
-            }
-        };
-        std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let labs: Vec<String> = LIVE.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default();
-                if !labs.is_empty() {
-                    eprintln!("pglab: interrupted; removing lab(s) {}", labs.join(", "));
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                    if let Ok(rt) = rt {
-                        rt.block_on(async {
-                            if let Ok(docker) = Docker::connect_with_defaults() {
-                                for lab in &labs {
-                                    if let Err(e) = remove_lab(&docker, lab).await {
-                                        eprintln!("pglab: removing {lab}: {e}");
-                                    }
-                                }
-                            }
-                        });
-                    }
-                }
-                std::process::exit(128 + sig);
-            }
-        });
-    });
-}
-
-pub(crate) fn register(lab: &str) {
-    install_signal_handler();
-    LIVE.lock().unwrap().insert(lab.to_string());
-}
-
-pub(crate) fn unregister(lab: &str) {
-    LIVE.lock().unwrap().remove(lab);
 }
 
 fn label_filter(selector: &str) -> std::collections::HashMap<String, Vec<String>> {
@@ -119,10 +62,8 @@ pub async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
             }
         }
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions { filters: Some(label_filter(&sel)) }))
-        .await
-        .map_err(|e| Error::docker("list networks", e))?;
+    let networks =
+        docker.list_networks(Some(ListNetworksOptions { filters: Some(label_filter(&sel)) })).await.map_err(|e| Error::docker("list networks", e))?;
     for n in networks {
         let Some(id) = n.id else { continue };
         match docker.remove_network(&id).await {
@@ -133,10 +74,7 @@ pub async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
             }
         }
     }
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(&sel)) }))
-        .await
-        .map_err(|e| Error::docker("list volumes", e))?;
+    let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(&sel)) })).await.map_err(|e| Error::docker("list volumes", e))?;
     for v in volumes.volumes.unwrap_or_default() {
         match docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await {
             Ok(()) => removed.volumes += 1,
@@ -182,18 +120,17 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     let entry = |labs: &mut BTreeMap<String, LabSummary>, labels: &std::collections::HashMap<String, String>| {
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let owner = labels.get(LABEL_OWNER).cloned().unwrap_or_default();
-        labs.entry(lab.clone())
-            .or_insert_with(|| LabSummary {
-                kept: labels.contains_key(LABEL_KEEP) || kept_marker(&lab).exists(),
-                owner_alive: owner_alive(&owner),
-                owner,
-                scenario: labels.get(LABEL_SCENARIO).cloned(),
-                step: std::fs::read_to_string(lab_state_dir(&lab).join("step")).ok(),
-                created: labels.get(LABEL_CREATED).and_then(|c| c.parse().ok()).unwrap_or(0),
-                lab,
-                hosts: Vec::new(),
-                networks: 0,
-            });
+        labs.entry(lab.clone()).or_insert_with(|| LabSummary {
+            kept: labels.contains_key(LABEL_KEEP) || kept_marker(&lab).exists(),
+            owner_alive: owner_alive(&owner),
+            owner,
+            scenario: labels.get(LABEL_SCENARIO).cloned(),
+            step: std::fs::read_to_string(lab_state_dir(&lab).join("step")).ok(),
+            created: labels.get(LABEL_CREATED).and_then(|c| c.parse().ok()).unwrap_or(0),
+            lab,
+            hosts: Vec::new(),
+            networks: 0,
+        });
     };
     let containers = docker
         .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(LABEL_LAB)), ..Default::default() }))
@@ -204,11 +141,7 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         entry(&mut labs, &labels);
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_string();
-        let ip = c
-            .network_settings
-            .and_then(|n| n.networks)
-            .and_then(|n| n.get(&format!("pglab-{lab}")).and_then(|e| e.ip_address.clone()))
-            .unwrap_or_default();
+        let ip = c.network_settings.and_then(|n| n.networks).and_then(|n| n.get(&network_name(&lab)).and_then(|e| e.ip_address.clone())).unwrap_or_default();
         labs.get_mut(&lab).expect("inserted").hosts.push(HostSummary {
             host: labels.get(LABEL_HOST).cloned().unwrap_or_default(),
             container: name,
@@ -216,20 +149,16 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
             ip,
         });
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions { filters: Some(label_filter(LABEL_LAB)) }))
-        .await
-        .map_err(|e| Error::docker("list networks", e))?;
+    let networks =
+        docker.list_networks(Some(ListNetworksOptions { filters: Some(label_filter(LABEL_LAB)) })).await.map_err(|e| Error::docker("list networks", e))?;
     for n in networks {
         let labels = n.labels.clone().unwrap_or_default();
         entry(&mut labs, &labels);
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         labs.get_mut(&lab).expect("inserted").networks += 1;
     }
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(LABEL_LAB)) }))
-        .await
-        .map_err(|e| Error::docker("list volumes", e))?;
+    let volumes =
+        docker.list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(LABEL_LAB)) })).await.map_err(|e| Error::docker("list volumes", e))?;
     for v in volumes.volumes.unwrap_or_default() {
         entry(&mut labs, &v.labels);
     }
@@ -280,12 +209,10 @@ async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
     }
     let filters = std::collections::HashMap::from([
         ("dangling".to_string(), vec!["true".to_string()]),
-        ("label".to_string(), vec![crate::docker::LABEL_IMAGE.to_string()]),
+        ("label".to_string(), vec![crate::engine::LABEL_IMAGE.to_string()]),
     ]);
-    let images = docker
-        .list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() }))
-        .await
-        .map_err(|e| Error::docker("list images", e))?;
+    let images =
+        docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
     let mut removed = 0;
     for i in images {
         // An image a container still uses stays; that is not an error.

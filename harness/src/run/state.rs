@@ -3,14 +3,14 @@
 //! lab's state directory (mode 0600: it holds the run's secrets) and goes
 //! away with the lab.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lab::inventory::lab_state_dir;
 use crate::platform::Platform;
-use crate::reaper::lab_state_dir;
+use crate::scenario::Vars;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {
@@ -21,7 +21,7 @@ pub struct RunState {
     pub platform: Platform,
     pub image: String,
     /// Every variable the steps saw, host addresses and secrets included.
-    pub vars: BTreeMap<String, String>,
+    pub vars: Vars,
     /// Secret values, redacted from everything shown or bundled.
     pub secrets: Vec<String>,
     /// Ids of the steps that passed, in the order they finished.
@@ -65,9 +65,8 @@ impl RunState {
 
     pub fn load(lab: &str) -> Result<RunState> {
         let path = Self::path(lab);
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            Error::Usage(format!("lab `{lab}` has no scenario run to go on from (it was started by `pglab up`, or on another machine)"))
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| Error::Usage(format!("lab `{lab}` has no scenario run to go on from (it was started by `pglab up`, or on another machine)")))?;
         serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
     }
 }

@@ -1,9 +1,27 @@
 //! A disposable lab: one private network, N systemd hosts on it, torn down
-//! on every path out (return, error, panic, signal).
+//! exactly once on every path out (return, error, panic, signal).
+
+mod boot;
+pub mod exec;
+mod files;
+mod host;
+pub mod inventory;
+mod logs;
+mod pg;
+mod pgbackrest;
+pub mod signals;
+
+pub use boot::{wait_for_host_boot, BootGate};
+pub use exec::{Cmd, ExecOutput};
+pub use files::FileMeta;
+pub use host::{Host, PsqlOutcome, HARNESS_ROLE};
+pub use logs::{LogTail, Style as LogStyle};
+pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
+pub use pgbackrest::{error_code, Br, BrCommand};
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bollard::models::NetworkCreateRequest;
 use bollard::Docker;
@@ -11,17 +29,15 @@ use futures_util::future::try_join_all;
 use serde::Serialize;
 use testcontainers::core::{AccessMode, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{GenericImage, ImageExt};
 
-use crate::docker::{self, lab_labels, LABEL_HOST};
+use crate::engine::image::HostImage;
+use crate::engine::{self, container_name, lab_labels, network_name, LABEL_HOST};
 use crate::error::{Error, Result};
-use crate::exec::Cmd;
-use crate::host::{Host, HARNESS_ROLE};
-use crate::image::HostImage;
+use crate::outcome::StartTimings;
 use crate::platform::Platform;
-use crate::reaper;
-use crate::report::Transcript;
-use crate::wait::{poll_until, Probe};
+use crate::time::{poll_until, Deadline};
+use crate::transcript::Transcript;
 
 /// The hosts of a lab, started by this process or found on the engine: steps
 /// and checks run on either.
@@ -73,26 +89,15 @@ pub struct LabSpec {
     pub keep: Keep,
     /// Scenario name, shown by `pglab list`.
     pub scenario: Option<String>,
+    /// The caller tears the lab down itself when interrupted (it listens to
+    /// [`signals::interrupted`]); otherwise the signal handler does.
+    pub attended: bool,
 }
 
 impl LabSpec {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), keep: Keep::Never, scenario: None }
+        LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), keep: Keep::Never, scenario: None, attended: false }
     }
-}
-
-/// How long each phase of `Lab::start` took, for reports.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StartTimings {
-    #[serde(with = "crate::report::millis")]
-    pub network: Duration,
-    #[serde(with = "crate::report::millis")]
-    pub containers: Duration,
-    #[serde(with = "crate::report::millis")]
-    /// Until every host's PostgreSQL answers the harness.
-    pub sql_ready: Duration,
-    #[serde(with = "crate::report::millis")]
-    pub total: Duration,
 }
 
 pub struct Lab {
@@ -102,7 +107,6 @@ pub struct Lab {
     pub timings: StartTimings,
     docker: Docker,
     hosts: Vec<Host>,
-    containers: Vec<ContainerAsync<GenericImage>>,
     transcript: Transcript,
     keep: Keep,
     failed: bool,
@@ -123,15 +127,12 @@ impl Lab {
         let total = Instant::now();
         let image = HostImage::for_platform(spec.platform);
         if !image.exists(docker).await? {
-            return Err(Error::ImageMissing {
-                image: image.reference(),
-                hint: format!("build it first: `pglab image build {}`", spec.platform),
-            });
+            return Err(Error::ImageMissing { image: image.reference(), hint: format!("build it first: `pglab image build {}`", spec.platform) });
         }
         let id = new_lab_id();
-        let network = format!("pglab-{id}");
+        let network = network_name(&id);
         let labels = lab_labels(&id, spec.keep == Keep::Always, spec.scenario.as_deref());
-        reaper::register(&id);
+        signals::starting(&id, spec.attended);
 
         let mut timings = StartTimings::default();
         let t = Instant::now();
@@ -150,29 +151,18 @@ impl Lab {
 
         let transcript = Transcript::new();
         let started = Self::start_hosts(docker, spec, &id, &network, &image, &labels, &transcript, &mut timings).await;
-        let (hosts, containers) = match started {
+        let hosts = match started {
             Ok(v) => v,
             Err(e) => {
-                let _ = reaper::remove_lab(docker, &id).await;
-                reaper::unregister(&id);
+                let _ = inventory::remove_lab(docker, &id).await;
+                signals::release(&id);
                 return Err(e);
             }
         };
+        signals::live(&id);
         timings.total = total.elapsed();
         tracing::info!(lab = %id, ms = timings.total.as_millis() as u64, "lab up");
-        Ok(Lab {
-            id,
-            network,
-            image,
-            timings,
-            docker: docker.clone(),
-            hosts,
-            containers,
-            transcript,
-            keep: spec.keep,
-            failed: false,
-            closed: false,
-        })
+        Ok(Lab { id, network, image, timings, docker: docker.clone(), hosts, transcript, keep: spec.keep, failed: false, closed: false })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -185,18 +175,13 @@ impl Lab {
         labels: &HashMap<String, String>,
         transcript: &Transcript,
         timings: &mut StartTimings,
-    ) -> Result<(Vec<Host>, Vec<ContainerAsync<GenericImage>>)> {
+    ) -> Result<Vec<Host>> {
         let t = Instant::now();
-        let cgroup_v2 = docker
-            .info()
-            .await
-            .ok()
-            .and_then(|i| i.cgroup_version)
-            .is_some_and(|v| format!("{v:?}").contains('2'));
+        let cgroup_v2 = docker.info().await.ok().and_then(|i| i.cgroup_version).is_some_and(|v| format!("{v:?}").contains('2'));
         let containers = try_join_all(spec.hosts.iter().map(|name| async move {
-            let socket_dir = reaper::lab_state_dir(id).join(name);
+            let socket_dir = inventory::lab_state_dir(id).join(name);
             std::fs::create_dir_all(&socket_dir).map_err(|e| Error::io(format!("creating {}", socket_dir.display()), e))?;
-            let container_name = format!("pglab-{id}-{name}");
+            let container_name = container_name(id, name);
             let mut req = GenericImage::new(image.name.clone(), image.tag.clone())
                 .with_wait_for(WaitFor::Nothing)
                 .with_container_name(container_name.clone())
@@ -208,7 +193,7 @@ impl Lab {
                 .with_mount(Mount::tmpfs_mount("/run"))
                 .with_mount(Mount::tmpfs_mount("/run/lock"))
                 .with_mount(Mount::bind_mount(socket_dir.to_string_lossy(), "/run/postgresql"))
-                .with_startup_timeout(Duration::from_secs(60));
+                .with_startup_timeout(crate::time::default_timeout());
             // systemd as PID 1 needs a writable cgroup tree. On cgroup v1 a rw
             // bind of /sys/fs/cgroup suffices (no capability, no privilege:
             // measured in docs/systemd.md); v2 needs a private namespace.
@@ -218,32 +203,29 @@ impl Lab {
                 req.with_mount(Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup").with_access_mode(AccessMode::ReadWrite))
             };
             let c = req.start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
-            Ok::<_, Error>((name.clone(), container_name, socket_dir, c))
+            // The lab's one teardown removes it by label; testcontainers'
+            // own removal on drop would race that one.
+            std::mem::forget(c);
+            Ok::<_, Error>((name.clone(), container_name, socket_dir))
         }))
         .await?;
         timings.containers = t.elapsed();
 
         let t = Instant::now();
         let mut hosts = Vec::new();
-        let mut handles = Vec::new();
-        for (name, container_name, socket_dir, c) in containers {
+        for (name, container_name, socket_dir) in containers {
             let ip = container_ip(docker, &container_name, network).await?;
             hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, socket_dir, docker.clone(), transcript.clone()));
-            handles.push(c);
         }
         try_join_all(hosts.iter().map(open_route)).await?;
         timings.sql_ready = t.elapsed();
-        Ok((hosts, handles))
+        Ok(hosts)
     }
 
     /// Waits until every host's systemd has finished booting (postgresql-common
     /// spends about 2 s confirming a start, after the server already answers).
     pub async fn wait_for_boot(&self) -> Result<()> {
-        try_join_all(self.hosts.iter().map(wait_for_host_boot)).await.map(|_| ())
-    }
-
-    pub fn host_names(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.name.clone()).collect()
+        try_join_all(self.hosts.iter().map(boot::wait_for_host_boot)).await.map(|_| ())
     }
 
     pub fn docker(&self) -> &Docker {
@@ -263,74 +245,64 @@ impl Lab {
         }
     }
 
-    /// Tears the lab down (or keeps it, as asked); hosts go in reverse order
-    /// and one failure does not stop the rest.
+    /// Tears the lab down, or keeps it as asked.
     pub async fn shutdown(mut self) -> Result<()> {
-        self.closed = true;
-        reaper::unregister(&self.id);
-        if self.keeps() {
-            self.keep_resources();
-            return Ok(());
-        }
-        let mut first_err = None;
-        // All hosts at once: nothing in a lab outlives its neighbours.
-        let removals = self.containers.drain(..).map(|c| c.rm());
-        for r in futures_util::future::join_all(removals).await {
-            if let Err(e) = r {
-                tracing::warn!(lab = %self.id, "removing container: {e}");
-                first_err.get_or_insert(Error::docker("remove container", e));
-            }
-        }
-        if let Err(e) = reaper::remove_lab(&self.docker, &self.id).await {
-            first_err.get_or_insert(e);
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.close(self.keeps()).await
     }
 
-    fn keep_resources(&mut self) {
-        let _ = std::fs::write(reaper::kept_marker(&self.id), b"kept\n");
-        // Dropping a ContainerAsync removes it; a kept lab must outlive us.
-        for c in self.containers.drain(..) {
-            std::mem::forget(c);
+    /// Tears the lab down whatever `Keep` says: after an interrupt.
+    pub async fn discard(mut self) -> Result<()> {
+        self.close(false).await
+    }
+
+    async fn close(&mut self, keep: bool) -> Result<()> {
+        self.closed = true;
+        if !signals::claim(&self.id) {
+            return Ok(());
         }
+        let result = if keep {
+            self.mark_kept();
+            Ok(())
+        } else {
+            inventory::remove_lab(&self.docker, &self.id).await.map(|_| ())
+        };
+        signals::release(&self.id);
+        result
+    }
+
+    fn mark_kept(&self) {
+        let _ = std::fs::write(inventory::kept_marker(&self.id), b"kept\n");
     }
 }
 
 impl Drop for Lab {
+    /// The fallback teardown (an early return, a panic): the same claim, the
+    /// same removal, on a thread of its own since Drop may run inside or
+    /// outside a runtime, unwinding or not.
     fn drop(&mut self) {
-        if self.closed {
+        if self.closed || !signals::claim(&self.id) {
             return;
         }
-        reaper::unregister(&self.id);
         if self.keeps() {
-            self.keep_resources();
-            return;
-        }
-        // Containers go first (testcontainers removes them on drop), then the
-        // network and state dir, on a thread of its own: Drop may run inside
-        // or outside a runtime, while unwinding or not.
-        self.containers.clear();
-        let docker = self.docker.clone();
-        let id = self.id.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                if let Err(e) = rt.block_on(reaper::remove_lab(&docker, &id)) {
-                    eprintln!("pglab: cleaning up lab {id}: {e}");
+            self.mark_kept();
+        } else {
+            let docker = self.docker.clone();
+            let id = self.id.clone();
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    if let Err(e) = rt.block_on(inventory::remove_lab(&docker, &id)) {
+                        eprintln!("pglab: cleaning up lab {id}: {e}");
+                    }
                 }
-            }
-        })
-        .join();
+            })
+            .join();
+        }
+        signals::release(&self.id);
     }
 }
 
 async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result<Ipv4Addr> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| Error::docker(format!("inspect {container}"), e))?;
+    let info = docker.inspect_container(container, None).await.map_err(|e| Error::docker(format!("inspect {container}"), e))?;
     info.network_settings
         .and_then(|n| n.networks)
         .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
@@ -344,11 +316,8 @@ async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result
 /// be settling (see [`Lab::wait_for_boot`]).
 async fn open_route(host: &Host) -> Result<()> {
     let hba = format!("{}/pg_hba.conf", host.platform.pg_config_dir());
-    host.exec(Cmd::shell(format!(
-        "sed -i '1i local   all   {HARNESS_ROLE}   trust   # pglab harness route: Unix socket only' {hba}"
-    )))
-    .await?;
-    poll_until(&format!("PostgreSQL to start on {}", host.name), "the postmaster answering on its socket", Duration::from_secs(60), || async {
+    host.exec(Cmd::shell(format!("sed -i '1i local   all   {HARNESS_ROLE}   trust   # pglab harness route: Unix socket only' {hba}"))).await?;
+    poll_until(&format!("PostgreSQL to start on {}", host.name), "the postmaster answering on its socket", Deadline::standard(), || async {
         Ok(host.postmaster_answers().await)
     })
     .await?;
@@ -358,33 +327,12 @@ async fn open_route(host: &Host) -> Result<()> {
             .display(format!("psql -c 'CREATE ROLE {HARNESS_ROLE} SUPERUSER LOGIN' -c 'SELECT pg_reload_conf()'")),
     )
     .await?;
-    host.wait_for_pg_up(Duration::from_secs(30)).await
-}
-
-/// Waits until systemd has finished booting a host (`running`; `degraded`
-/// is accepted and its failed units logged).
-/// Waits until systemd on `host` is running (or degraded, with a warning).
-pub async fn wait_for_host_boot(host: &Host) -> Result<()> {
-    let probe = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(Duration::from_secs(120));
-    poll_until(&format!("systemd to boot on {}", host.name), "running", Duration::from_secs(120), || async {
-        let out = host.probe(&probe).await?;
-        let state = out.stdout.trim().to_string();
-        Ok(match state.as_str() {
-            "running" => Probe::Ready(()),
-            "degraded" => {
-                let failed = host.probe(&Cmd::new(["systemctl", "--failed", "--no-legend", "--plain"])).await?;
-                tracing::warn!(host = %host.name, "systemd degraded: {}", failed.stdout.trim());
-                Probe::Ready(())
-            }
-            _ => Probe::NotYet(format!("{state} {}", out.stderr.trim())),
-        })
-    })
-    .await
+    host.wait_for_pg_up(Deadline::standard()).await
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
 pub async fn up(spec: &LabSpec, progress: &indicatif::ProgressBar) -> Result<Lab> {
-    let docker = docker::connect().await?;
+    let docker = engine::connect().await?;
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
     Lab::start(&docker, spec).await
 }
@@ -399,24 +347,33 @@ pub struct Attached {
 
 impl Attached {
     pub async fn find(docker: &Docker, id: &str) -> Result<Attached> {
-        let labs = reaper::list_labs(docker).await?;
+        let labs = inventory::list_labs(docker).await?;
         let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;
-        let network = format!("pglab-{id}");
+        let network = network_name(id);
         let transcript = Transcript::new();
         let mut hosts = Vec::new();
-        for crate::reaper::HostSummary { host: name, container, .. } in &lab.hosts {
-            let info = docker.inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default()).await;
+        for inventory::HostSummary { host: name, container, .. } in &lab.hosts {
+            let info = docker
+                .inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default())
+                .await;
             let platform = info
                 .ok()
-                .and_then(|i| i.config.and_then(|c| c.labels).and_then(|l| l.get(crate::docker::LABEL_IMAGE).cloned()))
+                .and_then(|i| i.config.and_then(|c| c.labels).and_then(|l| l.get(engine::LABEL_IMAGE).cloned()))
                 .and_then(|p| p.parse().ok())
                 .unwrap_or_default();
             let ip = container_ip(docker, container, &network).await?;
-            hosts.push(Host::new(name.clone(), id.to_string(), container.clone(), ip, platform, reaper::lab_state_dir(id).join(name), docker.clone(), transcript.clone()));
+            hosts.push(Host::new(
+                name.clone(),
+                id.to_string(),
+                container.clone(),
+                ip,
+                platform,
+                inventory::lab_state_dir(id).join(name),
+                docker.clone(),
+                transcript.clone(),
+            ));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Attached { id: id.to_string(), hosts, transcript })
     }
-
 }
-

@@ -3,17 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::state::RunState;
 use crate::error::{Error, Result};
-use crate::exec::Cmd;
-use crate::host::Host;
-use crate::lab::Attached;
+use crate::lab::{Attached, Cmd, Host, LogTail};
 use crate::platform::Platform;
-use crate::report::REDACTED;
-use crate::state::RunState;
+use crate::transcript::Redactor;
 
 /// `manifest.json` at the top of a bundle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +28,9 @@ pub struct Manifest {
     pub created_unix: u64,
 }
 
+/// No log at all: each log file of a bundle takes one part of it.
+const NONE: LogTail = LogTail { postgresql: 0, pgbackrest: 0, pgbackrest_newest: None, journal: 0, style: crate::lab::LogStyle::Headed };
+
 /// What one host contributes, as (file name, shell command run as `user`).
 fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
     let p = h.platform;
@@ -40,9 +40,9 @@ fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
         ("postgresql.conf", "root", cat(format!("{}/postgresql.conf", p.pg_config_dir()))),
         ("pg_hba.conf", "root", cat(format!("{}/pg_hba.conf", p.pg_config_dir()))),
         ("postgresql.auto.conf", "root", cat(format!("{}/postgresql.auto.conf", p.pg_data()))),
-        ("postgresql.log", "root", format!("tail -n 2000 {} 2>&1", p.pg_log())),
-        ("pgbackrest.log", "root", "for f in /var/log/pgbackrest/*.log; do [ -f \"$f\" ] && echo \"==== $f\" && tail -n 1000 \"$f\"; done".into()),
-        ("journal.txt", "root", "journalctl --no-pager -n 500 -o short-precise 2>&1".into()),
+        ("postgresql.log", "root", LogTail { postgresql: 2000, ..NONE }.script(p)),
+        ("pgbackrest.log", "root", LogTail { pgbackrest: 1000, ..NONE }.script(p)),
+        ("journal.txt", "root", LogTail { journal: 500, ..NONE }.script(p)),
         ("pgbackrest-info.txt", "postgres", "pgbackrest info 2>&1".into()),
         (
             "versions.txt",
@@ -55,14 +55,6 @@ fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
             "pg_lsclusters 2>&1; echo; psql -X -c 'SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() AS replayed, CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn() END AS current' -c 'SELECT * FROM pg_stat_replication' -c 'SELECT status, sender_host, received_tli FROM pg_stat_wal_receiver' 2>&1".into(),
         ),
     ]
-}
-
-/// Removes every known secret and anything that looks like a password.
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password\s*[=:]\s*)('[^']*'|[^\s']+)").expect("valid regex"));
-    let text = secrets.iter().filter(|s| !s.is_empty()).fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED));
-    re.replace_all(&text, format!("${{1}}{REDACTED}")).into_owned()
 }
 
 /// Writes the bundle of kept lab `lab` to `out`; returns its size in bytes.
@@ -83,10 +75,8 @@ pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
         created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     let root = format!("pglab-report-{}", lab.id);
-    let mut files: Vec<(String, String)> = vec![
-        ("manifest.json".into(), serde_json::to_string_pretty(&manifest).expect("serializable")),
-        ("scenario.toml".into(), scenario_src),
-    ];
+    let mut files: Vec<(String, String)> =
+        vec![("manifest.json".into(), serde_json::to_string_pretty(&manifest).expect("serializable")), ("scenario.toml".into(), scenario_src)];
     for r in &state.reports {
         if let (Some(name), Ok(text)) = (r.file_name(), std::fs::read_to_string(r)) {
             files.push((format!("transcripts/{}", name.to_string_lossy()), text));
@@ -95,7 +85,7 @@ pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
     let per_host = lab.hosts.iter().map(|h| async move {
         let mut got = Vec::new();
         for (name, user, script) in host_files(h) {
-            let cmd = Cmd::new(["bash", "-c", script.as_str()]).user(user).any_status().timeout(Duration::from_secs(60));
+            let cmd = Cmd::new(["bash", "-c", script.as_str()]).user(user).any_status().timeout(crate::time::default_timeout());
             let text = match h.probe(&cmd).await {
                 Ok(o) => format!("{}{}", o.stdout, o.stderr),
                 Err(e) => format!("(could not collect: {e})"),
@@ -107,10 +97,11 @@ pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
     for host_files in futures_util::future::join_all(per_host).await {
         files.extend(host_files);
     }
+    let redactor = Redactor::with_secrets(state.secrets.iter().cloned());
     let file = std::fs::File::create(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
     for (name, text) in files {
-        let data = redact(&text, &state.secrets);
+        let data = redactor.redact(&text);
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);

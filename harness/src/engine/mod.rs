@@ -1,4 +1,8 @@
-//! The engine connection, and the labels that tie every resource to pglab.
+//! The Docker engine and nothing else: the connection, the labels that tie
+//! every resource to pglab, the names of a lab's network and containers, and
+//! host images.
+
+pub mod image;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -6,6 +10,16 @@ use std::time::Duration;
 use bollard::Docker;
 
 use crate::error::{Error, Result};
+
+/// The lab's network: `pglab-<lab>`.
+pub fn network_name(lab: &str) -> String {
+    format!("pglab-{lab}")
+}
+
+/// A host's container: `pglab-<lab>-<host>`.
+pub fn container_name(lab: &str, host: &str) -> String {
+    format!("pglab-{lab}-{host}")
+}
 
 /// Label every lab resource carries; its value is the lab id.
 pub const LABEL_LAB: &str = "pglab.lab";
@@ -66,9 +80,7 @@ pub fn owner_alive(owner: &str) -> bool {
 }
 
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().chars().take(8).collect())
-        .unwrap_or_else(|_| "noboot".into())
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().chars().take(8).collect()).unwrap_or_else(|_| "noboot".into())
 }
 
 /// Labels shared by everything a lab creates.
@@ -77,14 +89,7 @@ pub fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashMap<Stri
         (LABEL_LAB.to_string(), lab.to_string()),
         (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
         (LABEL_OWNER.to_string(), owner_id()),
-        (
-            LABEL_CREATED.to_string(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-                .to_string(),
-        ),
+        (LABEL_CREATED.to_string(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string()),
     ]);
     if keep {
         labels.insert(LABEL_KEEP.to_string(), "1".to_string());

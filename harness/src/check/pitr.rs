@@ -1,0 +1,138 @@
+//! Point-in-time recovery, as PostgreSQL's 003_recovery_targets does it:
+//! batches of rows with a target recorded between them, then a restore to
+//! each target into a host of its own, checked for its exact rows.
+
+use std::time::Instant;
+
+use super::{drop_and_checkpoint, eq, Metrics};
+use crate::error::{Error, Result};
+use crate::lab::{Br, BrCommand, Cmd, Host, StopMode};
+use crate::scenario::PitrTarget;
+use crate::time::Deadline;
+
+/// A point to recover to, and the rows that exist there.
+struct Target {
+    kind: PitrTarget,
+    value: String,
+    expected_ids: String,
+}
+
+const BATCH: i64 = 10;
+
+pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str, kinds: &[PitrTarget], metrics: &mut Metrics) -> Result<String> {
+    if let Some(like) = like {
+        clone_client_setup(like, host).await?;
+    }
+    // Chosen before the targets exist: every target lies after its end.
+    let set = latest_backup(host, stanza).await?;
+    let primary_tli = timeline(primary).await?;
+    let targets = record_targets(primary, kinds).await?;
+    let mut lines = Vec::new();
+    for t in &targets {
+        let started = Instant::now();
+        restore_to(host, stanza, &set, t).await?;
+        let restore_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let got = host.safe_psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM pglab_pitr").await?;
+        eq(&format!("rows after restore to {} {}", t.kind, t.value), got.as_str(), t.expected_ids.as_str())?;
+        let tli = timeline(host).await?;
+        if tli <= primary_tli {
+            return Err(Error::Check(format!("{} target: timeline {tli} is not newer than the primary's {primary_tli}", t.kind)));
+        }
+        metrics.insert(format!("restore_{}_ms", t.kind), restore_ms);
+        let rows = got.split(',').filter(|s| !s.is_empty()).count();
+        lines.push(format!("{}: {rows} rows, timeline {tli}, {:.1}s", t.kind, restore_ms / 1000.0));
+    }
+    Ok(format!("restored {set} into {}: {}", host.name, lines.join("; ")))
+}
+
+/// Writes a batch per target and records the target after it; then a batch
+/// after every target and a DELETE of everything (none of it may come back),
+/// and waits until the last segment is archived.
+async fn record_targets(primary: &Host, kinds: &[PitrTarget]) -> Result<Vec<Target>> {
+    primary.safe_psql("DROP TABLE IF EXISTS pglab_pitr; CREATE TABLE pglab_pitr (id int PRIMARY KEY, batch int)").await?;
+    let mut targets = Vec::new();
+    let mut next_id = 1;
+    for (i, kind) in kinds.iter().enumerate() {
+        let (first, last) = (next_id, next_id + BATCH - 1);
+        next_id += BATCH;
+        let insert = format!("BEGIN; INSERT INTO pglab_pitr SELECT g, {i} FROM generate_series({first}, {last}) g; SELECT pg_current_xact_id(); COMMIT;");
+        let xid = primary.safe_psql(&insert).await?;
+        let value = match kind {
+            PitrTarget::Name => {
+                let name = format!("pglab_pitr_{i}");
+                primary.safe_psql(&format!("SELECT pg_create_restore_point('{name}')")).await?;
+                name
+            }
+            PitrTarget::Time => primary.safe_psql("SELECT clock_timestamp()").await?,
+            PitrTarget::Xid => xid,
+            PitrTarget::Lsn => primary.safe_psql("SELECT pg_current_wal_lsn()").await?,
+        };
+        let expected_ids = primary.safe_psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM pglab_pitr").await?;
+        targets.push(Target { kind: *kind, value, expected_ids });
+    }
+    primary.safe_psql(&format!("INSERT INTO pglab_pitr SELECT g, -1 FROM generate_series({next_id}, {}) g", next_id + BATCH - 1)).await?;
+    primary.safe_psql("DELETE FROM pglab_pitr").await?;
+    let seg = primary.safe_psql("SELECT pg_walfile_name(pg_switch_wal())").await?;
+    primary.poll_query_until(&format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"), "t", Deadline::standard()).await?;
+    // Done with the primary: the restores only read the repository.
+    drop_and_checkpoint(primary, "pglab_pitr").await?;
+    Ok(targets)
+}
+
+/// Stop, restore the fixed set to the target with promote as its action,
+/// start, and wait until promoted.
+async fn restore_to(host: &Host, stanza: &str, set: &str, t: &Target) -> Result<()> {
+    host.stop(StopMode::Fast).await?;
+    let restore =
+        Br::new(BrCommand::Restore).stanza(stanza).flag("delta").opt("set", set).opt("type", t.kind).opt("target", &t.value).opt("target-action", "promote");
+    host.pgbackrest(restore).await?;
+    let promoted = async {
+        host.start().await?;
+        host.wait_for_promotion(Deadline::standard()).await
+    }
+    .await;
+    match promoted {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::Check(format!("{} target {}: not promoted: {e}\n{}", t.kind, t.value, host.relevant_logs().await))),
+    }
+}
+
+/// Gives `target` pgBackRest and the client setup of `like` (its
+/// pgbackrest.conf, postgres' SSH keys and known hosts), so a spare host can
+/// restore from the same repository. Private keys stay out of the transcript.
+async fn clone_client_setup(like: &Host, target: &Host) -> Result<()> {
+    target.exec(Cmd::shell("command -v pgbackrest >/dev/null || (apt-get update -q && apt-get install -y -q pgbackrest)")).await?;
+    let t = Instant::now();
+    let paths = "etc/pgbackrest.conf var/lib/postgresql/.ssh";
+    let packed = like.probe(&Cmd::shell(format!("tar -C / -cf - {paths} | base64 -w0"))).await?;
+    if !packed.success() {
+        return Err(Error::Check(format!("cannot read the pgBackRest client setup of {}: {}", like.name, packed.stderr.trim())));
+    }
+    let unpacked = target.probe(&Cmd::shell("base64 -d | tar -C / -xpf -").stdin(packed.stdout)).await?;
+    if !unpacked.success() {
+        return Err(Error::Check(format!("cannot install the pgBackRest client setup on {}: {}", target.name, unpacked.stderr.trim())));
+    }
+    target.note(
+        "root",
+        &format!("copy {}:/etc/pgbackrest.conf and ~postgres/.ssh -> {}", like.name, target.name),
+        "the restore target gets the same pgBackRest client setup (contents not shown: private key)",
+        t.elapsed(),
+    );
+    Ok(())
+}
+
+/// The newest backup set, so restores stay on it while later backups run.
+async fn latest_backup(h: &Host, stanza: &str) -> Result<String> {
+    let info = h.backup_info(stanza).await?;
+    info["backup"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["label"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::Check(format!("no backup of stanza {stanza} to restore from")))
+}
+
+async fn timeline(h: &Host) -> Result<u32> {
+    let name = h.safe_psql("SELECT pg_walfile_name(pg_current_wal_lsn())").await?;
+    u32::from_str_radix(&name[..8.min(name.len())], 16).map_err(|e| Error::Check(format!("timeline from {name}: {e}")))
+}

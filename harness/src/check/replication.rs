@@ -1,0 +1,95 @@
+//! Replication: the standby has the data, inserts stream to it, or (for the
+//! literal tutorial) it cannot stream and its log says why.
+
+use std::time::{Duration, Instant};
+
+use super::{drop_and_checkpoint, eq, Metrics};
+use crate::error::{Error, Result};
+use crate::lab::{Host, LsnKind};
+use crate::time::{poll_every, Deadline, Probe};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// In recovery, streaming, caught up, and every user table equal (count and
+/// an order-independent checksum).
+pub async fn standby_data(primary: &Host, standby: &Host) -> Result<String> {
+    eq("pg_is_in_recovery() on the standby", standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
+    primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
+    let tables = primary
+        .safe_psql(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+        )
+        .await?;
+    let tables: Vec<&str> = tables.lines().filter(|l| !l.is_empty()).collect();
+    if tables.is_empty() {
+        return Err(Error::Check("the primary has no user table to compare".into()));
+    }
+    let mut summary = Vec::new();
+    for t in &tables {
+        let q = format!("SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '-') FROM (SELECT md5(x::text) h FROM {t} x) s");
+        let (p, s) = (primary.safe_psql(&q).await?, standby.safe_psql(&q).await?);
+        eq(&format!("rows|checksum of {t}"), s.as_str(), p.as_str())?;
+        summary.push(format!("{t}: {} rows", p.split('|').next().unwrap_or("?")));
+    }
+    Ok(format!("standby in recovery; {} table(s) equal: {}", tables.len(), summary.join(", ")))
+}
+
+/// Streaming, then `inserts` single-row inserts, each polled on the standby
+/// until visible; no backup in between. Latency percentiles go to metrics.
+pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: Duration, metrics: &mut Metrics) -> Result<String> {
+    standby.wait_for_streaming(Deadline::standard()).await?;
+    let senders = primary.safe_psql(&format!("SELECT count(*) FROM pg_stat_replication WHERE client_addr = '{}' AND state = 'streaming'", standby.ip)).await?;
+    eq(&format!("walsenders streaming to {} on the primary", standby.ip), senders.as_str(), "1")?;
+
+    primary.safe_psql("DROP TABLE IF EXISTS pglab_stream; CREATE TABLE pglab_stream (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())").await?;
+    standby.poll_query_until("SELECT to_regclass('pglab_stream') IS NOT NULL", "t", Deadline::after(deadline)).await?;
+    let mut lat = Vec::with_capacity(inserts as usize);
+    for i in 1..=inserts {
+        let t0 = Instant::now();
+        primary.safe_psql(&format!("INSERT INTO pglab_stream (id) VALUES ({i})")).await?;
+        let probe = format!("SELECT count(*) FROM pglab_stream WHERE id = {i}");
+        poll_every(&format!("insert {i} to reach {}", standby.name), "1 row", Deadline::after(deadline), Duration::from_millis(1), || async {
+            let n = standby.safe_psql(&probe).await?;
+            Ok(if n == "1" { Probe::Ready(()) } else { Probe::NotYet(format!("{n} rows")) })
+        })
+        .await?;
+        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop_and_checkpoint(primary, "pglab_stream").await?;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p95, max) = (percentile(&lat, 50.0), percentile(&lat, 95.0), *lat.last().unwrap_or(&f64::NAN));
+    metrics.insert("inserts".into(), inserts as f64);
+    metrics.insert("latency_p50_ms".into(), p50);
+    metrics.insert("latency_p95_ms".into(), p95);
+    metrics.insert("latency_max_ms".into(), max);
+    Ok(format!("streaming; {inserts} inserts each visible on {} without a backup: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms", standby.name))
+}
+
+/// No WAL receiver, and the log says why in a line written while the check
+/// runs (the WAL receiver retries every few seconds), not an old one.
+pub async fn not_streaming(standby: &Host, log: &str) -> Result<String> {
+    let offset = standby.log_offset().await?;
+    let line = standby.wait_for_log(log, offset, Deadline::standard()).await?;
+    eq("WAL receivers on the standby", standby.safe_psql("SELECT count(*) FROM pg_stat_wal_receiver").await?.as_str(), "0")?;
+    Ok(format!("no WAL receiver on {}; its log says now: {}", standby.name, line.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_pick_from_sorted_samples() {
+        let v = [1.0, 2.0, 3.0, 4.0, 100.0];
+        assert_eq!(percentile(&v, 50.0), 3.0);
+        assert_eq!(percentile(&v, 95.0), 100.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+}

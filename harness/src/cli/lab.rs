@@ -1,0 +1,162 @@
+//! Subcommands on labs and images: `up`, `exec`, `sql`, `shell`, `logs`,
+//! `report`, `down`, `list`, `gc`, `image build`.
+
+use std::path::PathBuf;
+
+use super::out;
+use crate::engine::{self, image::HostImage};
+use crate::error::{Error, Result};
+use crate::lab::{inventory, signals, Attached, Cmd, Hosts, Keep, Lab, LabSpec, LogTail};
+use crate::platform::Platform;
+use crate::progress::Progress;
+
+async fn attach(lab: &str) -> Result<Attached> {
+    Attached::find(&engine::connect().await?, lab).await
+}
+
+pub async fn image_build(platform: Platform, force: bool, quiet: bool) -> Result<()> {
+    let docker = engine::connect().await?;
+    let progress = Progress::new(quiet);
+    let ensured = HostImage::for_platform(platform).ensure(&docker, force, &progress.main).await;
+    progress.finish();
+    let e = ensured?;
+    out(format_args!("{} {} in {:.2}s", e.image.reference(), if e.cached { "found in cache" } else { "built" }, e.elapsed.as_secs_f64()));
+    Ok(())
+}
+
+/// A bare lab; with `foreground` it lives until a signal, then goes.
+pub async fn up(platform: Platform, hosts: Vec<String>, foreground: bool, quiet: bool) -> Result<()> {
+    let progress = Progress::new(quiet);
+    let mut spec = LabSpec::new(platform, hosts);
+    spec.keep = if foreground { Keep::Never } else { Keep::Always };
+    spec.attended = foreground;
+    progress.phase("starting lab");
+    let lab = crate::lab::up(&spec, &progress.main).await;
+    progress.finish();
+    let lab = lab?;
+    print_lab(&lab);
+    if !foreground {
+        return lab.shutdown().await;
+    }
+    out(format_args!("lab {} is up; Ctrl-C removes it", lab.id));
+    signals::interrupted().await;
+    lab.discard().await?;
+    Err(Error::Interrupted)
+}
+
+fn print_lab(lab: &Lab) {
+    out(format_args!("lab {} ({}, up in {:.2}s)", lab.id, lab.image.reference(), lab.timings.total.as_secs_f64()));
+    tracing::info!("start timings: {:?}", lab.timings);
+    for h in lab.hosts() {
+        out(format_args!("  {:<10} {:<15} {}", h.name, h.ip, h.psql_hint()));
+    }
+}
+
+/// Runs a command on a host; exits with its status.
+pub async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) -> Result<()> {
+    let attached = attach(lab).await?;
+    let h = attached.host(host)?;
+    let mut sink = |chunk: &[u8], err: bool| {
+        use std::io::Write;
+        // A closed reader just stops the passthrough.
+        let _ = if err { std::io::stderr().write_all(chunk) } else { std::io::stdout().write_all(chunk) };
+    };
+    let out = h.exec_streaming(Cmd::new(cmd).user(user).any_status(), Some(&mut sink)).await?;
+    if out.status != 0 {
+        std::process::exit(out.status.clamp(1, 255) as i32);
+    }
+    Ok(())
+}
+
+pub async fn sql(lab: &str, host: &str, sql: &str) -> Result<()> {
+    let attached = attach(lab).await?;
+    out(attached.host(host)?.safe_psql(sql).await?);
+    Ok(())
+}
+
+pub async fn shell(lab: &str, host: &str, user: &str) -> Result<()> {
+    let attached = attach(lab).await?;
+    let h = attached.host(host)?;
+    let status = std::process::Command::new("docker")
+        .args(["exec", "-it", "-u", user, "-w", "/", &h.container, "bash", "-l"])
+        .status()
+        .map_err(|e| Error::io("running docker exec -it (is the docker CLI installed?)", e))?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+pub async fn logs(lab: &str, host: Option<&str>, lines: usize) -> Result<()> {
+    let attached = attach(lab).await?;
+    if let Some(name) = host {
+        attached.host(name)?;
+    }
+    for h in attached.hosts.iter().filter(|h| host.is_none_or(|n| n == h.name)) {
+        out(format_args!("######## {} ({})\n{}", h.name, h.container, h.logs(LogTail::all(lines)).await));
+    }
+    Ok(())
+}
+
+pub async fn report(lab: &str, output: Option<PathBuf>) -> Result<()> {
+    let attached = attach(lab).await?;
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("pglab-report-{lab}.tar.gz")));
+    let size = crate::run::bundle::write(&attached, &path).await?;
+    out(format_args!("wrote {} ({:.1} KiB); replay it with `pglab run {}`", path.display(), size as f64 / 1024.0, path.display()));
+    Ok(())
+}
+
+pub async fn down(lab: Option<String>, all: bool) -> Result<()> {
+    let docker = engine::connect().await?;
+    let labs = inventory::list_labs(&docker).await?;
+    let targets: Vec<String> = match (lab, all) {
+        (_, true) => labs.into_iter().map(|l| l.lab).collect(),
+        (Some(l), false) if labs.iter().any(|s| s.lab == l) => vec![l],
+        (Some(l), false) => return Err(Error::UnknownLab(l)),
+        (None, false) => return Err(Error::Usage("name a lab (see `pglab list`) or pass --all".into())),
+    };
+    for l in targets {
+        let r = inventory::remove_lab(&docker, &l).await?;
+        out(format_args!("removed lab {l}: {} containers, {} networks, {} volumes", r.containers, r.networks, r.volumes));
+    }
+    Ok(())
+}
+
+pub async fn list(json: bool) -> Result<()> {
+    let docker = engine::connect().await?;
+    let labs = inventory::list_labs(&docker).await?;
+    if json {
+        out(serde_json::to_string_pretty(&labs).expect("serializable"));
+        return Ok(());
+    }
+    if labs.is_empty() {
+        out("no labs");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for l in labs {
+        let hosts: Vec<String> =
+            l.hosts.iter().map(|h| if h.ip.is_empty() { format!("{}({})", h.host, h.state) } else { format!("{}={}", h.host, h.ip) }).collect();
+        let age = now.saturating_sub(l.created);
+        let status = if l.kept {
+            "kept"
+        } else if l.owner_alive {
+            "running"
+        } else {
+            "orphaned"
+        };
+        let at = format!("{}@{}", l.scenario.as_deref().unwrap_or("-"), l.step.as_deref().unwrap_or("-"));
+        out(format_args!("{}  {at}  {}m{:02}s  {status}  {}", l.lab, age / 60, age % 60, hosts.join(" ")));
+    }
+    Ok(())
+}
+
+pub async fn gc(all: bool) -> Result<()> {
+    let docker = engine::connect().await?;
+    let r = inventory::gc(&docker, all).await?;
+    out(format_args!(
+        "gc: removed {} lab(s): {} containers, {} networks, {} volumes; {} dangling image(s)",
+        r.labs.len(),
+        r.containers,
+        r.networks,
+        r.volumes,
+        r.images
+    ));
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The `pglab` command line: parsing here, one small function per
+//! subcommand in `run` (scenarios) and `lab` (labs, images).
+
+mod lab;
+mod run;
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Result;
+use crate::platform::Platform;
+use crate::run::CheckPick;
+
+pub use run::{new_scenario, resolve_scenario};
+
+#[derive(Parser, Debug)]
+#[command(name = "pglab", version, about = "Disposable PostgreSQL + pgBackRest replication labs")]
+pub struct Cli {
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Host images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Run a scenario on a fresh lab: given, steps, checks; write transcript and report.
+    Run(RunArgs),
+    /// Run a scenario N times on a warm image; print per-step medians and streaming percentiles.
+    Bench {
+        #[arg(default_value = "tutorial")]
+        scenario: String,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Write the per-run reports here too.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Start a lab and keep it (enter it with `docker exec`, remove it with `pglab down`).
+    Up {
+        #[arg(long, default_value = "debian-12")]
+        platform: Platform,
+        /// Host names, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "primary,standby")]
+        hosts: Vec<String>,
+        /// Stay in the foreground; the lab is removed on exit or Ctrl-C.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Run a command on a host of a kept lab; exits with its status.
+    Exec {
+        lab: String,
+        host: String,
+        #[arg(long, short, default_value = "root")]
+        user: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Run SQL on a host of a kept lab through the harness route.
+    Sql { lab: String, host: String, sql: String },
+    /// An interactive shell on a host of a kept lab.
+    Shell {
+        lab: String,
+        host: String,
+        #[arg(long, short, default_value = "postgres")]
+        user: String,
+    },
+    /// PostgreSQL log, pgBackRest logs and the journal of a kept lab's hosts.
+    Logs {
+        lab: String,
+        host: Option<String>,
+        #[arg(long, default_value_t = 40)]
+        lines: usize,
+    },
+    /// Go on with a kept lab's scenario: the next step, through STEP, or
+    /// `verify` (the remaining steps and the checks).
+    Step {
+        lab: String,
+        #[arg(default_value = "next")]
+        step: String,
+        /// Run only this check (with `verify`; repeatable).
+        #[arg(long = "check")]
+        checks: Vec<CheckPick>,
+        /// Also run slow checks (with `verify`).
+        #[arg(long, env = "PGLAB_SLOW")]
+        slow: bool,
+        #[arg(long, default_value = "reports")]
+        transcript: std::path::PathBuf,
+    },
+    /// Write a bug bundle (tar.gz) of a kept lab: scenario, transcripts,
+    /// configs, logs, `pgbackrest info`, versions; secrets redacted.
+    Report {
+        lab: String,
+        /// Default: pglab-report-<lab>.tar.gz
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Scaffold a scenario from the corrected tutorial, commented.
+    New {
+        name: String,
+        #[arg(long, default_value = "scenarios")]
+        dir: std::path::PathBuf,
+    },
+    /// Remove a lab (or every lab).
+    Down {
+        lab: Option<String>,
+        #[arg(long, conflicts_with = "lab")]
+        all: bool,
+    },
+    /// List labs on this engine.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what dead runs left behind (kept labs stay unless --all).
+    Gc {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `pglab run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A scenario file, a name under scenarios/ (`tutorial`, `tutorial-literal`),
+    /// or a bug bundle from `pglab report` (replayed up to the step it reached).
+    pub scenario: String,
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Stop after this step (an id, or a tutorial step number) and skip the checks.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Go on with a kept lab from this step (re-read the scenario: edit, re-run).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The kept lab for --from (default: the one kept lab of this scenario).
+    #[arg(long, requires = "from")]
+    pub lab: Option<String>,
+    /// Run only this check (repeatable); `pitr=name,lsn` picks restore targets.
+    #[arg(long = "check")]
+    pub checks: Vec<CheckPick>,
+    /// Also write the result as JUnit XML.
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
+    /// Keep the lab afterwards (enter it, break it; `pglab down` removes it).
+    #[arg(long)]
+    pub keep: bool,
+    /// Keep the lab only if the run fails.
+    #[arg(long, conflicts_with = "keep")]
+    pub keep_on_failure: bool,
+    /// Override a scenario var: --set stanza=demo
+    #[arg(long = "set", value_parser = parse_set)]
+    pub sets: Vec<(String, String)>,
+    /// Also run slow checks (cron firing: a minute or more).
+    #[arg(long, env = "PGLAB_SLOW")]
+    pub slow: bool,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where transcripts and reports go.
+    #[arg(long, default_value = "reports")]
+    pub transcript: std::path::PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build a platform's host image (found in the cache unless --force).
+    Build {
+        #[arg(default_value = "debian-12")]
+        platform: Platform,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_set(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not key=value"))
+}
+
+/// Prints a line on stdout; a reader that went away (`| head`) ends the
+/// output quietly instead of a panic.
+pub(crate) fn out(text: impl std::fmt::Display) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{text}") {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!("writing to stdout: {e}");
+        }
+    }
+}
+
+pub async fn main(cli: Cli) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Image { command: ImageCommand::Build { platform, force } } => lab::image_build(platform, force, quiet).await,
+        Command::Run(args) => run::run(args, quiet).await,
+        Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
+        Command::Bench { scenario, runs, json } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
+        Command::New { name, dir } => run::new(&name, &dir),
+        Command::Report { lab, output } => lab::report(&lab, output).await,
+        Command::Up { platform, hosts, foreground } => lab::up(platform, hosts, foreground, quiet).await,
+        Command::Exec { lab, host, user, cmd } => lab::exec(&lab, &host, &user, cmd).await,
+        Command::Sql { lab, host, sql } => lab::sql(&lab, &host, &sql).await,
+        Command::Shell { lab, host, user } => lab::shell(&lab, &host, &user).await,
+        Command::Logs { lab, host, lines } => lab::logs(&lab, host.as_deref(), lines).await,
+        Command::Down { lab, all } => lab::down(lab, all).await,
+        Command::List { json } => lab::list(json).await,
+        Command::Gc { all } => lab::gc(all).await,
+    }
+}

@@ -1,0 +1,223 @@
+//! Subcommands that run scenarios: `run`, `step`, `bench`, `new`.
+
+use std::path::{Path, PathBuf};
+
+use super::{out, RunArgs};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::lab::{inventory, Keep};
+use crate::outcome::RunReport;
+use crate::progress::Progress;
+use crate::run::{bundle, CheckPick, Resume, RunOptions, Until};
+use crate::scenario::Scenario;
+
+/// A scenario by path, or by name in ./scenarios or this checkout's scenarios/.
+pub fn resolve_scenario(arg: &str) -> Result<PathBuf> {
+    let direct = PathBuf::from(arg);
+    if direct.is_file() {
+        return Ok(direct);
+    }
+    let file = if arg.ends_with(".toml") { arg.to_string() } else { format!("{arg}.toml") };
+    let candidates = [PathBuf::from("scenarios").join(&file), Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(&file)];
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Usage(format!("no scenario `{arg}`: not a file, and no scenarios/{file} (list them with `ls scenarios/`)")))
+}
+
+pub async fn run(a: RunArgs, quiet: bool) -> Result<()> {
+    if let Some(from) = &a.from {
+        return run_from(&a, from, quiet).await;
+    }
+    // A bug bundle replays its scenario on its platform, up to where its lab got.
+    let bundle = if bundle::is_bundle(&a.scenario) { Some(bundle::unpack(Path::new(&a.scenario))?) } else { None };
+    let (path, platform, until) = match &bundle {
+        Some(b) => {
+            (b.scenario.clone(), a.platform.or(Some(b.manifest.platform)), a.until.clone().or_else(|| b.manifest.step.clone().filter(|_| !b.manifest.complete)))
+        }
+        None => (resolve_scenario(&a.scenario)?, a.platform, a.until.clone()),
+    };
+    let scn = Scenario::load(&path)?;
+    let keep = match (a.keep, a.keep_on_failure) {
+        (true, _) => Keep::Always,
+        (_, true) => Keep::OnFailure,
+        _ => Keep::Never,
+    };
+    let opts = RunOptions { platform, keep, until, slow: a.slow, sets: a.sets.clone(), report_dir: Some(a.transcript.clone()), checks: a.checks.clone() };
+    let progress = Progress::new(quiet);
+    let report = crate::run::run(&scn, &opts, &progress).await;
+    progress.finish();
+    let report = report?;
+    let l = &report.lab;
+    if !report.interrupted && (a.keep || (a.keep_on_failure && !report.passed)) {
+        out(format!("lab {l} kept: pglab shell {l} <host> / pglab step {l} / pglab report {l} / pglab down {l}"));
+    }
+    finish(&report, a.json, a.junit.as_deref(), &a.transcript)
+}
+
+/// `run --from`: the same scenario file, re-read, on its kept lab. Flags
+/// that only shape a new lab are refused rather than ignored.
+async fn run_from(a: &RunArgs, from: &str, quiet: bool) -> Result<()> {
+    let refused = [("--platform", a.platform.is_some()), ("--set", !a.sets.is_empty()), ("--keep", a.keep), ("--keep-on-failure", a.keep_on_failure)];
+    if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(Error::Usage(format!("{flag} does not apply to --from: the kept lab already has its platform, vars and keep")));
+    }
+    let scn = Scenario::load(&resolve_scenario(&a.scenario)?)?;
+    let lab = match &a.lab {
+        Some(l) => l.clone(),
+        None => kept_lab_of(&engine::connect().await?, &scn.name).await?,
+    };
+    let until = a.until.clone().map(Until::Step).unwrap_or(Until::End);
+    let resume = Resume { from: Some(from.to_string()), until, slow: a.slow, checks: a.checks.clone(), report_dir: Some(a.transcript.clone()) };
+    let progress = Progress::new(quiet);
+    let report = crate::run::resume(&lab, &resume, &progress).await;
+    progress.finish();
+    finish(&report?, a.json, a.junit.as_deref(), &a.transcript)
+}
+
+pub async fn step(lab: &str, step: &str, checks: Vec<CheckPick>, slow: bool, transcript: &Path, quiet: bool) -> Result<()> {
+    let until = match step {
+        "next" => Until::Next,
+        "verify" | "end" => Until::End,
+        s => Until::Step(s.to_string()),
+    };
+    if !checks.is_empty() && !matches!(until, Until::End) {
+        return Err(Error::Usage("--check applies to `pglab step LAB verify` only".into()));
+    }
+    let resume = Resume { from: None, until, slow, checks, report_dir: Some(transcript.to_path_buf()) };
+    let progress = Progress::new(quiet);
+    let report = crate::run::resume(lab, &resume, &progress).await;
+    progress.finish();
+    finish(&report?, false, None, transcript)
+}
+
+pub async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool) -> Result<()> {
+    let scn = Scenario::load(&resolve_scenario(scenario)?)?;
+    let progress = Progress::new(quiet);
+    let mut reports = Vec::new();
+    for i in 1..=runs {
+        progress.phase(format!("bench run {i}/{runs}"));
+        let r = crate::run::run(&scn, &RunOptions::default(), &progress).await?;
+        if !r.passed {
+            return Err(Error::Check(format!("bench run {i} failed: {:?}", r.error)));
+        }
+        reports.push(r);
+    }
+    progress.finish();
+    out(crate::report::bench_table(&reports));
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports).expect("serializable")).map_err(|e| Error::io("writing bench json", e))?;
+    }
+    Ok(())
+}
+
+pub fn new(name: &str, dir: &Path) -> Result<()> {
+    let path = new_scenario(name, dir)?;
+    out(format!("wrote {}; run it with `pglab run {}`", path.display(), path.display()));
+    Ok(())
+}
+
+/// The one kept lab running `scenario`, for `run --from` without `--lab`.
+async fn kept_lab_of(docker: &bollard::Docker, scenario: &str) -> Result<String> {
+    let labs: Vec<String> = inventory::list_labs(docker).await?.into_iter().filter(|l| l.scenario.as_deref() == Some(scenario)).map(|l| l.lab).collect();
+    match labs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::Usage(format!("no kept lab of {scenario}: start one with `pglab run {scenario} --until STEP --keep`"))),
+        many => Err(Error::Usage(format!("several labs of {scenario} ({}): name one with --lab", many.join(", ")))),
+    }
+}
+
+/// Prints the report (or its JSON), writes JUnit, and turns the verdict into the exit code.
+fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> Result<()> {
+    if let Some(path) = junit {
+        std::fs::write(path, crate::report::junit(report)).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    if json {
+        out(serde_json::to_string_pretty(report).expect("serializable"));
+    } else {
+        print_report(report, dir);
+    }
+    match (report.passed, report.interrupted) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Error::Interrupted),
+        (false, false) => Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into()))),
+    }
+}
+
+fn print_report(r: &RunReport, dir: &Path) {
+    let phases: Vec<String> = r.phases.0.iter().map(|(p, d)| format!("{} {:.1}s", p.name(), d.as_secs_f64())).collect();
+    let verdict = crate::report::verdict(r);
+    out(format_args!(
+        "{} on {}: {verdict} in {:.1}s (lab {} up in {} ms; {})",
+        r.scenario,
+        r.platform,
+        r.total.as_secs_f64(),
+        r.lab,
+        r.lab_timings.total.as_millis(),
+        phases.join(", ")
+    ));
+    for s in &r.steps {
+        let tag = match (&s.defect, s.added) {
+            (Some(d), _) => format!(" [{}]", d.id),
+            (None, true) => " [added]".into(),
+            _ => String::new(),
+        };
+        let mark = match s.status.word() {
+            "ok" => "ok  ",
+            "FAILED" => "FAIL",
+            _ => "INT ",
+        };
+        out(format_args!("  {mark} {:<28} {:>6} ms  {}{tag}", s.id, s.elapsed.as_millis(), s.observed.lines().next().unwrap_or("")));
+    }
+    for c in &r.checks {
+        out(format_args!(
+            "  {} check {:<18} {:>6} ms  {}",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.name,
+            c.elapsed.as_millis(),
+            c.detail.lines().next().unwrap_or("")
+        ));
+    }
+    let base = dir.join(r.file_stem());
+    out(format_args!("transcript: {}.md  report: {}.json", base.display(), base.display()));
+}
+
+/// Writes a commented scenario to start from: the corrected tutorial.
+pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Error::Usage(format!("scenario name `{name}`: use letters, digits, - and _")));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    if path.exists() {
+        return Err(Error::Usage(format!("{} exists; pick another name or remove it", path.display())));
+    }
+    const TUTORIAL: &str = include_str!("../../../scenarios/tutorial.toml");
+    let body: String = TUTORIAL.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let body = body.replacen("name = \"tutorial\"", &format!("name = \"{name}\""), 1);
+    let text = format!(
+        "# {name}: a pglab scenario, scaffolded from the corrected tutorial.\n\
+         #\n\
+         # How it reads:\n\
+         #   [[hosts]]   the lab's hosts; each gives {{<host>.ip}} and {{<host>.name}}\n\
+         #   [given]     the state before step 1: PostgreSQL running, a table with rows\n\
+         #   [[steps]]   id, title, host, user (default dba) and exactly one action:\n\
+         #       run = \"shell line\"             as a person types it, sudo included\n\
+         #       config = {{ pgbackrest = {{ section, set }} }} | {{ postgresql_conf = {{..}} }} | {{ pg_hba = [..] }}\n\
+         #       sql = \"...\"                    through the harness's client\n\
+         #       file = {{ path, content, mode, owner }}   copy = {{ from_host, from, to, append }}\n\
+         #       wait = \"pg_up\" | \"pg_down\" | \"streaming\"\n\
+         #     and optionally expect = {{ status = 0 | \"any\" | \"nonzero\", output = \"regex\", log = \"regex\" }},\n\
+         #     note, added, defect, timeout_s, retry_s, after = [\"earlier-step\"] (with parallel = true).\n\
+         #   [[verify]]  checks: standby_data, streaming, pitr, retention, pgbackrest, cron_line, cron_fires, not_streaming\n\
+         #   Variables: {{pg.version}} {{pg.config_dir}} {{pg.data}} {{pg.bin}} {{secret.NAME}} and [vars].\n\
+         #\n\
+         # Run it:            pglab run {path}\n\
+         # Stop and enter:    pglab run {path} --until 8 --keep; pglab shell <lab> standby\n\
+         # Then go on:        pglab step <lab> [next|STEP|verify]\n\n{body}",
+        path = path.display()
+    );
+    Scenario::parse(&path, text.clone())?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(path)
+}

@@ -1,0 +1,245 @@
+//! One host of a lab: commands as an OS user, and SQL through the
+//! harness's own socket route. Files are in `files`, the cluster's verbs in
+//! `pg`, pgBackRest in `pgbackrest`.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::exec::{self, Cmd, ExecOutput};
+use crate::error::{tail_lines, Error, ExecFailure, Result};
+use crate::platform::Platform;
+use crate::time::{poll_until, Deadline, Probe};
+use crate::transcript::Transcript;
+
+/// The harness's own PostgreSQL role. It logs in only over the Unix socket
+/// directory that pglab bind-mounts from the host; it is never in a `host`
+/// line, so no TCP rule of a scenario can pass because of it.
+pub const HARNESS_ROLE: &str = "pglab";
+
+/// Who the transcript shows for SQL the harness runs.
+const HARNESS_SQL: &str = "pglab (harness SQL)";
+
+pub struct Host {
+    pub name: String,
+    pub lab: String,
+    /// Container name (`pglab-<lab>-<host>`).
+    pub container: String,
+    pub ip: Ipv4Addr,
+    pub platform: Platform,
+    /// Host-side directory bind-mounted at /run/postgresql.
+    pub socket_dir: PathBuf,
+    pub(super) docker: Docker,
+    transcript: Transcript,
+    pub(super) client: Mutex<Option<Client>>,
+}
+
+/// Result of a query whose failure is expected and inspected.
+#[derive(Debug)]
+pub struct PsqlOutcome {
+    pub rows: Vec<Vec<Option<String>>>,
+    /// SQLSTATE and message.
+    pub error: Option<(String, String)>,
+}
+
+impl PsqlOutcome {
+    /// Rows as `psql -At` prints them.
+    pub fn text(&self) -> String {
+        self.rows.iter().map(|r| r.iter().map(|c| c.clone().unwrap_or_default()).collect::<Vec<_>>().join("|")).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The error as psql shows it, or the rows.
+    pub fn shown(&self) -> String {
+        match &self.error {
+            Some((code, m)) => format!("ERROR: {m} (SQLSTATE {code})"),
+            None => self.text(),
+        }
+    }
+}
+
+impl Host {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: String,
+        lab: String,
+        container: String,
+        ip: Ipv4Addr,
+        platform: Platform,
+        socket_dir: PathBuf,
+        docker: Docker,
+        transcript: Transcript,
+    ) -> Self {
+        Host { name, lab, container, ip, platform, socket_dir, docker, transcript, client: Mutex::new(None) }
+    }
+
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// Records a harness action on this host that is not a command.
+    pub fn note(&self, user: &str, what: &str, note: &str, elapsed: Duration) {
+        self.transcript.note(&self.name, user, what, note, elapsed);
+    }
+
+    /// A paste-ready line to get a psql prompt on this host.
+    pub fn psql_hint(&self) -> String {
+        format!("docker exec -it -u postgres {} psql", self.container)
+    }
+
+    /// Runs a command, records it, and fails (with output tail and logs)
+    /// unless its status is the expected one.
+    pub async fn exec(&self, cmd: Cmd) -> Result<ExecOutput> {
+        self.exec_streaming(cmd, None).await
+    }
+
+    pub async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
+        let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
+        self.transcript.command(&self.name, &cmd.user, &cmd.shown(), out.status, &out.stdout, &out.stderr, out.elapsed);
+        match cmd.expect_status {
+            Some(want) if want != out.status => Err(self.failure(&cmd, &out, None).await),
+            _ => Ok(out),
+        }
+    }
+
+    /// Builds the error for a command that ended wrongly, with log evidence.
+    pub async fn failure(&self, cmd: &Cmd, out: &ExecOutput, reason: Option<String>) -> Error {
+        let logs = self.relevant_logs().await;
+        Error::Exec(Box::new(ExecFailure {
+            host: self.name.clone(),
+            user: cmd.user.clone(),
+            cmd: self.transcript.redact(&cmd.shown()),
+            status: Some(out.status),
+            expected: cmd.expect_status,
+            output_tail: self.transcript.redact(&tail_lines(&out.combined(), 20)),
+            logs: self.transcript.redact(&logs),
+            reason,
+        }))
+    }
+
+    /// `bash -c LINE` as `user`, expected to succeed.
+    pub async fn sh(&self, user: &str, line: &str) -> Result<ExecOutput> {
+        self.exec(Cmd::shell(line).user(user)).await
+    }
+
+    /// Runs a command without recording it (harness probes, log reads).
+    pub async fn probe(&self, cmd: &Cmd) -> Result<ExecOutput> {
+        exec::run(&self.docker, &self.container, cmd, None).await
+    }
+
+    // ---- SQL -------------------------------------------------------------
+
+    /// The harness's route: its role over the bind-mounted socket directory.
+    fn pg_config(&self, timeout: Duration) -> tokio_postgres::Config {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").application_name("pglab").connect_timeout(timeout);
+        cfg
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let (client, conn) = self.pg_config(Duration::from_secs(5)).connect(NoTls).await.map_err(|e| self.sql_error("(connect)", e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    fn sql_error(&self, sql: &str, e: tokio_postgres::Error) -> Error {
+        let (sqlstate, message) = match e.as_db_error() {
+            Some(db) => (Some(db.code().code().to_string()), db.message().to_string()),
+            None => (e.code().map(|c| c.code().to_string()), e.to_string()),
+        };
+        Error::Sql { host: self.name.clone(), sql: self.transcript.redact(sql), sqlstate, message: self.transcript.redact(&message) }
+    }
+
+    /// Runs SQL on a cached connection, reconnecting once if it was lost
+    /// (a restart, a restore).
+    pub async fn psql(&self, sql: &str) -> Result<PsqlOutcome> {
+        let mut guard = self.client.lock().await;
+        for attempt in 0..2 {
+            if guard.as_ref().is_none_or(|c| c.is_closed()) {
+                *guard = Some(self.connect().await?);
+            }
+            let client = guard.as_ref().expect("connected");
+            match client.simple_query(sql).await {
+                Ok(msgs) => {
+                    let rows = msgs
+                        .into_iter()
+                        .filter_map(|m| match m {
+                            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+                            _ => None,
+                        })
+                        .collect();
+                    return Ok(PsqlOutcome { rows, error: None });
+                }
+                Err(e) if e.as_db_error().is_some() => {
+                    let db = e.as_db_error().expect("db error");
+                    return Ok(PsqlOutcome { rows: Vec::new(), error: Some((db.code().code().to_string(), self.transcript.redact(db.message()))) });
+                }
+                Err(e) if attempt == 0 && (e.is_closed() || client.is_closed()) => {
+                    *guard = None;
+                }
+                Err(e) => return Err(self.sql_error(sql, e)),
+            }
+        }
+        unreachable!("second attempt returns")
+    }
+
+    /// Runs SQL that must succeed; returns rows as `psql -At` would print them.
+    pub async fn safe_psql(&self, sql: &str) -> Result<String> {
+        let out = self.psql(sql).await?;
+        if let Some((code, message)) = out.error {
+            return Err(Error::Sql { host: self.name.clone(), sql: self.transcript.redact(sql), sqlstate: Some(code), message });
+        }
+        Ok(out.rows.iter().map(|r| r.iter().map(|c| c.clone().unwrap_or_default()).collect::<Vec<_>>().join("|")).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// First column of the first row, parsed.
+    pub async fn query_value<T: std::str::FromStr>(&self, sql: &str) -> Result<T> {
+        let text = self.safe_psql(sql).await?;
+        let first = text.lines().next().unwrap_or("").split('|').next().unwrap_or("");
+        first.parse::<T>().map_err(|_| Error::Sql {
+            host: self.name.clone(),
+            sql: self.transcript.redact(sql),
+            sqlstate: None,
+            message: format!("returned `{first}`, not the expected type"),
+        })
+    }
+
+    /// Polls `sql` until it returns `expected` (as text) or the deadline passes.
+    pub async fn poll_query_until(&self, sql: &str, expected: &str, deadline: Deadline) -> Result<Duration> {
+        let start = Instant::now();
+        poll_until(&format!("`{sql}` on {}", self.name), expected, deadline, || async {
+            let got = self.safe_psql(sql).await?;
+            Ok(if got == expected { Probe::Ready(()) } else { Probe::NotYet(got) })
+        })
+        .await?;
+        Ok(start.elapsed())
+    }
+
+    /// Runs SQL and records it in the transcript, failure or not (a step's
+    /// or the given state's SQL; checks' own queries are not shown).
+    pub async fn psql_recorded(&self, sql: &str) -> Result<PsqlOutcome> {
+        let t = Instant::now();
+        let out = self.psql(sql).await?;
+        let status = if out.error.is_some() { 1 } else { 0 };
+        let stderr = if out.error.is_some() { out.shown() } else { String::new() };
+        self.transcript.command(&self.name, HARNESS_SQL, sql, status, &out.text(), &stderr, t.elapsed());
+        Ok(out)
+    }
+
+    /// Whether a postmaster answers on the socket at all, as pg_isready
+    /// asks it; a refusal by the server (no such role yet) is an answer.
+    pub async fn postmaster_answers(&self) -> Probe<()> {
+        match self.pg_config(Duration::from_secs(2)).connect(NoTls).await {
+            Ok(_) => Probe::Ready(()),
+            Err(e) => match e.as_db_error() {
+                Some(db) if *db.code() != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => Probe::Ready(()),
+                _ => Probe::NotYet(e.to_string()),
+            },
+        }
+    }
+}

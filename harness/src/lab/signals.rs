@@ -1,0 +1,205 @@
+//! Ctrl-C, SIGTERM and SIGHUP: the one handler. It tells the code that owns
+//! a lab to stop and tear it down (a run marks its step interrupted, writes
+//! its report, removes its lab); it removes by itself only labs that nobody
+//! attends. Every teardown first claims its lab here, so a lab is removed
+//! exactly once, whichever path gets there first.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, Once, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// How long the handler waits for owners before it gives up and exits.
+const OWNER_DEADLINE: Duration = Duration::from_secs(120);
+/// After the last lab is gone, time for the owner to exit by itself.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// `Lab::start` is creating it: removing now could miss what comes next.
+    Starting {
+        attended: bool,
+    },
+    Live {
+        attended: bool,
+    },
+    /// Someone is tearing it down.
+    Removing,
+}
+
+#[derive(Default)]
+struct Registry {
+    labs: BTreeMap<String, Claim>,
+    /// Owners finishing their own work after an interrupt (a run writing its report).
+    holds: usize,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { labs: BTreeMap::new(), holds: 0 });
+static CHANGED: Condvar = Condvar::new();
+static INSTALL: Once = Once::new();
+
+fn interrupt() -> &'static watch::Sender<bool> {
+    static TX: OnceLock<watch::Sender<bool>> = OnceLock::new();
+    TX.get_or_init(|| watch::channel(false).0)
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn update(f: impl FnOnce(&mut Registry)) {
+    f(&mut registry());
+    CHANGED.notify_all();
+}
+
+/// Whether a signal has arrived.
+pub fn is_interrupted() -> bool {
+    *interrupt().borrow()
+}
+
+/// Completes once a signal has arrived (at once if one already has).
+pub async fn interrupted() {
+    install();
+    let mut rx = interrupt().subscribe();
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Keeps the process alive after a signal until dropped: an owner finishing
+/// its report. The handler still exits after its deadline.
+pub struct Hold(());
+
+pub fn hold() -> Hold {
+    install();
+    update(|r| r.holds += 1);
+    Hold(())
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        update(|r| r.holds = r.holds.saturating_sub(1));
+    }
+}
+
+/// A lab is being created; `attended` owners tear it down themselves.
+pub(crate) fn starting(lab: &str, attended: bool) {
+    install();
+    update(|r| {
+        r.labs.insert(lab.to_string(), Claim::Starting { attended });
+    });
+}
+
+/// The lab exists as a whole.
+pub(crate) fn live(lab: &str) {
+    update(|r| {
+        if let Some(c @ Claim::Starting { .. }) = r.labs.get_mut(lab) {
+            let Claim::Starting { attended } = *c else { unreachable!() };
+            *c = Claim::Live { attended };
+        }
+    });
+}
+
+/// Takes the teardown of `lab`; false when another path already has it.
+pub(crate) fn claim(lab: &str) -> bool {
+    let mut r = registry();
+    match r.labs.get_mut(lab) {
+        Some(Claim::Removing) => false,
+        Some(c) => {
+            *c = Claim::Removing;
+            true
+        }
+        // Not registered (attached labs, or already released): nobody else removes it.
+        None => true,
+    }
+}
+
+/// The teardown of `lab` is over.
+pub(crate) fn release(lab: &str) {
+    update(|r| {
+        r.labs.remove(lab);
+    });
+}
+
+/// Installs the handler once per process.
+pub fn install() {
+    INSTALL.call_once(|| {
+        let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP]);
+        match signals {
+            Ok(mut signals) => {
+                std::thread::spawn(move || {
+                    if let Some(sig) = signals.forever().next() {
+                        on_signal(sig);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot install signal handler, Ctrl-C may leak labs: {e}"),
+        }
+    });
+}
+
+fn on_signal(sig: i32) -> ! {
+    interrupt().send_replace(true);
+    let had_work = {
+        let r = registry();
+        !r.labs.is_empty() || r.holds > 0
+    };
+    let deadline = Instant::now() + OWNER_DEADLINE;
+    loop {
+        let orphans: Vec<String> = {
+            let mut r = registry();
+            let ids: Vec<String> = r.labs.iter().filter(|(_, c)| **c == Claim::Live { attended: false }).map(|(id, _)| id.clone()).collect();
+            for id in &ids {
+                r.labs.insert(id.clone(), Claim::Removing);
+            }
+            ids
+        };
+        if !orphans.is_empty() {
+            eprintln!("pglab: interrupted; removing lab(s) {}", orphans.join(", "));
+            remove(&orphans);
+        }
+        let r = registry();
+        if (r.labs.is_empty() && r.holds == 0) || Instant::now() >= deadline {
+            break;
+        }
+        let _ = CHANGED.wait_timeout(r, Duration::from_millis(100));
+    }
+    if had_work {
+        // The owner returns on its own with its exit code; this is the backstop.
+        std::thread::sleep(EXIT_GRACE);
+    }
+    std::process::exit(128 + sig);
+}
+
+fn remove(labs: &[String]) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    rt.block_on(async {
+        match bollard::Docker::connect_with_defaults() {
+            Ok(docker) => {
+                for lab in labs {
+                    if let Err(e) = super::inventory::remove_lab(&docker, lab).await {
+                        eprintln!("pglab: removing {lab}: {e}");
+                    }
+                }
+            }
+            Err(e) => eprintln!("pglab: cannot reach the engine to remove {}: {e}", labs.join(", ")),
+        }
+    });
+    for lab in labs {
+        release(lab);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_is_claimed_for_teardown_once() {
+        starting("t-claim", true);
+        live("t-claim");
+        assert!(claim("t-claim"), "the first teardown takes it");
+        assert!(!claim("t-claim"), "a second path finds it taken");
+        release("t-claim");
+        assert!(claim("t-claim"), "released: nothing registered, nothing to race");
+    }
+}

@@ -1,0 +1,172 @@
+//! What a run found, as data: steps, checks, timings. Filled by the run,
+//! read by the renderers in `report`; nothing here runs anything.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::platform::Platform;
+use crate::scenario::{Defect, Role};
+use crate::transcript::TranscriptEntry;
+
+/// How long each phase of `Lab::start` took, for reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StartTimings {
+    #[serde(with = "crate::time::millis")]
+    pub network: Duration,
+    #[serde(with = "crate::time::millis")]
+    pub containers: Duration,
+    /// Until every host's PostgreSQL answers the harness.
+    #[serde(with = "crate::time::millis")]
+    pub sql_ready: Duration,
+    #[serde(with = "crate::time::millis")]
+    pub total: Duration,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    /// A signal arrived while it ran; it was stopped.
+    Interrupted,
+}
+
+impl StepStatus {
+    /// As progress lines and tables show it.
+    pub fn word(self) -> &'static str {
+        match self {
+            StepStatus::Passed => "ok",
+            StepStatus::Failed => "FAILED",
+            StepStatus::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub id: String,
+    pub title: String,
+    pub host: String,
+    pub user: String,
+    pub action: String,
+    pub added: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defect: Option<Defect>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub passed: bool,
+    pub status: StepStatus,
+    /// When it started, from the start of the steps phase: shows what ran
+    /// beside what.
+    #[serde(rename = "at_ms", with = "crate::time::millis")]
+    pub at: Duration,
+    #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
+    pub elapsed: Duration,
+    /// What was observed (status, matched output or log line).
+    pub observed: String,
+}
+
+/// The result of one check, as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    /// Measurements (ms, counts) for reports and benchmarks.
+    pub metrics: BTreeMap<String, f64>,
+    /// When it started, from the start of the steps phase (a check may run
+    /// beside steps).
+    #[serde(rename = "at_ms", with = "crate::time::millis")]
+    pub at: Duration,
+    #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
+    pub elapsed: Duration,
+}
+
+/// The phases of a run whose wall time a report gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// The state before step 1 (`[given]`).
+    Given,
+    /// Every step (hosts overlap, so step times do not add up to this).
+    Steps,
+    /// The checks after the last step.
+    Checks,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Given => "given",
+            Phase::Steps => "steps",
+            Phase::Checks => "checks",
+        }
+    }
+}
+
+/// Wall time per phase; serialized as `{"given_ms": n, ...}`.
+#[derive(Debug, Clone, Default)]
+pub struct Phases(pub BTreeMap<Phase, Duration>);
+
+impl Serialize for Phases {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(p, d)| (format!("{}_ms", p.name()), d.as_millis() as u64)))
+    }
+}
+
+/// A host of the lab as the report lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub role: Role,
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub description: String,
+    pub platform: Platform,
+    pub image: String,
+    pub lab: String,
+    pub hosts: Vec<HostInfo>,
+    /// Set when a kept lab went on from this step (`pglab step`, `run --from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub lab_timings: StartTimings,
+    pub phases: Phases,
+    pub passed: bool,
+    /// A signal stopped the run.
+    pub interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub steps: Vec<StepResult>,
+    pub checks: Vec<CheckOutcome>,
+    pub defects: Vec<Defect>,
+    #[serde(rename = "total_ms", with = "crate::time::millis")]
+    pub total: Duration,
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+impl RunReport {
+    /// `<scenario>-<lab>`, or `<scenario>-<lab>-from-<step>` for a resumed part.
+    pub fn file_stem(&self) -> String {
+        match &self.from {
+            Some(f) => format!("{}-{}-from-{f}", self.scenario, self.lab),
+            None => format!("{}-{}", self.scenario, self.lab),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_serialize_as_millisecond_keys() {
+        let p = Phases(BTreeMap::from([(Phase::Steps, Duration::from_millis(1500)), (Phase::Given, Duration::from_millis(20))]));
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"given_ms":20,"steps_ms":1500}"#);
+    }
+}

@@ -1,0 +1,52 @@
+//! Medians over several runs of one scenario, for `pglab bench`.
+
+use std::fmt::Write;
+
+use crate::outcome::RunReport;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Per-step medians over several runs of one scenario, and the medians of
+/// every check metric (streaming latency percentiles, restore times).
+pub fn bench_table(runs: &[RunReport]) -> String {
+    let mut out = String::new();
+    let Some(first) = runs.first() else { return "no runs".into() };
+    let _ = writeln!(out, "{}: {} runs on {}", first.scenario, runs.len(), first.image);
+    let col = |f: &dyn Fn(&RunReport) -> f64| median(runs.iter().map(f).collect());
+    let _ = writeln!(out, "  {:<28} {:>9}", "lab up", format!("{:.0} ms", col(&|r| r.lab_timings.total.as_secs_f64() * 1000.0)));
+    for phase in first.phases.0.keys() {
+        let m = col(&|r| r.phases.0.get(phase).map(|v| v.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  {:<28} {:>9}", format!("phase {}", phase.name()), format!("{m:.0} ms"));
+    }
+    for (i, s) in first.steps.iter().enumerate() {
+        let m = col(&|r| r.steps.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  {:<28} {:>9}", s.id, format!("{m:.0} ms"));
+    }
+    for (i, c) in first.checks.iter().enumerate() {
+        let m = col(&|r| r.checks.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let _ = writeln!(out, "  check {:<22} {:>9}", c.name, format!("{m:.0} ms"));
+        for k in c.metrics.keys() {
+            let v = col(&|r| r.checks.get(i).and_then(|x| x.metrics.get(k).copied()).unwrap_or(f64::NAN));
+            let _ = writeln!(out, "      {k:<30} {v:>9.1}");
+        }
+    }
+    let _ = writeln!(out, "  {:<28} {:>9}", "total", format!("{:.1} s", col(&|r| r.total.as_secs_f64())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle_run() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert!(median(Vec::new()).is_nan());
+    }
+}

@@ -1,0 +1,262 @@
+//! Running a scenario: on a fresh lab (create, given, steps, checks,
+//! destroy) or going on with a kept one. Both build a [`Session`] and
+//! execute a [`Plan`]; the report is written by `report`, never formatted here.
+
+pub mod bundle;
+mod config;
+mod expect;
+pub mod schedule;
+pub mod select;
+mod session;
+pub mod state;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use config::{guc_set, hba_append, ini_set, unified_diff};
+pub use select::CheckPick;
+pub use session::{Executed, Plan, Session};
+
+use crate::engine::{self, image::HostImage};
+use crate::error::{Error, Result};
+use crate::lab::{Attached, Hosts, Keep, Lab, LabSpec};
+use crate::outcome::{HostInfo, RunReport, StartTimings};
+use crate::platform::Platform;
+use crate::progress::Progress;
+use crate::scenario::{Scenario, Vars};
+use state::RunState;
+
+/// How `pglab run` runs a scenario on a fresh lab.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub platform: Option<Platform>,
+    pub keep: Keep,
+    /// Stop after this step (id or tutorial step number); skips the checks.
+    pub until: Option<String>,
+    /// Run checks marked slow (cron firing).
+    pub slow: bool,
+    /// `key=value` overriding the scenario's `vars`.
+    pub sets: Vec<(String, String)>,
+    /// Where to write `<scenario>-<lab>.md` and `.json`.
+    pub report_dir: Option<PathBuf>,
+    /// Run only these checks; empty: all.
+    pub checks: Vec<CheckPick>,
+}
+
+/// Where a resumed run stops.
+#[derive(Debug, Clone)]
+pub enum Until {
+    /// The next step not yet done.
+    Next,
+    /// Through this step (an id or a tutorial step number).
+    Step(String),
+    /// The remaining steps and then the checks.
+    End,
+}
+
+/// How `pglab step` and `run --from` go on with a kept lab.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// Re-run from this step (re-reading the scenario); `None`: the next not done.
+    pub from: Option<String>,
+    pub until: Until,
+    pub slow: bool,
+    pub checks: Vec<CheckPick>,
+    pub report_dir: Option<PathBuf>,
+}
+
+/// Random hex for generated secrets (never shown: registered for redaction).
+fn secret() -> String {
+    let mut buf = [0u8; 18];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).is_err() {
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        buf[..16].copy_from_slice(&n.to_le_bytes());
+    }
+    format!("pw{}", hex::encode(buf))
+}
+
+fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
+    let ids: Vec<&str> = scn.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
+    Error::Usage(format!("{flag} {id}: no such step in {} (steps: {})", scn.name, ids.join(", ")))
+}
+
+fn step_index(scn: &Scenario, flag: &str, id: &str) -> Result<usize> {
+    scn.step_index(id).ok_or_else(|| no_step(flag, id, scn))
+}
+
+/// Runs `scn` on a fresh lab and removes the lab (unless kept).
+pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    let platform = opts.platform.unwrap_or(scn.platform);
+    let last = match &opts.until {
+        Some(u) => step_index(scn, "--until", u)?,
+        None => scn.steps.len().saturating_sub(1),
+    };
+    select::validate(scn, &opts.checks)?;
+    // A bad --set is bad input: refused before the engine is touched.
+    Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| String::new())?;
+    let docker = engine::connect().await?;
+    progress.phase(format!("{}: image", scn.name));
+    HostImage::for_platform(platform).ensure(&docker, false, &progress.main).await?;
+    progress.phase(format!("{}: create lab", scn.name));
+    let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect();
+    let spec = LabSpec { platform, hosts, keep: opts.keep, scenario: Some(scn.name.clone()), attended: true };
+    let mut lab = Lab::start(&docker, &spec).await?;
+    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?;
+    let state = fresh_state(scn, &lab, platform, vars)?;
+    let verify = opts.until.is_none();
+    let plan =
+        Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let (executed, state) = Session::new(scn, &lab, state, progress).execute(&plan).await;
+    let meta = Meta { platform, image: lab.image.reference(), lab_timings: lab.timings.clone(), from: None, started };
+    let report = build_report(scn, &lab, meta, executed);
+    if !report.passed {
+        lab.mark_failed();
+    }
+    if let Some(dir) = &opts.report_dir {
+        write_report(dir, &report, Some(state))?;
+    }
+    progress.phase(format!("{}: destroy", scn.name));
+    if report.interrupted {
+        lab.discard().await?;
+    } else {
+        lab.shutdown().await?;
+    }
+    Ok(report)
+}
+
+fn planned(scn: &Scenario, verify: bool, slow: bool, picks: &[CheckPick]) -> Vec<select::PlannedCheck> {
+    if verify {
+        select::planned(scn, slow, picks)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The run state of a new lab: saved beside it (with the scenario's text)
+/// so `pglab step`, `run --from` and `pglab report` can go on from it.
+fn fresh_state(scn: &Scenario, lab: &Lab, platform: Platform, vars: Vars) -> Result<RunState> {
+    let secrets = vars.secrets();
+    for s in &secrets {
+        lab.transcript().redactor().add(s);
+    }
+    let state = RunState {
+        lab: lab.id.clone(),
+        scenario: scn.name.clone(),
+        scenario_path: std::fs::canonicalize(&scn.path).unwrap_or_else(|_| scn.path.clone()),
+        platform,
+        image: lab.image.reference(),
+        secrets,
+        vars,
+        done: Vec::new(),
+        reports: Vec::new(),
+    };
+    std::fs::write(RunState::scenario_copy(&lab.id), &scn.source).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
+    state.save()?;
+    Ok(state)
+}
+
+/// Goes on with a kept lab's scenario: `pglab step` and `pglab run --from`.
+pub async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    let state = RunState::load(lab_id)?;
+    let path = if state.scenario_path.is_file() { state.scenario_path.clone() } else { RunState::scenario_copy(lab_id) };
+    let scn = Scenario::load(&path)?;
+    select::validate(&scn, &r.checks)?;
+    let todo = resumed_steps(&scn, &state, r)?;
+    let docker = engine::connect().await?;
+    let lab = Attached::find(&docker, lab_id).await?;
+    for s in &state.secrets {
+        lab.transcript().redactor().add(s);
+    }
+    let first = todo.first().copied().unwrap_or(scn.steps.len());
+    let meta = Meta {
+        platform: state.platform,
+        image: state.image.clone(),
+        lab_timings: StartTimings::default(),
+        from: Some(scn.steps.get(first).map(|s| s.id.get_ref().clone()).unwrap_or_else(|| "verify".into())),
+        started,
+    };
+    let verify = matches!(r.until, Until::End);
+    let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks) };
+    let (executed, state) = Session::new(&scn, &lab, state, progress).execute(&plan).await;
+    let report = build_report(&scn, &lab, meta, executed);
+    if let Some(dir) = &r.report_dir {
+        write_report(dir, &report, Some(state))?;
+    }
+    Ok(report)
+}
+
+/// The steps a resume runs: from `--from` (every one again) or from the
+/// first not done (only those not done), through `until`.
+fn resumed_steps(scn: &Scenario, state: &RunState, r: &Resume) -> Result<Vec<usize>> {
+    let not_done = |i: &usize| !state.done.contains(scn.steps[*i].id.get_ref());
+    let first = match &r.from {
+        Some(f) => step_index(scn, "--from", f)?,
+        None => match (0..scn.steps.len()).find(not_done) {
+            Some(i) => i,
+            None if matches!(r.until, Until::End) => scn.steps.len(),
+            None => {
+                return Err(Error::Usage(format!("lab {} has done every step of {}; `pglab step {} verify` runs the checks", state.lab, scn.name, state.lab)))
+            }
+        },
+    };
+    let last = match &r.until {
+        Until::Next => first,
+        Until::Step(s) => step_index(scn, "until", s)?,
+        Until::End => scn.steps.len().saturating_sub(1),
+    };
+    if last < first && first < scn.steps.len() {
+        return Err(Error::Usage(format!(
+            "step `{}` comes before `{}`, where lab {} goes on from",
+            scn.steps[last].id.get_ref(),
+            scn.steps[first].id.get_ref(),
+            state.lab
+        )));
+    }
+    Ok((first..=last).filter(|i| *i < scn.steps.len() && (r.from.is_some() || not_done(i))).collect())
+}
+
+/// What a report says about where it ran.
+struct Meta {
+    platform: Platform,
+    image: String,
+    lab_timings: StartTimings,
+    from: Option<String>,
+    started: Instant,
+}
+
+fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Executed) -> RunReport {
+    let hosts = lab.hosts().iter().map(|h| HostInfo { name: h.name.clone(), role: scn.role_of(&h.name), ip: h.ip.to_string() }).collect();
+    RunReport {
+        scenario: scn.name.clone(),
+        description: scn.description.clone(),
+        platform: meta.platform,
+        image: meta.image,
+        lab: lab.id().to_string(),
+        hosts,
+        from: meta.from,
+        lab_timings: meta.lab_timings,
+        passed: executed.passed(),
+        interrupted: executed.interrupted(),
+        error: executed.error.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
+        phases: executed.phases,
+        steps: executed.steps,
+        checks: executed.checks,
+        defects: scn.defects.clone(),
+        total: meta.started.elapsed(),
+        transcript: lab.transcript().entries(),
+    }
+}
+
+/// Writes the transcript and report, and remembers them for `pglab report`.
+fn write_report(dir: &Path, report: &RunReport, state: Option<RunState>) -> Result<()> {
+    let (md, json) = crate::report::write(dir, report)?;
+    if let Some(mut s) = state {
+        s.reports.extend([md, json].map(|p| std::fs::canonicalize(&p).unwrap_or(p)));
+        s.save()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! A run session: one scenario on one lab, with its variables, progress,
+//! run state and clock. A fresh run and a resumed one (`pglab step`,
+//! `run --from`) execute the same way; only how they got their lab differs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+
+use super::select::PlannedCheck;
+use super::state::RunState;
+use super::step;
+use crate::error::{Error, Result};
+use crate::lab::{signals, BootGate, Hosts};
+use crate::outcome::{CheckOutcome, Phase, Phases, StepResult, StepStatus};
+use crate::progress::{Progress, StepLine};
+use crate::scenario::{Scenario, Step, Vars};
+use crate::transcript::in_step;
+
+/// What a session is asked to do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Set up the `[given]` state first (a fresh lab).
+    pub given: bool,
+    /// Steps to run, as indices into the scenario.
+    pub steps: Vec<usize>,
+    /// Go on to the checks once the steps are done.
+    pub verify: bool,
+    pub checks: Vec<PlannedCheck>,
+}
+
+/// What a session did.
+#[derive(Debug)]
+pub struct Executed {
+    pub steps: Vec<StepResult>,
+    pub checks: Vec<CheckOutcome>,
+    pub phases: Phases,
+    pub error: Option<Error>,
+}
+
+impl Executed {
+    pub fn interrupted(&self) -> bool {
+        matches!(&self.error, Some(e) if e.exit_code() == 130)
+    }
+
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+pub struct Session<'a, L: Hosts> {
+    scn: &'a Scenario,
+    lab: &'a L,
+    vars: Vars,
+    progress: &'a Progress,
+    state: Mutex<RunState>,
+    results: Mutex<Vec<StepResult>>,
+    /// Steps running now and when they started: what an interrupt stops.
+    running: Mutex<BTreeMap<usize, Instant>>,
+    checks: Mutex<Vec<(usize, CheckOutcome)>>,
+    phases: Mutex<Phases>,
+}
+
+impl<'a, L: Hosts> Session<'a, L> {
+    pub fn new(scn: &'a Scenario, lab: &'a L, state: RunState, progress: &'a Progress) -> Self {
+        Session {
+            scn,
+            lab,
+            vars: state.vars.clone(),
+            progress,
+            state: Mutex::new(state),
+            results: Mutex::default(),
+            running: Mutex::default(),
+            checks: Mutex::default(),
+            phases: Mutex::default(),
+        }
+    }
+
+    /// Runs the plan until it is done, a step fails, or a signal arrives;
+    /// an interrupt stops what runs and marks those steps interrupted.
+    pub async fn execute(self, plan: &Plan) -> (Executed, RunState) {
+        let _hold = signals::hold();
+        let error = tokio::select! {
+            r = self.work(plan) => r.err(),
+            _ = signals::interrupted() => Some(Error::Interrupted),
+        };
+        if matches!(error, Some(Error::Interrupted)) {
+            self.mark_interrupted();
+        }
+        let mut steps = self.results.into_inner().expect("results lock");
+        steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
+        let mut checks = self.checks.into_inner().expect("checks lock");
+        checks.sort_by_key(|(i, _)| *i);
+        let executed = Executed { steps, checks: checks.into_iter().map(|(_, c)| c).collect(), phases: self.phases.into_inner().expect("phases lock"), error };
+        (executed, self.state.into_inner().expect("state lock"))
+    }
+
+    async fn work(&self, plan: &Plan) -> Result<()> {
+        if plan.given {
+            let t = Instant::now();
+            self.given().await?;
+            self.phase(Phase::Given, t.elapsed());
+        }
+        // Steps start while systemd finishes booting; those that use it wait.
+        let boot = BootGate::new(self.lab);
+        let (early, tail): (Vec<&PlannedCheck>, Vec<&PlannedCheck>) = plan.checks.iter().partition(|p| !p.after.is_empty());
+        let early = if plan.verify { early } else { Vec::new() };
+        let clock = Instant::now();
+        // Steps done before this session (a resume) count as done for `after`.
+        let rerun: BTreeSet<&str> = plan.steps.iter().map(|i| self.scn.steps[*i].id.get_ref().as_str()).collect();
+        let before = self.state.lock().expect("state lock").done.iter().filter(|d| !rerun.contains(d.as_str())).cloned().collect();
+        let (done_tx, done_rx) = watch::channel(before);
+        let (steps, ()) = tokio::join!(self.steps(&plan.steps, &boot, clock, done_tx), self.early_checks(&early, &boot, done_rx, clock));
+        self.phase(Phase::Steps, clock.elapsed());
+        steps?;
+        boot.all().await?;
+        if plan.verify {
+            let t = Instant::now();
+            for p in tail {
+                self.check(p, clock).await;
+            }
+            self.phase(Phase::Checks, t.elapsed());
+        }
+        Ok(())
+    }
+
+    fn phase(&self, phase: Phase, took: Duration) {
+        self.phases.lock().expect("phases lock").0.insert(phase, took);
+    }
+
+    /// The state the tutorial assumes before step 1: a table with rows.
+    async fn given(&self) -> Result<()> {
+        self.progress.phase(format!("{}: given", self.scn.name));
+        let Some(g) = &self.scn.given else { return Ok(()) };
+        let h = self.lab.host(g.host.get_ref())?;
+        let sql = format!(
+            "CREATE TABLE {t} (select_column text, select_number int); \
+             INSERT INTO {t} SELECT 'row ' || g, g FROM generate_series(1, {n}) g",
+            t = g.table,
+            n = g.rows
+        );
+        let out = in_step("given", h.psql_recorded(&sql)).await?;
+        match out.error {
+            Some((code, message)) => Err(Error::Sql { host: h.name.clone(), sql, sqlstate: Some(code), message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the steps `todo`, each as soon as the steps it depends on are
+    /// done; starts no new one after a failure, and returns the first.
+    async fn steps(&self, todo: &[usize], boot: &BootGate<'_>, clock: Instant, done: watch::Sender<BTreeSet<String>>) -> Result<()> {
+        let mut schedule = super::schedule::Schedule::new(self.scn, todo);
+        let total = schedule.len();
+        let mut started = 0;
+        let mut running = FuturesUnordered::new();
+        let mut failure = None;
+        self.progress.steps(total);
+        self.progress.phase(format!("{}: steps", self.scn.name));
+        loop {
+            if failure.is_none() {
+                for i in schedule.ready() {
+                    started += 1;
+                    let step = &self.scn.steps[i];
+                    let line = self.progress.start_step(started, total, step.id.get_ref(), step.host.get_ref());
+                    running.push(self.step(i, line, boot, clock));
+                }
+            }
+            let Some((i, result)) = running.next().await else { break };
+            schedule.finish(i);
+            match result {
+                Ok(()) => done.send_modify(|d| {
+                    d.insert(self.scn.steps[i].id.get_ref().clone());
+                }),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// One step: waits for its host's boot if it uses systemd, runs, records
+    /// its result and, when it passed, the run state.
+    async fn step(&self, i: usize, line: StepLine, boot: &BootGate<'_>, clock: Instant) -> (usize, Result<()>) {
+        let step = &self.scn.steps[i];
+        let id = step.id.get_ref().clone();
+        let t = Instant::now();
+        self.running.lock().expect("running lock").insert(i, t);
+        let result = async {
+            if step.needs_boot() {
+                boot.host(step.host.get_ref()).await?;
+            }
+            in_step(&id, step::attempt(self.lab, step, &self.vars)).await
+        }
+        .await;
+        self.running.lock().expect("running lock").remove(&i);
+        let (status, observed) = match &result {
+            Ok(o) => (StepStatus::Passed, o.clone()),
+            Err(e) => (StepStatus::Failed, self.lab.transcript().redact(&e.to_string())),
+        };
+        self.progress.finish_step(line, status.word(), t.elapsed(), &observed);
+        self.results.lock().expect("results lock").push(self.result(step, status, t.duration_since(clock), t.elapsed(), observed));
+        match result {
+            Ok(_) => {
+                self.remember_done(&id);
+                (i, Ok(()))
+            }
+            Err(e) => (i, Err(Error::Step { id, source: Box::new(e) })),
+        }
+    }
+
+    fn result(&self, step: &Step, status: StepStatus, at: Duration, elapsed: Duration, observed: String) -> StepResult {
+        StepResult {
+            id: step.id.get_ref().clone(),
+            title: step.title.clone(),
+            host: step.host.get_ref().clone(),
+            user: step.user.clone(),
+            action: step.action.name().into(),
+            added: step.added,
+            defect: step.defect.as_ref().and_then(|d| self.scn.defect(d.get_ref()).cloned()),
+            note: step.note.clone(),
+            passed: status == StepStatus::Passed,
+            status,
+            at,
+            elapsed,
+            observed,
+        }
+    }
+
+    fn remember_done(&self, id: &str) {
+        let mut state = self.state.lock().expect("state lock");
+        state.done.retain(|d| d != id);
+        state.done.push(id.to_string());
+        if let Err(e) = state.save() {
+            tracing::warn!("cannot save the run state: {e}");
+        }
+    }
+
+    /// Steps that were running when the signal came: interrupted, not failed.
+    fn mark_interrupted(&self) {
+        let running = std::mem::take(&mut *self.running.lock().expect("running lock"));
+        for (i, started) in running {
+            let step = &self.scn.steps[i];
+            let r = self.result(step, StepStatus::Interrupted, Duration::ZERO, started.elapsed(), "interrupted by a signal".into());
+            self.results.lock().expect("results lock").push(r);
+        }
+    }
+
+    async fn check(&self, p: &PlannedCheck, clock: Instant) {
+        self.progress.phase(format!("check {}", p.decl.name()));
+        let at = clock.elapsed();
+        let mut outcome = in_step(&format!("verify-{}", p.decl.name()), crate::check::run(self.lab, &p.decl)).await;
+        outcome.at = at;
+        self.checks.lock().expect("checks lock").push((p.index, outcome));
+    }
+
+    /// Each early check waits for its `after` steps (and every host's boot),
+    /// then runs beside whatever else runs. One whose steps never finish (a
+    /// step failed) does not run.
+    async fn early_checks(&self, early: &[&PlannedCheck], boot: &BootGate<'_>, done: watch::Receiver<BTreeSet<String>>, clock: Instant) {
+        let runs = early.iter().map(|p| {
+            let mut done = done.clone();
+            async move {
+                if done.wait_for(|d| p.after.iter().all(|a| d.contains(a))).await.is_err() {
+                    return;
+                }
+                if boot.all().await.is_ok() {
+                    self.check(p, clock).await;
+                }
+            }
+        });
+        futures_util::future::join_all(runs).await;
+    }
+}

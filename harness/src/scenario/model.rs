@@ -1,0 +1,592 @@
+//! The scenario file's types: what a DBA writes, parsed once into types
+//! (an action is an enum, a mode a number, a PITR target a kind).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::platform::Platform;
+
+/// A scenario as written in its file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Default platform; `pglab run --platform` overrides it.
+    #[serde(default)]
+    pub platform: Platform,
+    /// Plain values usable as `{name}` in any step.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Secrets generated for each run, usable as `{secret.NAME}`, never shown.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Hosts work at once: a step waits only for the previous step on the
+    /// hosts it touches and for the steps named in its `after`. Off, steps
+    /// run one by one in file order, as a person following the text would.
+    #[serde(default)]
+    pub parallel: bool,
+    pub hosts: Vec<HostDecl>,
+    pub given: Option<Given>,
+    #[serde(default)]
+    pub defects: Vec<Defect>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub verify: Vec<Verify>,
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDecl {
+    pub name: Spanned<String>,
+    /// What the host is for; shown in reports and on its container.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// A host's part in the setup, as pgBackRest's harness names them.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    Standby,
+    /// A dedicated pgBackRest repository host.
+    Repo,
+    /// Spare: a target for restores, promoted by checks.
+    #[default]
+    Spare,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+            Role::Repo => "repo",
+            Role::Spare => "spare",
+        }
+    }
+}
+
+/// The state the tutorial assumes before step 1.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Given {
+    /// Host that holds the data (the tutorial's primary).
+    pub host: Spanned<String>,
+    pub table: String,
+    pub rows: u32,
+}
+
+/// A documented defect of the tutorial, referenced by steps as evidence.
+#[derive(Debug, Deserialize, Clone, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defect {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// One step: who does what where, and what must come of it.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawStep")]
+pub struct Step {
+    /// Tutorial step number and a short name: `8-restore`.
+    pub id: Spanned<String>,
+    pub title: String,
+    pub host: Spanned<String>,
+    pub user: String,
+    pub action: Action,
+    pub expect: Expect,
+    /// The defect this step's outcome is evidence of.
+    pub defect: Option<Spanned<String>>,
+    /// Not in the tutorial: a fix or a diagnostic the harness adds.
+    pub added: bool,
+    /// Why the step is here or differs from the tutorial.
+    pub note: String,
+    pub timeout_s: Option<u64>,
+    /// Re-run the step until its expectation holds, for this many seconds.
+    pub retry_s: Option<u64>,
+    /// Earlier steps (on other hosts) this one needs, for `parallel` scenarios.
+    pub after: Vec<Spanned<String>>,
+}
+
+/// What a step does: exactly one per step.
+#[derive(Debug)]
+pub enum Action {
+    /// A shell line exactly as the tutorial writes it.
+    Run(Spanned<String>),
+    /// Edits of configuration files, shown as diffs.
+    Config(ConfigEdit),
+    /// SQL through the harness's client.
+    Sql(Spanned<String>),
+    /// Writes a file.
+    File(FileAction),
+    /// Copies a file between hosts.
+    Copy(CopyAction),
+    /// A condition polled with a deadline.
+    Wait(WaitAction),
+}
+
+impl Action {
+    pub const NAMES: [&'static str; 6] = ["run", "config", "sql", "file", "copy", "wait"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Run(_) => "run",
+            Action::Config(_) => "config",
+            Action::Sql(_) => "sql",
+            Action::File(_) => "file",
+            Action::Copy(_) => "copy",
+            Action::Wait(_) => "wait",
+        }
+    }
+}
+
+/// A step as the file spells it: the action is one of several keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: Spanned<String>,
+    title: String,
+    host: Spanned<String>,
+    #[serde(default = "default_user")]
+    user: String,
+    run: Option<Spanned<String>>,
+    config: Option<ConfigEdit>,
+    sql: Option<Spanned<String>>,
+    file: Option<FileAction>,
+    copy: Option<CopyAction>,
+    wait: Option<WaitAction>,
+    #[serde(default)]
+    expect: Expect,
+    defect: Option<Spanned<String>>,
+    #[serde(default)]
+    added: bool,
+    #[serde(default)]
+    note: String,
+    timeout_s: Option<u64>,
+    retry_s: Option<u64>,
+    #[serde(default)]
+    after: Vec<Spanned<String>>,
+}
+
+fn default_user() -> String {
+    "dba".into()
+}
+
+impl TryFrom<RawStep> for Step {
+    type Error = String;
+
+    fn try_from(r: RawStep) -> Result<Self, String> {
+        let mut actions: Vec<Action> = Vec::new();
+        actions.extend(r.run.map(Action::Run));
+        actions.extend(r.config.map(Action::Config));
+        actions.extend(r.sql.map(Action::Sql));
+        actions.extend(r.file.map(Action::File));
+        actions.extend(r.copy.map(Action::Copy));
+        actions.extend(r.wait.map(Action::Wait));
+        if actions.len() != 1 {
+            let has: Vec<&str> = actions.iter().map(Action::name).collect();
+            return Err(format!(
+                "step `{}` needs exactly one action ({}); it has {}{}",
+                r.id.get_ref(),
+                Action::NAMES.join(", "),
+                has.len(),
+                if has.is_empty() { String::new() } else { format!(": {}", has.join(", ")) }
+            ));
+        }
+        Ok(Step {
+            id: r.id,
+            title: r.title,
+            host: r.host,
+            user: r.user,
+            action: actions.pop().expect("one action"),
+            expect: r.expect,
+            defect: r.defect,
+            added: r.added,
+            note: r.note,
+            timeout_s: r.timeout_s,
+            retry_s: r.retry_s,
+            after: r.after,
+        })
+    }
+}
+
+/// Edits of configuration files, shown as diffs in the transcript.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEdit {
+    /// `/etc/pgbackrest.conf`: set keys in one INI section.
+    pub pgbackrest: Option<IniEdit>,
+    /// `{pg.config_dir}/postgresql.conf`: uncomment or set GUCs.
+    pub postgresql_conf: Option<toml::Table>,
+    /// `{pg.config_dir}/pg_hba.conf`: lines appended unless present.
+    pub pg_hba: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IniEdit {
+    pub section: String,
+    /// A value or a list of values (repeated keys such as recovery-option).
+    pub set: toml::Table,
+}
+
+/// Writes `content` to `path` (or appends it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAction {
+    pub path: String,
+    pub content: String,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub owner: Owner,
+    #[serde(default)]
+    pub append: bool,
+}
+
+/// Copies a file between hosts (e.g. a public key), through the harness.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyAction {
+    pub from_host: Spanned<String>,
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub append: bool,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub owner: Owner,
+}
+
+/// File permission bits, written in octal (`"0600"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Mode(pub u32);
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode(0o644)
+    }
+}
+
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o7777 => Ok(Mode(m)),
+            _ => Err(format!("mode `{s}` is not an octal file mode such as \"0600\"")),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// `user[:group]`, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Owner {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Owner { user: "root".into(), group: None }
+    }
+}
+
+impl TryFrom<String> for Owner {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (user, group) = s.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((s.as_str(), None));
+        let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !name_ok(user) || group.is_some_and(|g| !name_ok(g)) {
+            return Err(format!("owner `{s}` is not `user` or `user:group`"));
+        }
+        Ok(Owner { user: user.into(), group: group.map(Into::into) })
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// A condition the harness polls with a deadline.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitAction {
+    /// The postmaster is gone (no postmaster.pid).
+    PgDown,
+    /// PostgreSQL answers the harness.
+    PgUp,
+    /// The host is a standby whose WAL receiver streams.
+    Streaming,
+}
+
+impl WaitAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitAction::PgDown => "pg_down",
+            WaitAction::PgUp => "pg_up",
+            WaitAction::Streaming => "streaming",
+        }
+    }
+}
+
+/// What a step must produce. A step that fails otherwise stops the run.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Exit status (default 0); `any` accepts every status.
+    pub status: Option<StatusExpect>,
+    /// Regex that stdout+stderr (or the SQL result/error) must match.
+    pub output: Option<Spanned<String>>,
+    /// Regex a PostgreSQL log line on the step's host must match: a line
+    /// written after the step began (polled).
+    pub log: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum StatusExpect {
+    Code(i64),
+    Word(StatusWord),
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusWord {
+    Any,
+    Nonzero,
+}
+
+impl Default for StatusExpect {
+    fn default() -> Self {
+        StatusExpect::Code(0)
+    }
+}
+
+impl StatusExpect {
+    pub fn accepts(self, status: i64) -> bool {
+        match self {
+            StatusExpect::Code(c) => c == status,
+            StatusExpect::Word(StatusWord::Any) => true,
+            StatusExpect::Word(StatusWord::Nonzero) => status != 0,
+        }
+    }
+
+    /// The one status this expects, if it is one.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            StatusExpect::Code(c) => Some(c),
+            StatusExpect::Word(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusExpect::Code(c) => write!(f, "{c}"),
+            StatusExpect::Word(StatusWord::Any) => f.write_str("any"),
+            StatusExpect::Word(StatusWord::Nonzero) => f.write_str("non-zero"),
+        }
+    }
+}
+
+/// One `[[verify]]` entry: a check, and when it may start.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Verify {
+    /// Steps after which this check may start, while the remaining steps
+    /// go on (it must not touch what they use). Empty: after every step and
+    /// after the early checks, one check at a time in file order.
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(flatten)]
+    pub check: CheckDecl,
+}
+
+/// A point-in-time recovery target kind, as `pgbackrest restore --type`.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum PitrTarget {
+    /// A restore point made with `pg_create_restore_point`.
+    Name,
+    Time,
+    Xid,
+    Lsn,
+}
+
+impl PitrTarget {
+    pub const ALL: [PitrTarget; 4] = [PitrTarget::Name, PitrTarget::Time, PitrTarget::Xid, PitrTarget::Lsn];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PitrTarget::Name => "name",
+            PitrTarget::Time => "time",
+            PitrTarget::Xid => "xid",
+            PitrTarget::Lsn => "lsn",
+        }
+    }
+}
+
+impl std::str::FromStr for PitrTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PitrTarget::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| format!("`{s}`: PITR targets are name, time, xid, lsn"))
+    }
+}
+
+impl fmt::Display for PitrTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A built-in check and its parameters (see `check/`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CheckDecl {
+    /// Standby in recovery and streaming; every user table's count and checksum match the primary.
+    StandbyData { primary: String, standby: String },
+    /// Streaming replication, then N inserts each seen on the standby, no backup taken.
+    Streaming {
+        primary: String,
+        standby: String,
+        #[serde(default = "default_inserts")]
+        inserts: u32,
+        #[serde(default = "default_deadline")]
+        deadline_s: u64,
+    },
+    /// The standby does not stream, and its log says why (a line written while the check runs).
+    NotStreaming { standby: String, log: String },
+    /// Restore to named/time/xid/lsn targets and assert exact rows and a new timeline.
+    Pitr {
+        primary: String,
+        /// Host restored into; it ends promoted. A spare host keeps the
+        /// standby a standby.
+        target_host: String,
+        /// Host whose pgBackRest client setup (/etc/pgbackrest.conf and
+        /// postgres' SSH keys) the target gets first; for a spare host.
+        #[serde(default)]
+        like: Option<String>,
+        stanza: String,
+        #[serde(default = "default_targets")]
+        targets: Vec<PitrTarget>,
+    },
+    /// N more full backups leave exactly `expect_full` in `pgbackrest info`.
+    Retention { host: String, stanza: String, backups: u32, expect_full: u32 },
+    /// The postgres crontab holds this line.
+    CronLine { host: String, line: String },
+    /// The crontab's backup command, scheduled for the next minute, makes a backup.
+    CronFires { host: String, stanza: String },
+    /// `pgbackrest check` and `pgbackrest verify` succeed.
+    Pgbackrest { host: String, stanza: String },
+}
+
+fn default_inserts() -> u32 {
+    100
+}
+fn default_deadline() -> u64 {
+    10
+}
+fn default_targets() -> Vec<PitrTarget> {
+    PitrTarget::ALL.to_vec()
+}
+
+impl CheckDecl {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckDecl::StandbyData { .. } => "standby_data",
+            CheckDecl::Streaming { .. } => "streaming",
+            CheckDecl::NotStreaming { .. } => "not_streaming",
+            CheckDecl::Pitr { .. } => "pitr",
+            CheckDecl::Retention { .. } => "retention",
+            CheckDecl::CronLine { .. } => "cron_line",
+            CheckDecl::CronFires { .. } => "cron_fires",
+            CheckDecl::Pgbackrest { .. } => "pgbackrest",
+        }
+    }
+
+    /// Checks that take a minute or more; run with `--slow` / `PGLAB_SLOW=1`.
+    pub fn is_slow(&self) -> bool {
+        matches!(self, CheckDecl::CronFires { .. })
+    }
+
+    /// Hosts the check uses.
+    pub fn hosts(&self) -> Vec<&str> {
+        match self {
+            CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![primary, standby],
+            CheckDecl::NotStreaming { standby, .. } => vec![standby],
+            CheckDecl::Pitr { primary, target_host, like, .. } => [primary, target_host].into_iter().chain(like).map(String::as_str).collect(),
+            CheckDecl::Retention { host, .. } | CheckDecl::CronLine { host, .. } | CheckDecl::CronFires { host, .. } | CheckDecl::Pgbackrest { host, .. } => {
+                vec![host]
+            }
+        }
+    }
+}
+
+impl Step {
+    /// Talks to systemd or postgresql-common, so it must not race the host's
+    /// boot (whose own cluster start is still settling for ~2 s).
+    pub fn needs_boot(&self) -> bool {
+        let Action::Run(run) = &self.action else { return false };
+        ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.get_ref().contains(w))
+    }
+
+    /// Hosts the step reads or changes.
+    pub fn hosts(&self) -> Vec<&str> {
+        let mut h = vec![self.host.get_ref().as_str()];
+        if let Action::Copy(c) = &self.action {
+            h.push(c.from_host.get_ref());
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_owners_are_parsed_once() {
+        assert_eq!(Mode::try_from("0600".to_string()).unwrap(), Mode(0o600));
+        assert_eq!(Mode::try_from("0o755".to_string()).unwrap().to_string(), "0755");
+        assert!(Mode::try_from("rw-r--r--".to_string()).is_err());
+        assert!(Mode::try_from("0999".to_string()).is_err());
+        let o = Owner::try_from("postgres:postgres".to_string()).unwrap();
+        assert_eq!((o.user.as_str(), o.group.as_deref()), ("postgres", Some("postgres")));
+        assert_eq!(Owner::try_from("root".to_string()).unwrap(), Owner::default());
+        assert!(Owner::try_from("a b".to_string()).is_err());
+    }
+
+    #[test]
+    fn pitr_targets_parse_by_name() {
+        assert_eq!("xid".parse::<PitrTarget>().unwrap(), PitrTarget::Xid);
+        assert!("yesterday".parse::<PitrTarget>().is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! `{name}` variables: one set, built the same way for validation (with
+//! placeholders) and for a run (with the lab's addresses and fresh secrets).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::Scenario;
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+
+/// Every variable a scenario's steps can use, with its value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Vars(BTreeMap<String, String>);
+
+/// Built-in variables of a platform: `{pg.version}`, `{pg.data}`, ...
+pub fn builtin(platform: Platform) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("pg.version".into(), platform.pg_major().to_string()),
+        ("pg.config_dir".into(), platform.pg_config_dir()),
+        ("pg.data".into(), platform.pg_data()),
+        ("pg.bin".into(), platform.pg_bin()),
+        ("pg.log".into(), platform.pg_log()),
+        ("pg.unit".into(), platform.pg_unit()),
+        ("platform".into(), platform.name().to_string()),
+    ])
+}
+
+impl Vars {
+    /// Builds the set: built-ins, `{<host>.ip}` and `{<host>.name}` per host,
+    /// `{secret.NAME}`, the file's `[vars]`, then `--set` overrides (only of
+    /// declared vars). `ip` and `secret` give the values.
+    pub fn build(
+        scn: &Scenario,
+        platform: Platform,
+        sets: &[(String, String)],
+        ip: &dyn Fn(&str) -> String,
+        secret: &mut dyn FnMut(&str) -> String,
+    ) -> Result<Vars> {
+        let mut v = builtin(platform);
+        for h in &scn.hosts {
+            let name = h.name.get_ref();
+            v.insert(format!("{name}.ip"), ip(name));
+            v.insert(format!("{name}.name"), name.clone());
+        }
+        for s in &scn.secrets {
+            v.insert(format!("secret.{s}"), secret(s));
+        }
+        v.extend(scn.vars.iter().map(|(k, val)| (k.clone(), val.clone())));
+        for (k, val) in sets {
+            if !scn.vars.contains_key(k) {
+                let known = scn.vars.keys().cloned().collect::<Vec<_>>().join(", ");
+                return Err(Error::Usage(format!("--set {k}: the scenario has no such var (vars: {known})")));
+            }
+            v.insert(k.clone(), val.clone());
+        }
+        Ok(Vars(v))
+    }
+
+    /// The set with placeholders for what only a run knows (addresses, secrets).
+    pub fn declared(scn: &Scenario, platform: Platform) -> Vars {
+        Vars::build(scn, platform, &[], &|h| format!("<{h}.ip>"), &mut |_| "<secret>".into()).expect("no --set given")
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The values of the scenario's `{secret.*}` variables.
+    pub fn secrets(&self) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k.starts_with("secret.")).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Replaces every `{name}`; an unknown one is an error naming it.
+    pub fn subst(&self, text: &str) -> Result<String> {
+        substitute(text, &self.0).map_err(Error::UndefinedVariable)
+    }
+
+    /// As [`Vars::subst`], for regex fields: values match literally.
+    pub fn subst_regex(&self, pattern: &str) -> Result<String> {
+        let escaped: BTreeMap<String, String> = self.0.iter().map(|(k, v)| (k.clone(), regex::escape(v))).collect();
+        substitute(pattern, &escaped).map_err(Error::UndefinedVariable)
+    }
+
+    /// The first undefined `{name}` in `text` and its byte offset there.
+    pub fn first_undefined(&self, text: &str) -> Option<(String, usize)> {
+        var_regex().captures_iter(text).find(|c| !self.0.contains_key(&c[1])).map(|c| (c[1].to_string(), c.get(0).expect("match").start()))
+    }
+}
+
+fn var_regex() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\}").expect("valid regex"))
+}
+
+fn substitute(text: &str, vars: &BTreeMap<String, String>) -> std::result::Result<String, String> {
+    let mut missing = None;
+    let out = var_regex().replace_all(text, |c: &regex::Captures| match vars.get(&c[1]) {
+        Some(v) => v.clone(),
+        None => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            c[0].to_string()
+        }
+    });
+    match missing {
+        Some(m) => Err(m),
+        None => Ok(out.into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn substitution_replaces_and_names_what_is_missing() {
+        let v = vars(&[("a.ip", "10.0.0.1")]);
+        assert_eq!(v.subst("host={a.ip} x").unwrap(), "host=10.0.0.1 x");
+        assert!(matches!(v.subst("{b}"), Err(Error::UndefinedVariable(n)) if n == "b"));
+        assert_eq!(v.first_undefined("ok {a.ip} then {c.d}"), Some(("c.d".into(), 15)));
+        // Not a variable: an awk program's braces.
+        assert_eq!(v.subst("awk '{ print $1 }'").unwrap(), "awk '{ print $1 }'");
+    }
+
+    #[test]
+    fn regex_fields_match_values_literally() {
+        let v = vars(&[("dir", "/etc/postgresql/15/main")]);
+        let re = regex::Regex::new(&v.subst_regex("{dir}/postgresql.conf").unwrap()).unwrap();
+        assert!(re.is_match("/etc/postgresql/15/main/postgresql.conf"));
+        let v = vars(&[("x", "a.c")]);
+        let re = regex::Regex::new(&v.subst_regex("^{x}$").unwrap()).unwrap();
+        assert!(!re.is_match("abc"), "the dot is literal");
+    }
+}

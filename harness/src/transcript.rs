@@ -1,0 +1,150 @@
+//! Recording what really ran (an executed guide), and the one redactor that
+//! keeps secrets out of everything shown, written or bundled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What a secret shows as.
+pub const REDACTED: &str = "********";
+
+/// Removes known secrets and anything that reads as `password=...`.
+#[derive(Clone, Default, Debug)]
+pub struct Redactor {
+    secrets: Arc<Mutex<Vec<String>>>,
+}
+
+impl Redactor {
+    pub fn with_secrets<I: IntoIterator<Item = S>, S: Into<String>>(secrets: I) -> Self {
+        let r = Redactor::default();
+        for s in secrets {
+            r.add(&s.into());
+        }
+        r
+    }
+
+    /// From now on `secret` never appears in what this redactor passes.
+    pub fn add(&self, secret: &str) {
+        if !secret.is_empty() {
+            self.secrets.lock().expect("redactor lock").push(secret.to_string());
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password\s*[=:]\s*)('[^']*'|[^\s']+)").expect("valid regex"));
+        let secrets = self.secrets.lock().expect("redactor lock");
+        let text = secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED));
+        re.replace_all(&text, format!("${{1}}{REDACTED}")).into_owned()
+    }
+}
+
+/// One command (or harness action) as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscriptEntry {
+    /// Step id this ran under (`given`, `3-postgresql-conf`, `verify-pitr`, `lab`).
+    pub step: String,
+    pub host: String,
+    pub user: String,
+    pub cmd: String,
+    pub status: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
+    pub elapsed: Duration,
+    /// Extra text shown with the command (a config diff, a SQL result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+tokio::task_local! {
+    /// The step a future runs under: steps of different hosts run at once, so
+    /// the transcript cannot keep a single "current step".
+    static STEP: String;
+}
+
+/// Runs `fut` with what it records filed under step `id`.
+pub async fn in_step<F: std::future::Future>(id: &str, fut: F) -> F::Output {
+    STEP.scope(id.to_string(), fut).await
+}
+
+/// Shared by a lab and its hosts; every entry is redacted as it is recorded.
+#[derive(Clone, Default)]
+pub struct Transcript {
+    entries: Arc<Mutex<Vec<TranscriptEntry>>>,
+    redactor: Redactor,
+}
+
+impl Transcript {
+    pub fn new() -> Self {
+        Transcript::default()
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+
+    /// A command that ran, with its status and output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn command(&self, host: &str, user: &str, cmd: &str, status: i64, stdout: &str, stderr: &str, elapsed: Duration) {
+        self.push(host, user, cmd, Some(status), stdout, stderr, elapsed, None);
+    }
+
+    /// A harness action that is not a command (a file written, a wait, a diff).
+    pub fn note(&self, host: &str, user: &str, what: &str, note: &str, elapsed: Duration) {
+        self.push(host, user, what, None, "", "", elapsed, Some(note));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(&self, host: &str, user: &str, cmd: &str, status: Option<i64>, stdout: &str, stderr: &str, elapsed: Duration, note: Option<&str>) {
+        let r = &self.redactor;
+        let entry = TranscriptEntry {
+            // Outside any step: setting up the lab (network, route, harness role).
+            step: STEP.try_with(Clone::clone).unwrap_or_else(|_| "lab".into()),
+            host: host.into(),
+            user: user.into(),
+            cmd: r.redact(cmd),
+            status,
+            stdout: r.redact(stdout),
+            stderr: r.redact(stderr),
+            elapsed,
+            note: note.map(|n| r.redact(n)),
+        };
+        self.entries.lock().expect("transcript lock").push(entry);
+    }
+
+    pub fn entries(&self) -> Vec<TranscriptEntry> {
+        self.entries.lock().expect("transcript lock").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_password_settings_are_redacted_everywhere() {
+        let t = Transcript::new();
+        t.redactor().add("pw123456");
+        t.command("h", "root", "echo pw123456", 0, "out pw123456", "password=hunter2 x", Duration::ZERO);
+        t.note("h", "root", "write", "PASSWORD 'pw123456'", Duration::ZERO);
+        let e = t.entries();
+        assert_eq!(e[0].cmd, "echo ********");
+        assert_eq!(e[0].stdout, "out ********");
+        assert_eq!(e[0].stderr, "password=******** x");
+        assert_eq!(e[1].note.as_deref(), Some("PASSWORD '********'"));
+        assert_eq!(e[0].step, "lab");
+    }
+
+    #[tokio::test]
+    async fn entries_are_filed_under_their_step() {
+        let t = Transcript::new();
+        in_step("7-backup", async { t.command("h", "postgres", "pgbackrest backup", 0, "", "", Duration::ZERO) }).await;
+        assert_eq!(t.entries()[0].step, "7-backup");
+    }
+}
