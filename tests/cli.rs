@@ -212,6 +212,23 @@ fn bad_arguments_are_usage_errors_before_any_lab_starts() {
     }
     let out = pglab(&["run", "tutorial", "--bogus"]);
     assert_eq!(out.status.code(), Some(2), "clap usage error: {}", text(&out));
+    // Flags that only shape a new lab are refused with --from, not ignored.
+    for flag in [&["--set", "stanza=x"][..], &["--platform", "debian-12"], &["--keep"]] {
+        let out = pglab(&[&["run", "tutorial", "--from", "8-restore", "--lab", "nosuchlab"][..], flag].concat());
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {}", text(&out));
+        assert!(text(&out).contains("does not apply to --from"), "{flag:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn list_into_a_closed_pipe_ends_quietly() {
+    let mut child =
+        Command::new(pglab_bin()).args(["list", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
 #[test]
@@ -227,4 +244,56 @@ fn unknown_lab_and_bad_scenario_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = text(&out);
     assert!(err.contains("bad.toml:8:1") && err.contains("unknown field `rn`"), "{err}");
+}
+
+/// Starts `pglab run tutorial`, waits until `after` has finished (so the
+/// next step runs), and sends SIGINT. Returns the exit status, the lab and
+/// the JSON report it wrote.
+fn interrupt_after(after: &str) -> (Option<i32>, serde_json::Value) {
+    use std::io::BufRead;
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = Command::new(pglab_bin())
+        .args(["run", "tutorial", "--transcript", reports.path().to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not a terminal: one plain line per finished step on stderr.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains(&format!(" {after} ")) && line.contains("ok") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains(after)), "{after} never finished:\n{}", seen.join("\n"));
+    // Keep reading, as a terminal would: the run goes on talking while it stops.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let said = rest.join().unwrap().join("\n");
+    assert!(!said.contains("panicked"), "{said}");
+    let report = std::fs::read_dir(reports.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "json"));
+    let report = report.unwrap_or_else(|| panic!("no report written; stdout:\n{}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_step_marks_it_interrupted_and_removes_the_lab_once() {
+    let (code, report) = interrupt_after("7-check");
+    let lab = report["lab"].as_str().unwrap();
+    assert_eq!(code, Some(130), "exit code after SIGINT");
+    assert_eq!(leftovers(&docker().await, lab).await, Vec::<String>::new(), "nothing of lab {lab} is left");
+    assert!(!std::path::Path::new(&format!("/tmp/pglab/{lab}")).exists(), "its state dir went too");
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["passed"], false);
+    let steps = report["steps"].as_array().unwrap();
+    let status = |id: &str| steps.iter().find(|s| s["id"] == id).map(|s| s["status"].as_str().unwrap().to_string());
+    assert_eq!(status("7-check").as_deref(), Some("passed"));
+    assert_eq!(status("7-backup").as_deref(), Some("interrupted"), "the running step shows as interrupted, not failed: {steps:#?}");
+    assert!(steps.iter().all(|s| s["status"] != "failed"), "{steps:#?}");
+    assert!(status("9-backup").is_none(), "nothing after the interrupt ran");
 }

@@ -109,7 +109,7 @@ async fn a_command_past_its_timeout_is_stopped_inside_the_host_with_its_output()
     assert!(matches!(err, Error::Timeout(_)), "{text}");
     assert!(text.contains("started") && text.contains("warn"), "stdout and stderr tails: {text}");
     assert!(started.elapsed() < Duration::from_secs(20), "did not wait out the sleep");
-    let left = h.sh("root", "pgrep -f 'sleep 30' || true").await.unwrap();
+    let left = h.sh("root", "pgrep -x sleep || true").await.unwrap();
     assert_eq!(left.stdout.trim(), "", "the command was stopped in the host");
     lab.shutdown().await.unwrap();
 }
@@ -153,7 +153,7 @@ async fn cluster_verbs_stop_start_and_read_the_log_from_an_offset() {
 async fn pgbackrest_failures_are_matched_by_error_code() {
     let lab = lab(&["pg1"]).await;
     let h = lab.host("pg1").unwrap();
-    h.sh("root", "apt-get install -y -q pgbackrest").await.unwrap();
+    h.sh("root", "apt-get update -q && apt-get install -y -q pgbackrest").await.unwrap();
     let data = h.platform.pg_data();
     // PostgreSQL runs: a restore into its data directory is refused with [038].
     let restore = || Br::new(BrCommand::Restore).stanza("demo").opt("pg1-path", &data);

@@ -1,4 +1,5 @@
 use clap::Parser;
+use pglab::progress::say;
 
 fn main() {
     let cli = pglab::cli::Cli::parse();
@@ -21,9 +22,9 @@ fn main() {
             let code = e.exit_code();
             match e {
                 // Spans into a scenario file read best as miette draws them.
-                pglab::Error::Scenario(_) => eprintln!("{:?}", miette::Report::new(e)),
-                pglab::Error::Interrupted => eprintln!("pglab: interrupted"),
-                e => eprintln!("pglab: {e}"),
+                pglab::Error::Scenario(_) => say(format_args!("{:?}", miette::Report::new(e))),
+                pglab::Error::Interrupted => say("pglab: interrupted"),
+                e => say(format_args!("pglab: {e}")),
             }
             code
         }

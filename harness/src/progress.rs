@@ -7,6 +7,13 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A line for the person watching, on stderr; a reader that went away
+/// (a closed pipe) is not an error worth dying for.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 pub struct Progress {
     multi: MultiProgress,
     /// The run's own line: phase and steps done out of all.
@@ -42,7 +49,7 @@ impl Progress {
     pub fn phase(&self, msg: impl Into<String>) {
         let msg = msg.into();
         if self.plain && !self.quiet {
-            eprintln!("[{:>6.1}s] {msg}", self.started.elapsed().as_secs_f64());
+            say(format_args!("[{:>6.1}s] {msg}", self.started.elapsed().as_secs_f64()));
         }
         self.main.set_message(msg);
     }
@@ -73,7 +80,7 @@ impl Progress {
         let first = observed.lines().next().unwrap_or("");
         let text = format!("{verdict} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
         if self.plain && !self.quiet {
-            eprintln!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64());
+            say(format_args!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64()));
         } else if !self.quiet {
             let _ = self.multi.println(format!("  {text}"));
         }

@@ -291,7 +291,7 @@ impl Drop for Lab {
             let _ = std::thread::spawn(move || {
                 if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     if let Err(e) = rt.block_on(inventory::remove_lab(&docker, &id)) {
-                        eprintln!("pglab: cleaning up lab {id}: {e}");
+                        crate::progress::say(format_args!("pglab: cleaning up lab {id}: {e}"));
                     }
                 }
             })

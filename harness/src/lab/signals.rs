@@ -154,7 +154,7 @@ fn on_signal(sig: i32) -> ! {
             ids
         };
         if !orphans.is_empty() {
-            eprintln!("pglab: interrupted; removing lab(s) {}", orphans.join(", "));
+            crate::progress::say(format_args!("pglab: interrupted; removing lab(s) {}", orphans.join(", ")));
             remove(&orphans);
         }
         let r = registry();
@@ -177,11 +177,11 @@ fn remove(labs: &[String]) {
             Ok(docker) => {
                 for lab in labs {
                     if let Err(e) = super::inventory::remove_lab(&docker, lab).await {
-                        eprintln!("pglab: removing {lab}: {e}");
+                        crate::progress::say(format_args!("pglab: removing {lab}: {e}"));
                     }
                 }
             }
-            Err(e) => eprintln!("pglab: cannot reach the engine to remove {}: {e}", labs.join(", ")),
+            Err(e) => crate::progress::say(format_args!("pglab: cannot reach the engine to remove {}: {e}", labs.join(", "))),
         }
     });
     for lab in labs {
