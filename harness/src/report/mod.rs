@@ -34,3 +34,116 @@ pub fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
     std::fs::write(&json, serde_json::to_string_pretty(r).expect("serializable")).map_err(|e| Error::io(format!("writing {}", json.display()), e))?;
     Ok((md, json))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::outcome::{CheckOutcome, HostInfo, Phases, StartTimings, StepResult, StepStatus};
+    use crate::platform::Platform;
+    use crate::scenario::Role;
+    use crate::transcript::TranscriptEntry;
+
+    fn step(id: &str, status: StepStatus) -> StepResult {
+        StepResult {
+            id: id.into(),
+            title: format!("title of {id}"),
+            host: "primary".into(),
+            user: "dba".into(),
+            action: "run".into(),
+            added: false,
+            defect: None,
+            note: String::new(),
+            passed: status == StepStatus::Passed,
+            status,
+            at: Duration::from_millis(100),
+            elapsed: Duration::from_millis(2500),
+            observed: "exit 0 | piped".into(),
+        }
+    }
+
+    fn entry(step: &str, cmd: &str) -> TranscriptEntry {
+        TranscriptEntry {
+            step: step.into(),
+            host: "primary".into(),
+            user: "dba".into(),
+            cmd: cmd.into(),
+            status: Some(0),
+            stdout: "out\n".into(),
+            stderr: String::new(),
+            elapsed: Duration::from_millis(5),
+            note: None,
+        }
+    }
+
+    fn report() -> RunReport {
+        RunReport {
+            scenario: "demo".into(),
+            description: "A demo.".into(),
+            platform: Platform::Debian12,
+            image: "pglab/debian-12:x".into(),
+            lab: "abc".into(),
+            hosts: vec![HostInfo { name: "primary".into(), role: Role::Primary, ip: "10.0.0.2".into() }],
+            from: None,
+            lab_timings: StartTimings::default(),
+            phases: Phases::default(),
+            passed: false,
+            interrupted: true,
+            error: Some("interrupted".into()),
+            steps: vec![step("1-a", StepStatus::Passed), step("2-b", StepStatus::Interrupted)],
+            checks: vec![CheckOutcome {
+                name: "streaming".into(),
+                passed: true,
+                detail: "ok".into(),
+                metrics: Default::default(),
+                at: Duration::ZERO,
+                elapsed: Duration::ZERO,
+            }],
+            defects: Vec::new(),
+            total: Duration::from_secs(3),
+            // Recorded in time order: hosts overlapped.
+            transcript: vec![
+                entry("lab", "sed -i ..."),
+                entry("2-b", "second"),
+                entry("verify-streaming", "check"),
+                entry("1-a", "first"),
+                entry("given", "CREATE TABLE"),
+            ],
+        }
+    }
+
+    #[test]
+    fn markdown_shows_the_verdict_hosts_and_steps_and_reads_in_file_order() {
+        let md = render_markdown(&report());
+        assert!(md.starts_with("# demo (INTERRUPTED)"), "{md}");
+        assert!(md.contains("## Interrupted"), "{md}");
+        assert!(md.contains("| primary | primary | 10.0.0.2 |"), "{md}");
+        assert!(md.contains("| 2-b | primary | dba | INTERRUPTED | 0.1 | 2500 | exit 0 \\| piped |"), "{md}");
+        let at = |s: &str| md.find(s).unwrap_or_else(|| panic!("{s} missing"));
+        assert!(at("$ sed -i") < at("$ CREATE TABLE"), "lab set-up first");
+        assert!(at("$ CREATE TABLE") < at("$ first") && at("$ first") < at("$ second") && at("$ second") < at("$ check"), "{md}");
+        assert!(md.contains("### 2-b — title of 2-b"), "{md}");
+    }
+
+    #[test]
+    fn junit_has_a_case_per_step_and_check_and_fails_the_interrupted_one() {
+        let xml = junit(&report());
+        assert!(xml.contains("name=\"step 1-a\"") && xml.contains("name=\"check streaming\""), "{xml}");
+        assert!(xml.contains("step 2-b was interrupted on primary"), "{xml}");
+        assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    }
+
+    #[test]
+    fn the_report_file_is_named_for_scenario_lab_and_resume_point() {
+        let mut r = report();
+        assert_eq!(r.file_stem(), "demo-abc");
+        r.from = Some("8-restore".into());
+        assert_eq!(r.file_stem(), "demo-abc-from-8-restore");
+        let dir = tempfile::tempdir().unwrap();
+        let (md, json) = write(dir.path(), &r).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        assert_eq!((v["interrupted"].as_bool(), v["steps"][1]["status"].as_str()), (Some(true), Some("interrupted")));
+        assert!(md.ends_with("demo-abc-from-8-restore.md"));
+    }
+}
