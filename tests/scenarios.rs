@@ -71,7 +71,7 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
             assert!(c.at >= last_end, "check {} started at {:?}, before the last step ended at {last_end:?}", c.name, c.at);
         }
         for a in &v.after {
-            assert!(c.at >= end_of(a), "check {} started at {:?}, before {a} ended", c.name, c.at);
+            assert!(c.at >= end_of(a.get_ref()), "check {} started at {:?}, before {} ended", c.name, c.at, a.get_ref());
         }
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, NamedSource};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -133,19 +133,42 @@ impl Error {
     }
 }
 
-/// Where in a scenario file something is wrong, drawn by miette.
+/// Where in a scenario file something is wrong, drawn by miette; the other
+/// problems of the same file (or of other files) come as related ones.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{message}")]
 #[diagnostic(code(pglab::scenario))]
 pub struct ScenarioError {
+    /// `path:line:column: what is wrong`.
     pub message: String,
     #[source_code]
     pub src: NamedSource<String>,
-    #[label("{label}")]
-    pub span: Option<SourceSpan>,
-    pub label: String,
+    #[label(collection)]
+    pub labels: Vec<LabeledSpan>,
     #[help]
     pub help: Option<String>,
+    #[related]
+    pub related: Vec<ScenarioError>,
+}
+
+impl ScenarioError {
+    /// Every problem's message, the first one first.
+    pub fn messages(&self) -> Vec<String> {
+        std::iter::once(self.message.clone()).chain(self.related.iter().flat_map(|r| r.messages())).collect()
+    }
+}
+
+impl Error {
+    /// SQL about an object that is not there (yet): a table, a function, a
+    /// schema or database. Permanent for a wait on one server; a step that
+    /// retries may be waiting for replication to bring it.
+    pub fn is_missing_object(&self) -> bool {
+        match self {
+            Error::Sql { sqlstate: Some(code), .. } => ["42P01", "42704", "42883", "3F000", "3D000"].contains(&code.as_str()),
+            Error::Step { source, .. } => source.is_missing_object(),
+            _ => false,
+        }
+    }
 }
 
 /// Keeps the last `n` lines of a text, for error messages that must stay readable.

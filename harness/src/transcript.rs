@@ -33,7 +33,7 @@ impl Redactor {
 
     pub fn redact(&self, text: &str) -> String {
         static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-        let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password\s*[=:]\s*)('[^']*'|[^\s']+)").expect("valid regex"));
+        let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password[ \t]*[=:][ \t]*)('[^'\n]*'|[^\s']+)").expect("valid regex"));
         let secrets = self.secrets.lock().expect("redactor lock");
         let text = secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED));
         re.replace_all(&text, format!("${{1}}{REDACTED}")).into_owned()

@@ -36,6 +36,13 @@ pub enum Command {
     },
     /// Run a scenario on a fresh lab: given, steps, checks; write transcript and report.
     Run(RunArgs),
+    /// Check scenario files without an engine: every problem of every file
+    /// at its line and column, and each good file's plan. Exit 0 or 2.
+    Validate {
+        /// Files or names under scenarios/.
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+    },
     /// Run a scenario N times on a warm image; print per-step medians and streaming percentiles.
     Bench {
         #[arg(default_value = "tutorial")]
@@ -206,6 +213,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
         Command::Bench { scenario, runs, json } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),
+        Command::Validate { scenarios } => run::validate(&scenarios),
         Command::Report { lab, output } => lab::report(&lab, output).await,
         Command::Up { platform, hosts, foreground } => lab::up(platform, hosts, foreground, quiet).await,
         Command::Exec { lab, host, user, cmd } => lab::exec(&lab, &host, &user, cmd).await,

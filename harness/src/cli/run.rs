@@ -17,6 +17,9 @@ pub fn resolve_scenario(arg: &str) -> Result<PathBuf> {
     if direct.is_file() {
         return Ok(direct);
     }
+    if arg.contains('/') {
+        return Err(Error::Usage(format!("no scenario file {arg}")));
+    }
     let file = if arg.ends_with(".toml") { arg.to_string() } else { format!("{arg}.toml") };
     let candidates = [PathBuf::from("scenarios").join(&file), Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(&file)];
     candidates
@@ -98,6 +101,9 @@ pub async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool
     for i in 1..=runs {
         progress.phase(format!("bench run {i}/{runs}"));
         let r = crate::run::run(&scn, &RunOptions::default(), &progress).await?;
+        if r.interrupted {
+            return Err(Error::Interrupted);
+        }
         if !r.passed {
             return Err(Error::Check(format!("bench run {i} failed: {:?}", r.error)));
         }
@@ -109,6 +115,32 @@ pub async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool
         std::fs::write(path, serde_json::to_string_pretty(&reports).expect("serializable")).map_err(|e| Error::io("writing bench json", e))?;
     }
     Ok(())
+}
+
+/// Checks every file, printing each good one's plan; all problems of all
+/// files come back as one error (exit 2).
+pub fn validate(args: &[String]) -> Result<()> {
+    let mut bad: Vec<crate::error::ScenarioError> = Vec::new();
+    let mut other = None;
+    for a in args {
+        match resolve_scenario(a).and_then(|p| Scenario::load(&p)) {
+            Ok(scn) => out(format_args!("ok: {}\n{}", scn.path.display(), crate::run::plan::describe(&scn))),
+            Err(Error::Scenario(e)) => bad.push(*e),
+            Err(e) => {
+                crate::progress::say(format_args!("pglab: {e}"));
+                other.get_or_insert(e);
+            }
+        }
+    }
+    let mut bad = bad.into_iter();
+    match (bad.next(), other) {
+        (Some(mut first), _) => {
+            first.related.extend(bad);
+            Err(Error::Scenario(Box::new(first)))
+        }
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
+    }
 }
 
 pub fn new(name: &str, dir: &Path) -> Result<()> {

@@ -149,7 +149,21 @@ pub async fn run(docker: &Docker, container: &str, cmd: &Cmd, on_output: Option<
         input.shutdown().await.map_err(|e| Error::io("closing stdin", e))?;
     }
     drop(input);
-    let (stdout, stderr) = collect(container, output, on_output).await?;
+    // The limit runs inside the host (`timeout`); this one catches what it
+    // cannot: a descendant that keeps the output open after its parent ended.
+    let backstop = cmd.timeout.map(|t| t + Duration::from_secs(15));
+    let collected = match backstop {
+        Some(limit) => tokio::time::timeout(limit, collect(container, output, on_output)).await.map_err(|_| {
+            Error::Timeout(Box::new(WaitTimeout {
+                what: format!("the output of `{}` in {container} to end", cmd.shown()),
+                expected: "the output closed after the command ended".into(),
+                last: "a process it started may still hold its output open".into(),
+                elapsed: start.elapsed(),
+            }))
+        })?,
+        None => collect(container, output, on_output).await,
+    };
+    let (stdout, stderr) = collected?;
     let status = exit_code(docker, &created.id).await?;
     let out = ExecOutput {
         status,

@@ -137,7 +137,7 @@ impl Lab {
         let mut timings = StartTimings::default();
         let t = Instant::now();
         // Internal: lab hosts reach each other, never the outside world.
-        docker
+        let created = docker
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
                 driver: Some("bridge".into()),
@@ -145,8 +145,11 @@ impl Lab {
                 labels: Some(labels.clone()),
                 ..Default::default()
             })
-            .await
-            .map_err(|e| Error::docker(format!("create network {network}"), e))?;
+            .await;
+        if let Err(e) = created {
+            signals::release(&id);
+            return Err(Error::docker(format!("create network {network}"), e));
+        }
         timings.network = t.elapsed();
 
         let transcript = Transcript::new();

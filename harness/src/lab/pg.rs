@@ -189,7 +189,8 @@ impl Host {
         let re = regex::Regex::new(pattern).map_err(|e| Error::Check(format!("bad log pattern `{pattern}`: {e}")))?;
         poll_until(&format!("log line /{pattern}/ on {} after byte {}", self.name, offset.0), pattern, deadline, || async {
             let log = self.stat_read(&self.platform.pg_log()).await?.map(|f| f.content).unwrap_or_default();
-            let new = String::from_utf8_lossy(log.get(offset.0..).unwrap_or_default()).into_owned();
+            // Shorter than the offset: the log was truncated or made anew, all of it is new.
+            let new = String::from_utf8_lossy(log.get(offset.0..).unwrap_or(&log)).into_owned();
             Ok(match new.lines().find(|l| re.is_match(l)) {
                 Some(l) => Probe::Ready(self.transcript().redact(l)),
                 None => Probe::NotYet(format!("{} new bytes, no such line", new.len())),

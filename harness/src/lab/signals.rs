@@ -5,6 +5,7 @@
 //! exactly once, whichever path gets there first.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,14 @@ enum Claim {
     },
     /// Someone is tearing it down.
     Removing,
+    /// Torn down (or kept): nobody removes it again.
+    Gone,
+}
+
+impl Claim {
+    fn pending(self) -> bool {
+        self != Claim::Gone
+    }
 }
 
 #[derive(Default)]
@@ -38,6 +47,8 @@ struct Registry {
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { labs: BTreeMap::new(), holds: 0 });
 static CHANGED: Condvar = Condvar::new();
 static INSTALL: Once = Once::new();
+/// A second signal: stop waiting for owners.
+static FORCE: AtomicBool = AtomicBool::new(false);
 
 fn interrupt() -> &'static watch::Sender<bool> {
     static TX: OnceLock<watch::Sender<bool>> = OnceLock::new();
@@ -99,16 +110,24 @@ pub(crate) fn live(lab: &str) {
     });
 }
 
-/// Takes the teardown of `lab`; false when another path already has it.
+/// Takes the teardown of `lab`; false when another path has it or had it
+/// (then this waits until that teardown is over).
 pub(crate) fn claim(lab: &str) -> bool {
     let mut r = registry();
     match r.labs.get_mut(lab) {
-        Some(Claim::Removing) => false,
+        Some(Claim::Removing) => {
+            let deadline = Instant::now() + OWNER_DEADLINE;
+            while r.labs.get(lab) == Some(&Claim::Removing) && Instant::now() < deadline {
+                r = CHANGED.wait_timeout(r, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            false
+        }
+        Some(Claim::Gone) => false,
         Some(c) => {
             *c = Claim::Removing;
             true
         }
-        // Not registered (attached labs, or already released): nobody else removes it.
+        // Not registered (an attached lab): nobody else removes it.
         None => true,
     }
 }
@@ -116,7 +135,7 @@ pub(crate) fn claim(lab: &str) -> bool {
 /// The teardown of `lab` is over.
 pub(crate) fn release(lab: &str) {
     update(|r| {
-        r.labs.remove(lab);
+        r.labs.insert(lab.to_string(), Claim::Gone);
     });
 }
 
@@ -127,8 +146,14 @@ pub fn install() {
         match signals {
             Ok(mut signals) => {
                 std::thread::spawn(move || {
-                    if let Some(sig) = signals.forever().next() {
-                        on_signal(sig);
+                    let mut forever = signals.forever();
+                    if forever.next().is_some() {
+                        std::thread::spawn(on_signal);
+                    }
+                    // A second one: the person wants out now.
+                    if forever.next().is_some() {
+                        FORCE.store(true, Ordering::SeqCst);
+                        CHANGED.notify_all();
                     }
                 });
             }
@@ -137,17 +162,28 @@ pub fn install() {
     });
 }
 
-fn on_signal(sig: i32) -> ! {
+/// Exit status after a signal, whichever signal it was (as documented).
+const INTERRUPTED: i32 = 130;
+
+fn on_signal() {
     interrupt().send_replace(true);
     let had_work = {
         let r = registry();
-        !r.labs.is_empty() || r.holds > 0
+        r.labs.values().any(|c| c.pending()) || r.holds > 0
     };
     let deadline = Instant::now() + OWNER_DEADLINE;
     loop {
+        // Owners that do not come (none attends, the deadline passed, a
+        // second signal) leave their labs to this handler.
+        let give_up = Instant::now() >= deadline || FORCE.load(Ordering::SeqCst);
         let orphans: Vec<String> = {
             let mut r = registry();
-            let ids: Vec<String> = r.labs.iter().filter(|(_, c)| **c == Claim::Live { attended: false }).map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = r
+                .labs
+                .iter()
+                .filter(|(_, c)| **c == Claim::Live { attended: false } || (give_up && matches!(c, Claim::Live { .. } | Claim::Starting { .. })))
+                .map(|(id, _)| id.clone())
+                .collect();
             for id in &ids {
                 r.labs.insert(id.clone(), Claim::Removing);
             }
@@ -158,16 +194,20 @@ fn on_signal(sig: i32) -> ! {
             remove(&orphans);
         }
         let r = registry();
-        if (r.labs.is_empty() && r.holds == 0) || Instant::now() >= deadline {
+        let busy = r.labs.values().any(|c| c.pending()) || r.holds > 0;
+        if !busy || give_up {
             break;
         }
         let _ = CHANGED.wait_timeout(r, Duration::from_millis(100));
     }
-    if had_work {
+    if had_work && !FORCE.load(Ordering::SeqCst) {
         // The owner returns on its own with its exit code; this is the backstop.
-        std::thread::sleep(EXIT_GRACE);
+        let until = Instant::now() + EXIT_GRACE;
+        while Instant::now() < until && !FORCE.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    std::process::exit(128 + sig);
+    std::process::exit(INTERRUPTED);
 }
 
 fn remove(labs: &[String]) {
@@ -198,8 +238,12 @@ mod tests {
         starting("t-claim", true);
         live("t-claim");
         assert!(claim("t-claim"), "the first teardown takes it");
-        assert!(!claim("t-claim"), "a second path finds it taken");
+        let second = std::thread::spawn(|| claim("t-claim"));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!second.is_finished(), "a second path waits while the first removes");
         release("t-claim");
-        assert!(claim("t-claim"), "released: nothing registered, nothing to race");
+        assert!(!second.join().unwrap(), "and then finds it gone");
+        assert!(!claim("t-claim"), "gone stays gone: nothing is removed twice");
+        assert!(claim("t-never-registered"), "an attached lab is its caller's to remove");
     }
 }

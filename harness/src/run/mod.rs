@@ -5,6 +5,7 @@
 pub mod bundle;
 mod config;
 mod expect;
+pub mod plan;
 pub mod schedule;
 pub mod select;
 mod session;
@@ -20,7 +21,7 @@ pub use session::{Executed, Plan, Session};
 
 use crate::engine::{self, image::HostImage};
 use crate::error::{Error, Result};
-use crate::lab::{Attached, Hosts, Keep, Lab, LabSpec};
+use crate::lab::{signals, Attached, Hosts, Keep, Lab, LabSpec};
 use crate::outcome::{HostInfo, RunReport, StartTimings};
 use crate::platform::Platform;
 use crate::progress::Progress;
@@ -103,6 +104,8 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect();
     let spec = LabSpec { platform, hosts, keep: opts.keep, scenario: Some(scn.name.clone()), attended: true };
     let mut lab = Lab::start(&docker, &spec).await?;
+    // After a signal the process stays until the report is written and the lab gone.
+    let _hold = signals::hold();
     let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
     let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?;
     let state = fresh_state(scn, &lab, platform, vars)?;
@@ -168,6 +171,7 @@ pub async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<Run
     let todo = resumed_steps(&scn, &state, r)?;
     let docker = engine::connect().await?;
     let lab = Attached::find(&docker, lab_id).await?;
+    let _hold = signals::hold();
     for s in &state.secrets {
         lab.transcript().redactor().add(s);
     }

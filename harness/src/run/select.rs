@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::scenario::{CheckDecl, PitrTarget, Scenario};
+use crate::scenario::{CheckDecl, PitrTarget, Scenario, Vars};
 
 /// One `--check NAME` or `--check pitr=name,lsn`, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,20 @@ pub fn validate(scn: &Scenario, picks: &[CheckPick]) -> Result<()> {
 pub struct PlannedCheck {
     pub index: usize,
     pub after: Vec<String>,
+    /// As written (variables unresolved), narrowed by its pick.
     pub decl: CheckDecl,
+    pick: Option<CheckPick>,
+}
+
+impl PlannedCheck {
+    /// The check to run: its parameters' `{variables}` resolved, narrowed by its pick.
+    pub fn resolve(&self, scn: &Scenario, vars: &Vars) -> Result<CheckDecl> {
+        let decl = scn.verify[self.index].resolved(vars)?;
+        Ok(match &self.pick {
+            Some(p) => narrowed(decl, p),
+            None => decl,
+        })
+    }
 }
 
 /// The checks this run runs: `picks` select (and may run a slow one), slow
@@ -62,21 +75,26 @@ pub fn planned(scn: &Scenario, slow: bool, picks: &[CheckPick]) -> Vec<PlannedCh
         .iter()
         .enumerate()
         .filter(|(_, v)| slow || !v.check.is_slow() || !picks.is_empty())
-        .filter_map(|(index, v)| Some(PlannedCheck { index, after: v.after.clone(), decl: picked(&v.check, picks)? }))
+        .filter_map(|(index, v)| {
+            let pick = match picks {
+                [] => None,
+                _ => Some(picks.iter().find(|p| p.name == v.check.name())?.clone()),
+            };
+            let decl = match &pick {
+                Some(p) => narrowed(v.check.clone(), p),
+                None => v.check.clone(),
+            };
+            Some(PlannedCheck { index, after: v.after.iter().map(|a| a.get_ref().clone()).collect(), decl, pick })
+        })
         .collect()
 }
 
-/// The check as the picks select it: by name, for `pitr=a,b` with only those targets.
-fn picked(decl: &CheckDecl, picks: &[CheckPick]) -> Option<CheckDecl> {
-    if picks.is_empty() {
-        return Some(decl.clone());
-    }
-    let pick = picks.iter().find(|p| p.name == decl.name())?;
-    let mut decl = decl.clone();
+/// `pitr=a,b` keeps only those restore targets.
+fn narrowed(mut decl: CheckDecl, pick: &CheckPick) -> CheckDecl {
     if let (CheckDecl::Pitr { targets, .. }, Some(only)) = (&mut decl, &pick.targets) {
         *targets = only.clone();
     }
-    Some(decl)
+    decl
 }
 
 #[cfg(test)]

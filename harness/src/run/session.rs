@@ -59,7 +59,11 @@ pub struct Session<'a, L: Hosts> {
     results: Mutex<Vec<StepResult>>,
     /// Steps running now and when they started: what an interrupt stops.
     running: Mutex<BTreeMap<usize, Instant>>,
+    /// Checks running now (by their place in the file), for the same reason.
+    checking: Mutex<BTreeMap<usize, (String, Instant)>>,
     checks: Mutex<Vec<(usize, CheckOutcome)>>,
+    /// The start of the steps phase: every `at` counts from it.
+    clock: std::sync::OnceLock<Instant>,
     phases: Mutex<Phases>,
 }
 
@@ -73,16 +77,20 @@ impl<'a, L: Hosts> Session<'a, L> {
             state: Mutex::new(state),
             results: Mutex::default(),
             running: Mutex::default(),
+            checking: Mutex::default(),
             checks: Mutex::default(),
+            clock: std::sync::OnceLock::new(),
             phases: Mutex::default(),
         }
     }
 
     /// Runs the plan until it is done, a step fails, or a signal arrives;
     /// an interrupt stops what runs and marks those steps interrupted.
+    /// The caller holds [`signals::hold`] until its report is written.
     pub async fn execute(self, plan: &Plan) -> (Executed, RunState) {
-        let _hold = signals::hold();
         let error = tokio::select! {
+            // A run that ends as the signal comes has ended: not interrupted.
+            biased;
             r = self.work(plan) => r.err(),
             _ = signals::interrupted() => Some(Error::Interrupted),
         };
@@ -107,13 +115,18 @@ impl<'a, L: Hosts> Session<'a, L> {
         let boot = BootGate::new(self.lab);
         let (early, tail): (Vec<&PlannedCheck>, Vec<&PlannedCheck>) = plan.checks.iter().partition(|p| !p.after.is_empty());
         let early = if plan.verify { early } else { Vec::new() };
-        let clock = Instant::now();
+        let clock = *self.clock.get_or_init(Instant::now);
         // Steps done before this session (a resume) count as done for `after`.
         let rerun: BTreeSet<&str> = plan.steps.iter().map(|i| self.scn.steps[*i].id.get_ref().as_str()).collect();
         let before = self.state.lock().expect("state lock").done.iter().filter(|d| !rerun.contains(d.as_str())).cloned().collect();
         let (done_tx, done_rx) = watch::channel(before);
-        let (steps, ()) = tokio::join!(self.steps(&plan.steps, &boot, clock, done_tx), self.early_checks(&early, &boot, done_rx, clock));
-        self.phase(Phase::Steps, clock.elapsed());
+        let steps = async {
+            let r = self.steps(&plan.steps, &boot, clock, done_tx).await;
+            // The steps phase ends with the last step, not with the early checks.
+            self.phase(Phase::Steps, clock.elapsed());
+            r
+        };
+        let (steps, ()) = tokio::join!(steps, self.early_checks(&early, &boot, done_rx, clock));
         steps?;
         boot.all().await?;
         if plan.verify {
@@ -238,21 +251,42 @@ impl<'a, L: Hosts> Session<'a, L> {
         }
     }
 
-    /// Steps that were running when the signal came: interrupted, not failed.
+    /// Steps and checks that were running when the signal came: interrupted, not failed.
     fn mark_interrupted(&self) {
+        let clock = self.clock.get().copied();
+        let at = |started: Instant| clock.map(|c| started.duration_since(c)).unwrap_or_default();
         let running = std::mem::take(&mut *self.running.lock().expect("running lock"));
         for (i, started) in running {
             let step = &self.scn.steps[i];
-            let r = self.result(step, StepStatus::Interrupted, Duration::ZERO, started.elapsed(), "interrupted by a signal".into());
+            let r = self.result(step, StepStatus::Interrupted, at(started), started.elapsed(), "interrupted by a signal".into());
             self.results.lock().expect("results lock").push(r);
+        }
+        let checking = std::mem::take(&mut *self.checking.lock().expect("checking lock"));
+        for (i, (name, started)) in checking {
+            let detail = "interrupted by a signal".to_string();
+            let outcome = CheckOutcome { name, passed: false, detail, metrics: Default::default(), at: at(started), elapsed: started.elapsed() };
+            self.checks.lock().expect("checks lock").push((i, outcome));
         }
     }
 
     async fn check(&self, p: &PlannedCheck, clock: Instant) {
-        self.progress.phase(format!("check {}", p.decl.name()));
+        let name = p.decl.name();
+        self.progress.phase(format!("check {name}"));
         let at = clock.elapsed();
-        let mut outcome = in_step(&format!("verify-{}", p.decl.name()), crate::check::run(self.lab, &p.decl)).await;
+        self.checking.lock().expect("checking lock").insert(p.index, (name.to_string(), Instant::now()));
+        let mut outcome = match p.resolve(self.scn, &self.vars) {
+            Ok(decl) => in_step(&format!("verify-{name}"), crate::check::run(self.lab, &decl)).await,
+            Err(e) => crate::outcome::CheckOutcome {
+                name: name.into(),
+                passed: false,
+                detail: e.to_string(),
+                metrics: Default::default(),
+                at,
+                elapsed: Duration::ZERO,
+            },
+        };
         outcome.at = at;
+        self.checking.lock().expect("checking lock").remove(&p.index);
         self.checks.lock().expect("checks lock").push((p.index, outcome));
     }
 

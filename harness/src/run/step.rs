@@ -16,7 +16,8 @@ pub async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<Stri
     poll_until(&format!("step {}", step.id.get_ref()), "its expectation", Deadline::after(Duration::from_secs(secs)), || async {
         match run(lab, step, vars).await {
             Ok(o) => Ok(Probe::Ready(o)),
-            Err(e) if e.is_permanent() => Err(e),
+            // An object a retried step waits for may come with replication.
+            Err(e) if e.is_permanent() && !e.is_missing_object() => Err(e),
             Err(e) => Ok(Probe::NotYet(e.to_string())),
         }
     })
@@ -55,7 +56,9 @@ async fn shell(host: &Host, step: &Step, line: &str, vars: &Vars, deadline: Dead
     match judge(&step.expect, vars, out.status, &out.combined())? {
         None => Ok(format!("exit {}", out.status)),
         Some(miss) => {
-            cmd.expect_status = step.expect.status.unwrap_or_default().code();
+            if matches!(miss, Miss::Status { .. }) {
+                cmd.expect_status = step.expect.status.unwrap_or_default().code();
+            }
             Err(host.failure(&cmd, &out, Some(miss.to_string())).await)
         }
     }

@@ -3,36 +3,50 @@
 //! rejected with file, line, column and key.
 
 mod model;
+mod parse;
 mod validate;
 mod vars;
 
+use std::ops::Range;
 use std::path::Path;
 
-use miette::{NamedSource, SourceSpan};
+use miette::{LabeledSpan, NamedSource};
 
 pub use model::{
     Action, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, FileAction, Given, HostDecl, IniEdit, Mode, Owner, PitrTarget, Role, Scenario, StatusExpect,
     StatusWord, Step, Verify, WaitAction,
 };
+pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};
 
 use crate::error::{Error, Result, ScenarioError};
 
 impl Scenario {
+    /// Reads and checks a scenario file; every problem is reported at once.
     pub fn load(path: &Path) -> Result<Scenario> {
-        let source = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading scenario {}", path.display()), e))?;
+        let whole = |message: String| scenario_error(path, "", vec![Problem::new(None, message, "")]);
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!("no scenario file {}", path.display())),
+            _ => whole(format!("cannot read it: {e}")),
+        })?;
+        if bytes.len() > MAX_BYTES {
+            return Err(whole(format!("{} bytes: a scenario file is at most {MAX_BYTES} bytes (1 MiB)", bytes.len())));
+        }
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            scenario_error(path, &text, vec![Problem::new(Some(at..at + 1), "not UTF-8 text: a scenario file is UTF-8".into(), "invalid byte")])
+        })?;
         Scenario::parse(path, source)
     }
 
     pub fn parse(path: &Path, source: String) -> Result<Scenario> {
-        let mut s: Scenario = match toml::from_str(&source) {
-            Ok(s) => s,
-            Err(e) => return Err(scenario_error(path, &source, e.span(), e.message().trim().to_string(), "here", None)),
-        };
-        s.path = path.to_path_buf();
-        s.source = source;
-        validate::validate(&s)?;
-        Ok(s)
+        let scn = parse::document(path, &source).map_err(|problems| scenario_error(path, &source, problems))?;
+        let problems = validate::validate(&scn);
+        if !problems.is_empty() {
+            return Err(scenario_error(path, &source, problems));
+        }
+        Ok(scn)
     }
 
     /// Index of the step with this id, or of the last step of a tutorial
@@ -50,37 +64,105 @@ impl Scenario {
     }
 }
 
-/// Errors located in a parsed scenario's own text.
-struct Located<'a>(&'a Scenario);
+/// One thing wrong in a scenario file, at its span.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+    pub label: &'static str,
+    pub help: Option<String>,
+    /// A second place that explains the first (where a duplicate was first used).
+    pub also: Option<Box<(Range<usize>, &'static str)>>,
+}
 
-impl Located<'_> {
-    fn err(&self, span: Option<std::ops::Range<usize>>, message: String, label: &str, help: Option<String>) -> Error {
-        scenario_error(&self.0.path, &self.0.source, span, message, label, help)
+impl Problem {
+    pub fn new(span: Option<Range<usize>>, message: String, label: &'static str) -> Self {
+        Problem { span, message, label, help: None, also: None }
+    }
+
+    pub fn help(mut self, help: String) -> Self {
+        self.help = Some(help);
+        self
+    }
+
+    pub fn also(mut self, span: Range<usize>, label: &'static str) -> Self {
+        self.also = Some(Box::new((span, label)));
+        self
     }
 }
 
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    let offset = offset.min(source.len());
+    let before = &source.as_bytes()[..offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, col)
 }
 
-fn scenario_error(path: &Path, source: &str, span: Option<std::ops::Range<usize>>, message: String, label: &str, help: Option<String>) -> Error {
-    let at = match &span {
+/// Longest line shown around a problem: longer ones are clipped to a
+/// window around it, so a huge one-line file does not come back whole.
+const EXCERPT_WIDTH: usize = 160;
+
+/// The lines around `span`, clipped to [`EXCERPT_WIDTH`] around it, and the
+/// span inside that excerpt.
+fn excerpt(source: &str, span: &Range<usize>) -> (String, Range<usize>) {
+    let start = span.start.min(source.len());
+    let line_start = source[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = source[start..].find('\n').map(|i| start + i).unwrap_or(source.len());
+    if line_end - line_start <= EXCERPT_WIDTH {
+        return (source.to_string(), span.clone());
+    }
+    let mut from = start.saturating_sub(EXCERPT_WIDTH / 2).max(line_start);
+    while !source.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (from + EXCERPT_WIDTH).min(line_end);
+    while !source.is_char_boundary(to) {
+        to += 1;
+    }
+    let text = format!("{}{}{}", if from > line_start { "…" } else { "" }, &source[from..to], if to < line_end { "…" } else { "" });
+    let shift = if from > line_start { "…".len() } else { 0 };
+    let s = start - from + shift;
+    let e = (span.end.min(to) - from + shift).max(s);
+    (text, s..e)
+}
+
+fn one_error(path: &Path, source: &str, p: Problem) -> ScenarioError {
+    let at = match &p.span {
         Some(r) => {
             let (l, c) = line_col(source, r.start);
             format!("{}:{l}:{c}", path.display())
         }
         None => path.display().to_string(),
     };
-    Error::Scenario(Box::new(ScenarioError {
-        message: format!("{at}: {message}"),
-        src: NamedSource::new(path.display().to_string(), source.to_string()),
-        span: span.map(|r| SourceSpan::from(r.start..r.end.max(r.start))),
-        label: label.to_string(),
-        help,
-    }))
+    let (text, labels) = match &p.span {
+        Some(span) => {
+            let (text, inner) = excerpt(source, span);
+            let mut labels = vec![LabeledSpan::new_primary_with_span(Some(p.label.to_string()), inner.start..inner.end.max(inner.start))];
+            if let Some(also) = &p.also {
+                if text.len() == source.len() {
+                    labels.push(LabeledSpan::new_with_span(Some(also.1.to_string()), also.0.clone()));
+                }
+            }
+            (text, labels)
+        }
+        None => (String::new(), Vec::new()),
+    };
+    let help = match (&p.help, &p.also) {
+        (None, Some(also)) => Some(format!("{}: line {}", also.1, line_col(source, also.0.start).0)),
+        (h, _) => h.clone(),
+    };
+    ScenarioError { message: format!("{at}: {}", p.message), src: NamedSource::new(path.display().to_string(), text), labels, help, related: Vec::new() }
+}
+
+/// The problems of one file as one error: the first, with the others related.
+fn scenario_error(path: &Path, source: &str, mut problems: Vec<Problem>) -> Error {
+    problems.sort_by_key(|p| p.span.as_ref().map(|s| s.start));
+    let mut errors = problems.into_iter().map(|p| one_error(path, source, p));
+    let mut first = errors.next().unwrap_or_else(|| one_error(path, source, Problem::new(None, "invalid scenario".into(), "")));
+    first.related = errors.collect();
+    Error::Scenario(Box::new(first))
 }
 
 #[cfg(test)]
@@ -122,12 +204,12 @@ line = "x"
     #[test]
     fn checks_take_after_and_still_reject_unknown_keys() {
         let s = parse(&format!("{OK}{CHECK}")).unwrap();
-        assert_eq!(s.verify[0].after, ["1-x"]);
+        assert_eq!(s.verify[0].after[0].get_ref(), "1-x");
         assert_eq!(s.verify[0].check.name(), "cron_line");
         let err = parse(&format!("{OK}{}", CHECK.replace("line = ", "lien = "))).unwrap_err().to_string();
         assert!(err.contains("lien"), "{err}");
         let err = parse(&format!("{OK}{}", CHECK.replace("\"1-x\"]", "\"2-y\"]"))).unwrap_err().to_string();
-        assert!(err.starts_with("t.toml:11:1:") && err.contains("`after` names no step `2-y`"), "{err}");
+        assert!(err.starts_with("t.toml:13:10:") && err.contains("`after` names no step `2-y`"), "exactly at the value: {err}");
     }
 
     #[test]

@@ -10,38 +10,28 @@ use toml::Spanned;
 
 use crate::platform::Platform;
 
-/// A scenario as written in its file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A scenario as written in its file. Parsed section by section (see
+/// `parse.rs`), so every fault of a file is reported at once.
+#[derive(Debug)]
 pub struct Scenario {
     pub name: String,
-    #[serde(default)]
     pub description: String,
     /// Default platform; `pglab run --platform` overrides it.
-    #[serde(default)]
     pub platform: Platform,
-    /// Plain values usable as `{name}` in any step.
-    #[serde(default)]
+    /// Plain values usable as `{name}` in any string.
     pub vars: BTreeMap<String, String>,
     /// Secrets generated for each run, usable as `{secret.NAME}`, never shown.
-    #[serde(default)]
     pub secrets: Vec<String>,
     /// Hosts work at once: a step waits only for the previous step on the
     /// hosts it touches and for the steps named in its `after`. Off, steps
     /// run one by one in file order, as a person following the text would.
-    #[serde(default)]
     pub parallel: bool,
     pub hosts: Vec<HostDecl>,
     pub given: Option<Given>,
-    #[serde(default)]
     pub defects: Vec<Defect>,
-    #[serde(default)]
     pub steps: Vec<Step>,
-    #[serde(default)]
     pub verify: Vec<Verify>,
-    #[serde(skip)]
     pub path: PathBuf,
-    #[serde(skip)]
     pub source: String,
 }
 
@@ -197,6 +187,9 @@ impl TryFrom<RawStep> for Step {
         actions.extend(r.file.map(Action::File));
         actions.extend(r.copy.map(Action::Copy));
         actions.extend(r.wait.map(Action::Wait));
+        if let Some((key, _)) = [("timeout_s", r.timeout_s), ("retry_s", r.retry_s)].into_iter().find(|(_, v)| *v == Some(0)) {
+            return Err(format!("step `{}`: `{key}` must be at least 1 (seconds)", r.id.get_ref()));
+        }
         if actions.len() != 1 {
             let has: Vec<&str> = actions.iter().map(Action::name).collect();
             return Err(format!(
@@ -419,15 +412,36 @@ impl fmt::Display for StatusExpect {
 }
 
 /// One `[[verify]]` entry: a check, and when it may start.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Clone)]
 pub struct Verify {
     /// Steps after which this check may start, while the remaining steps
     /// go on (it must not touch what they use). Empty: after every step and
     /// after the early checks, one check at a time in file order.
-    #[serde(default)]
-    pub after: Vec<String>,
-    #[serde(flatten)]
+    pub after: Vec<Spanned<String>>,
     pub check: CheckDecl,
+    /// Where `check = "..."` names it.
+    pub span: std::ops::Range<usize>,
+    /// The parameters as written, `{variables}` unresolved (see [`Verify::resolved`]).
+    pub params: toml::Table,
+    /// Where each parameter's value is, by key.
+    pub spans: BTreeMap<String, std::ops::Range<usize>>,
+}
+
+impl Verify {
+    /// The check with `{variables}` in its parameters replaced.
+    pub fn resolved(&self, vars: &super::Vars) -> crate::error::Result<CheckDecl> {
+        fn subst(v: &toml::Value, vars: &super::Vars) -> crate::error::Result<toml::Value> {
+            Ok(match v {
+                toml::Value::String(s) => toml::Value::String(vars.subst(s)?),
+                toml::Value::Array(a) => toml::Value::Array(a.iter().map(|x| subst(x, vars)).collect::<crate::error::Result<_>>()?),
+                toml::Value::Table(t) => toml::Value::Table(t.iter().map(|(k, x)| Ok((k.clone(), subst(x, vars)?))).collect::<crate::error::Result<_>>()?),
+                other => other.clone(),
+            })
+        }
+        let params = subst(&toml::Value::Table(self.params.clone()), vars)?;
+        let tagged = toml::Value::Table(toml::Table::from_iter([(self.check.name().to_string(), params)]));
+        CheckDecl::deserialize(tagged).map_err(|e| crate::error::Error::Check(format!("check `{}` after substitution: {e}", self.check.name())))
+    }
 }
 
 /// A point-in-time recovery target kind, as `pgbackrest restore --type`.
@@ -467,9 +481,10 @@ impl fmt::Display for PitrTarget {
     }
 }
 
-/// A built-in check and its parameters (see `check/`).
-#[derive(Debug, Deserialize, Clone)]
-#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+/// A built-in check and its parameters (see `check/`). In the file the
+/// name is the `check` key beside them.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CheckDecl {
     /// Standby in recovery and streaming; every user table's count and checksum match the primary.
     StandbyData { primary: String, standby: String },
@@ -492,7 +507,7 @@ pub enum CheckDecl {
         target_host: String,
         /// Host whose pgBackRest client setup (/etc/pgbackrest.conf and
         /// postgres' SSH keys) the target gets first; for a spare host.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         like: Option<String>,
         stanza: String,
         #[serde(default = "default_targets")]
@@ -537,14 +552,18 @@ impl CheckDecl {
         matches!(self, CheckDecl::CronFires { .. })
     }
 
-    /// Hosts the check uses.
-    pub fn hosts(&self) -> Vec<&str> {
+    pub const NAMES: [&'static str; 8] = ["standby_data", "streaming", "not_streaming", "pitr", "retention", "cron_line", "cron_fires", "pgbackrest"];
+
+    /// Hosts the check uses, by the key that names each.
+    pub fn hosts(&self) -> Vec<(&'static str, &str)> {
         match self {
-            CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![primary, standby],
-            CheckDecl::NotStreaming { standby, .. } => vec![standby],
-            CheckDecl::Pitr { primary, target_host, like, .. } => [primary, target_host].into_iter().chain(like).map(String::as_str).collect(),
+            CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![("primary", primary), ("standby", standby)],
+            CheckDecl::NotStreaming { standby, .. } => vec![("standby", standby)],
+            CheckDecl::Pitr { primary, target_host, like, .. } => {
+                [("primary", primary.as_str()), ("target_host", target_host.as_str())].into_iter().chain(like.as_deref().map(|l| ("like", l))).collect()
+            }
             CheckDecl::Retention { host, .. } | CheckDecl::CronLine { host, .. } | CheckDecl::CronFires { host, .. } | CheckDecl::Pgbackrest { host, .. } => {
-                vec![host]
+                vec![("host", host)]
             }
         }
     }

@@ -1,0 +1,240 @@
+//! Reading a scenario file into its types, section by section, so that one
+//! fault does not hide the next: every problem is kept, each at the span
+//! the TOML parser itself gives (never found by searching the text).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::model::{CheckDecl, Defect, Given, HostDecl, Scenario, Step, Verify};
+use super::vars::Vars;
+use super::Problem;
+use crate::platform::Platform;
+
+/// The top-level keys of a scenario file.
+pub const KEYS: [&str; 11] = ["name", "description", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
+
+/// Largest scenario file read, so a stray huge file fails fast.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Problems found so far.
+#[derive(Default)]
+struct Found(Vec<Problem>);
+
+impl Found {
+    fn push(&mut self, p: Problem) {
+        self.0.push(p);
+    }
+}
+
+fn from_toml(e: toml::de::Error) -> Problem {
+    Problem::new(e.span(), e.message().trim().to_string(), "here")
+}
+
+/// Reads `v` as a `T`; a problem names the key whose value it is about.
+fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>) -> Result<T, Problem> {
+    T::deserialize(ValueDeserializer::from(v.clone())).map_err(|e| {
+        let mut p = from_toml(e);
+        if let Some(key) = p.span.as_ref().and_then(|s| key_at(v, s)) {
+            if !p.message.contains(&format!("`{key}`")) && !p.message.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(&key))) {
+                p.message = format!("`{key}`: {}", p.message);
+            }
+        }
+        p
+    })
+}
+
+/// The dotted key inside `v` whose value sits exactly at `span`.
+fn key_at(v: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<String> {
+    match v.get_ref() {
+        DeValue::Table(t) => {
+            t.iter().find_map(
+                |(k, x)| {
+                    if x.span() == *span {
+                        Some(k.get_ref().to_string())
+                    } else {
+                        key_at(x, span).map(|inner| format!("{}.{inner}", k.get_ref()))
+                    }
+                },
+            )
+        }
+        DeValue::Array(a) => a.iter().find_map(|x| key_at(x, span)),
+        _ => None,
+    }
+}
+
+/// Reads `source` (the text of `path`) into a scenario, or every problem.
+pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
+    if source.trim().is_empty() {
+        return Err(vec![Problem::new(None, "the file is empty: a scenario needs a name, [[hosts]] and [[steps]]".into(), "")]);
+    }
+    let (root, errors) = DeTable::parse_recoverable(source);
+    if let Some(first) = errors.into_iter().next() {
+        // After a syntax error the parser's recovery guesses; what it finds
+        // next is often an echo of the first, so only the first is shown.
+        return Err(vec![from_toml(first)]);
+    }
+    let root = root.into_inner();
+    if root.is_empty() {
+        return Err(vec![Problem::new(None, "the file is empty (comments only): a scenario needs a name, [[hosts]] and [[steps]]".into(), "")]);
+    }
+    let mut found = Found::default();
+    for (k, _) in root.iter() {
+        if !KEYS.contains(&k.get_ref().as_ref()) {
+            let help = format!("top-level keys: {}", KEYS.join(", "));
+            found.push(Problem::new(Some(k.span()), format!("unknown key `{}`", k.get_ref()), "not a scenario key").help(help));
+        }
+    }
+    let get = |key: &str| root.iter().find(|(k, _)| k.get_ref() == key).map(|(k, v)| (k.span(), v));
+    let value = |key: &str| get(key).map(|(_, v)| v);
+    let name: Option<String> = one(&mut found, value("name"), "name");
+    let description: Option<String> = one(&mut found, value("description"), "description");
+    let platform: Option<Platform> = one(&mut found, value("platform"), "platform");
+    let vars: Option<BTreeMap<String, String>> = one(&mut found, value("vars"), "vars");
+    let secrets: Option<Vec<String>> = one(&mut found, value("secrets"), "secrets");
+    let parallel: Option<bool> = one(&mut found, value("parallel"), "parallel");
+    let given: Option<Given> = one(&mut found, value("given"), "given");
+    let hosts: Vec<HostDecl> = each(&mut found, get("hosts").map(|(_, v)| v), "hosts", de);
+    let defects: Vec<Defect> = each(&mut found, get("defects").map(|(_, v)| v), "defects", de);
+    let steps: Vec<Step> = each(&mut found, get("steps").map(|(_, v)| v), "steps", de);
+    let verify: Vec<Verify> = each(&mut found, get("verify").map(|(_, v)| v), "verify", verify_entry);
+    if name.is_none() && get("name").is_none() {
+        found.push(Problem::new(None, "missing key `name`: every scenario has a name".into(), "").help("name = \"my-scenario\"".into()));
+    }
+    if get("hosts").is_none() {
+        found.push(
+            Problem::new(None, "missing key `hosts`: a scenario needs at least one [[hosts]] entry".into(), "").help("[[hosts]]\nname = \"primary\"".into()),
+        );
+    }
+    match get("steps") {
+        None => found.push(Problem::new(None, "missing key `steps`: a scenario needs at least one [[steps]] entry".into(), "")),
+        Some((span, v)) if v.get_ref().as_array().is_some_and(|a| a.is_empty()) => {
+            found.push(Problem::new(Some(span), "`steps` is empty: a scenario needs at least one step".into(), "no steps"))
+        }
+        _ => {}
+    }
+    let scn = Scenario {
+        name: name.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        platform: platform.unwrap_or_default(),
+        vars: vars.unwrap_or_default(),
+        secrets: secrets.unwrap_or_default(),
+        parallel: parallel.unwrap_or_default(),
+        hosts,
+        given,
+        defects,
+        steps,
+        verify,
+        path: path.to_path_buf(),
+        source: source.to_string(),
+    };
+    // Variables only need hosts, secrets and vars: checked even when other
+    // parts of the file are wrong.
+    let vars = Vars::declared(&scn, scn.platform);
+    for (section, skip) in [("steps", STEP_PLAIN.as_slice()), ("verify", ["check", "after"].as_slice())] {
+        for item in get(section).and_then(|(_, v)| v.get_ref().as_array()).into_iter().flatten() {
+            for (k, v) in item.get_ref().as_table().into_iter().flat_map(|t| t.iter()) {
+                if !skip.contains(&k.get_ref().as_ref()) {
+                    undefined_vars(&mut found, source, k.get_ref(), v, &vars);
+                }
+            }
+        }
+    }
+    if found.0.is_empty() {
+        Ok(scn)
+    } else {
+        Err(found.0)
+    }
+}
+
+/// Keys of a step whose strings are plain text, not templates.
+const STEP_PLAIN: [&str; 10] = ["id", "title", "host", "user", "defect", "added", "note", "timeout_s", "retry_s", "after"];
+
+/// Every `{name}` in the strings of `value` must be defined; each one that
+/// is not is reported where it is written.
+fn undefined_vars(found: &mut Found, source: &str, key: &str, value: &Spanned<DeValue<'_>>, vars: &Vars) {
+    match value.get_ref() {
+        DeValue::String(text) => {
+            let mut rest: &str = text;
+            while let Some((name, at)) = vars.first_undefined(rest) {
+                let written = format!("{{{name}}}");
+                let span = value.span();
+                let start = source.get(span.clone()).and_then(|raw| raw.find(&written)).map(|i| span.start + i);
+                let place = start.map(|s| s..s + written.len()).unwrap_or(span);
+                let help = format!("defined: {}", vars.names().collect::<Vec<_>>().join(", "));
+                found.push(Problem::new(Some(place), format!("`{key}`: undefined variable `{written}`"), "undefined").help(help));
+                rest = &rest[at + written.len()..];
+            }
+        }
+        DeValue::Array(items) => items.iter().for_each(|v| undefined_vars(found, source, key, v, vars)),
+        DeValue::Table(t) => t.iter().for_each(|(k, v)| undefined_vars(found, source, &format!("{key}.{}", k.get_ref()), v, vars)),
+        _ => {}
+    }
+}
+
+/// One top-level value, if present and of the right type.
+fn one<T: DeserializeOwned>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str) -> Option<T> {
+    match de(value?) {
+        Ok(t) => Some(t),
+        Err(mut p) => {
+            if !p.message.contains(&format!("`{key}`")) {
+                p.message = format!("`{key}`: {}", p.message);
+            }
+            found.push(p);
+            None
+        }
+    }
+}
+
+/// Each entry of an array of tables, read on its own: a bad entry does not
+/// stop the others from being read (and checked).
+fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, read: impl Fn(&Spanned<DeValue<'_>>) -> Result<T, Problem>) -> Vec<T> {
+    let Some(value) = value else { return Vec::new() };
+    let Some(items) = value.get_ref().as_array() else {
+        found.push(Problem::new(Some(value.span()), format!("`{key}` must be an array of tables ([[{key}]])"), "not an array"));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match read(item) {
+            Ok(t) => out.push(t),
+            Err(p) => found.push(p),
+        }
+    }
+    out
+}
+
+/// A `[[verify]]` entry: `check` names the check, `after` says when it may
+/// start, the other keys are the check's own parameters.
+fn verify_entry(item: &Spanned<DeValue<'_>>) -> Result<Verify, Problem> {
+    let table_span = item.span();
+    let Some(table) = item.get_ref().as_table() else {
+        return Err(Problem::new(Some(table_span), "a [[verify]] entry must be a table".into(), "not a table"));
+    };
+    let Some((_, check)) = table.iter().find(|(k, _)| k.get_ref() == "check") else {
+        let help = format!("checks: {}", CheckDecl::NAMES.join(", "));
+        return Err(Problem::new(Some(table_span), "missing key `check`: which check this is".into(), "this [[verify]] entry").help(help));
+    };
+    let after: Vec<Spanned<String>> = match table.iter().find(|(k, _)| k.get_ref() == "after") {
+        Some((_, v)) => de(v)?,
+        None => Vec::new(),
+    };
+    let Some(name) = check.get_ref().as_str() else {
+        return Err(Problem::new(Some(check.span()), "`check` must be a string: the name of a check".into(), "not a string"));
+    };
+    // The name becomes an externally tagged variant whose key carries the
+    // `check` value's span: an unknown name and every parameter keep theirs.
+    let mut params = DeTable::new();
+    for (k, v) in table.iter().filter(|(k, _)| k.get_ref() != "check" && k.get_ref() != "after") {
+        params.insert(k.clone(), v.clone());
+    }
+    let spans = params.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect();
+    let raw: toml::Table = de(&Spanned::new(table_span.clone(), DeValue::Table(params.clone())))?;
+    let mut tagged = DeTable::new();
+    tagged.insert(Spanned::new(check.span(), name.to_string().into()), Spanned::new(table_span.clone(), DeValue::Table(params)));
+    let decl: CheckDecl = de(&Spanned::new(table_span.clone(), DeValue::Table(tagged)))?;
+    Ok(Verify { after, check: decl, span: check.span(), params: raw, spans })
+}
