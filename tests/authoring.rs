@@ -107,3 +107,52 @@ fn a_huge_line_is_clipped_around_the_problem() {
     assert!(err.contains("long.toml:9:1: unknown field `bogus`"), "{}", &err[..err.len().min(2000)]);
     assert!(err.len() < 5_000, "the 200 kB line is not printed back: {} bytes", err.len());
 }
+
+/// A TOML file as the JSON a schema validator reads.
+fn as_json(path: &Path) -> Option<serde_json::Value> {
+    let value: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).ok()?;
+    Some(serde_json::to_value(value).unwrap())
+}
+
+fn schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("docs/scenario.schema.json").unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+#[rstest]
+fn shipped_scenarios_pass_the_schema_and_name_it(#[files("scenarios/*.toml")] path: PathBuf) {
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("#:schema ../docs/scenario.schema.json\n"), "{} names the schema on its first line", path.display());
+    let errors: Vec<String> = schema().iter_errors(&as_json(&path).unwrap()).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+}
+
+#[rstest]
+fn the_schema_rejects_what_a_shape_can_show(#[files("tests/malformed/*.toml")] path: PathBuf) {
+    let text = std::fs::read_to_string(&path).unwrap();
+    let verdict = text.lines().find_map(|l| l.strip_prefix("# schema: ")).unwrap_or_else(|| panic!("{} has no `# schema:` line", path.display()));
+    let json = as_json(&path);
+    match (verdict.split_whitespace().next(), json) {
+        (Some("rejects"), Some(j)) => assert!(!schema().is_valid(&j), "{}: the schema lets it pass", path.display()),
+        (Some("accepts"), Some(j)) => {
+            assert!(schema().is_valid(&j), "{}: {:?}", path.display(), schema().iter_errors(&j).map(|e| e.to_string()).collect::<Vec<_>>())
+        }
+        (Some("not"), None) => {}
+        (v, j) => panic!("{}: `# schema: {verdict}` but parsed: {} ({v:?})", path.display(), j.is_some()),
+    }
+}
+
+#[test]
+fn the_reference_and_the_schema_are_what_the_model_says() {
+    // PGLAB_BLESS=1 writes them anew after a change to the model.
+    for (file, args) in [("docs/scenarios.md", &["schema", "--markdown"][..]), ("docs/scenario.schema.json", &["schema"][..])] {
+        let out = Command::new(support::pglab_bin()).args(args).output().unwrap();
+        assert!(out.status.success());
+        let generated = String::from_utf8(out.stdout).unwrap();
+        if std::env::var("PGLAB_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::write(file, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(file).unwrap();
+        assert!(committed == generated, "{file} differs from `pglab {}`: run the tests with PGLAB_BLESS=1 and commit it", args.join(" "));
+    }
+}

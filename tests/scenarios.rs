@@ -128,8 +128,10 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
 /// run, through the engine and psql rather than pglab's hosts.
 async fn verify_on_lab(docker: &Docker, scn: &Scenario, lab: &str) {
     let c = |host: &str| format!("pglab-{lab}-{host}");
+    // The checks' own `{variables}` (the stanza) as the run resolved them.
+    let vars = pglab::scenario::Vars::declared(scn, scn.platform);
     for v in &scn.verify {
-        match &v.check {
+        match &v.resolved(&vars).expect("parameters resolve") {
             CheckDecl::StandbyData { primary, standby } => {
                 assert_eq!(support::psql(docker, &c(standby), "SELECT pg_is_in_recovery()").await, "t", "{standby} is a standby");
                 if let Some(g) = &scn.given {

@@ -43,6 +43,12 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<String>,
     },
+    /// Print the JSON Schema of scenario files (for editors), or with
+    /// --markdown the reference page; both come from the scenario model.
+    Schema {
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run a scenario N times on a warm image; print per-step medians and streaming percentiles.
     Bench {
         #[arg(default_value = "tutorial")]
@@ -214,6 +220,11 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Bench { scenario, runs, json } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),
         Command::Validate { scenarios } => run::validate(&scenarios),
+        Command::Schema { markdown } => {
+            use crate::scenario::reference;
+            out(if markdown { reference::markdown() } else { serde_json::to_string_pretty(&reference::schema()).expect("a schema serializes") });
+            Ok(())
+        }
         Command::Report { lab, output } => lab::report(&lab, output).await,
         Command::Up { platform, hosts, foreground } => lab::up(platform, hosts, foreground, quiet).await,
         Command::Exec { lab, host, user, cmd } => lab::exec(&lab, &host, &user, cmd).await,

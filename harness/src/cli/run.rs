@@ -227,22 +227,18 @@ pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
     let body: String = TUTORIAL.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
     let body = body.replacen("name = \"tutorial\"", &format!("name = \"{name}\""), 1);
     let text = format!(
-        "# {name}: a pglab scenario, scaffolded from the corrected tutorial.\n\
+        "#:schema ../docs/scenario.schema.json\n\
+         # {name}: a pglab scenario, scaffolded from the corrected tutorial.\n\
          #\n\
-         # How it reads:\n\
-         #   [[hosts]]   the lab's hosts; each gives {{<host>.ip}} and {{<host>.name}}\n\
-         #   [given]     the state before step 1: PostgreSQL running, a table with rows\n\
-         #   [[steps]]   id, title, host, user (default dba) and exactly one action:\n\
-         #       run = \"shell line\"             as a person types it, sudo included\n\
-         #       config = {{ pgbackrest = {{ section, set }} }} | {{ postgresql_conf = {{..}} }} | {{ pg_hba = [..] }}\n\
-         #       sql = \"...\"                    through the harness's client\n\
-         #       file = {{ path, content, mode, owner }}   copy = {{ from_host, from, to, append }}\n\
-         #       wait = \"pg_up\" | \"pg_down\" | \"streaming\"\n\
-         #     and optionally expect = {{ status = 0 | \"any\" | \"nonzero\", output = \"regex\", log = \"regex\" }},\n\
-         #     note, added, defect, timeout_s, retry_s, after = [\"earlier-step\"] (with parallel = true).\n\
-         #   [[verify]]  checks: standby_data, streaming, pitr, retention, pgbackrest, cron_line, cron_fires, not_streaming\n\
-         #   Variables: {{pg.version}} {{pg.config_dir}} {{pg.data}} {{pg.bin}} {{secret.NAME}} and [vars].\n\
+         # Every key, action, check and variable, with types and defaults:\n\
+         #   docs/scenarios.md (or `pglab schema --markdown`). With the #:schema line\n\
+         #   above, a TOML language server completes keys and flags mistakes as you type.\n\
          #\n\
+         # How it reads: [[hosts]] (the lab), [given] (the state before step 1),\n\
+         # [[steps]] in order (each: id, title, host, and one action: run, config, sql,\n\
+         # file, copy or wait), then [[verify]] checks. {{stanza}} below is from [vars].\n\
+         #\n\
+         # Check it:          pglab validate {path}\n\
          # Run it:            pglab run {path}\n\
          # Stop and enter:    pglab run {path} --until 8 --keep; pglab shell <lab> standby\n\
          # Then go on:        pglab step <lab> [next|STEP|verify]\n\n{body}",

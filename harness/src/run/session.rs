@@ -151,7 +151,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         let sql = format!(
             "CREATE TABLE {t} (select_column text, select_number int); \
              INSERT INTO {t} SELECT 'row ' || g, g FROM generate_series(1, {n}) g",
-            t = g.table,
+            t = self.vars.subst(&g.table)?,
             n = g.rows
         );
         let out = in_step("given", h.psql_recorded(&sql)).await?;

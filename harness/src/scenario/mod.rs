@@ -4,6 +4,7 @@
 
 mod model;
 mod parse;
+pub mod reference;
 mod validate;
 mod vars;
 

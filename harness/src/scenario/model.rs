@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -35,24 +36,29 @@ pub struct Scenario {
     pub source: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A host of the lab: a container named for it, reachable by that name.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostDecl {
+    /// Its name: the container's host name, and `{<name>.ip}`, `{<name>.name}` in templates.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// What the host is for; shown in reports and on its container.
+    /// What the host is for; shown in reports. Several hosts may share a role.
     #[serde(default)]
     pub role: Role,
 }
 
 /// A host's part in the setup, as pgBackRest's harness names them.
-#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Takes writes; the tutorial's pgBackRest repository lives here.
     Primary,
+    /// Restored from a backup, then streams from the primary.
     Standby,
     /// A dedicated pgBackRest repository host.
     Repo,
-    /// Spare: a target for restores, promoted by checks.
+    /// A target for restores, promoted by checks (the default).
     #[default]
     Spare,
 }
@@ -69,21 +75,28 @@ impl Role {
 }
 
 /// The state the tutorial assumes before step 1.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Given {
     /// Host that holds the data (the tutorial's primary).
+    #[schemars(with = "String")]
     pub host: Spanned<String>,
+    /// A table the harness creates there before step 1, with columns
+    /// `select_column text` ('row N') and `select_number int` (N).
     pub table: String,
+    /// How many rows it gets (1..=rows).
     pub rows: u32,
 }
 
 /// A documented defect of the tutorial, referenced by steps as evidence.
-#[derive(Debug, Deserialize, Clone, Serialize)]
+#[derive(Debug, Deserialize, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defect {
+    /// Named by steps' `defect`: `D1`.
     pub id: String,
+    /// The defect in a line.
     pub title: String,
+    /// What is wrong and how the steps show it.
     #[serde(default)]
     pub detail: String,
 }
@@ -144,31 +157,57 @@ impl Action {
     }
 }
 
-/// A step as the file spells it: the action is one of several keys.
-#[derive(Deserialize)]
+/// One `[[steps]]` entry: who does what where, and what must come of it.
+/// Exactly one of `run`, `config`, `sql`, `file`, `copy`, `wait`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawStep {
+pub(crate) struct RawStep {
+    /// Tutorial step number and a short name, unique in the file: `8-restore`.
+    #[schemars(with = "String")]
     id: Spanned<String>,
+    /// What the step does, as a heading in the transcript.
     title: String,
+    /// The host it runs on.
+    #[schemars(with = "String")]
     host: Spanned<String>,
+    /// The OS user who runs `run` (`dba` may sudo, as the tutorial's reader does).
     #[serde(default = "default_user")]
     user: String,
+    /// A shell line exactly as the tutorial writes it, run by bash as `user`.
+    #[schemars(with = "Option<String>")]
     run: Option<Spanned<String>>,
+    /// Edits of configuration files as an editor makes them; the transcript shows the diff.
     config: Option<ConfigEdit>,
+    /// SQL through the harness's own client (superuser, database `postgres`).
+    #[schemars(with = "Option<String>")]
     sql: Option<Spanned<String>>,
+    /// Writes a file.
     file: Option<FileAction>,
+    /// Copies a file from another host (through the harness, not the network).
     copy: Option<CopyAction>,
+    /// Waits for a condition, with the step's deadline.
     wait: Option<WaitAction>,
+    /// What the step must produce; otherwise it fails and the run stops.
     #[serde(default)]
     expect: Expect,
+    /// The `[[defects]]` entry whose evidence this step is.
+    #[schemars(with = "Option<String>")]
     defect: Option<Spanned<String>>,
+    /// Not in the tutorial: a fix or a diagnostic (marked in reports).
     #[serde(default)]
     added: bool,
+    /// Why the step is here or differs from the tutorial (shown in the transcript).
     #[serde(default)]
     note: String,
+    /// Deadline in seconds for the action (default: `PGLAB_TIMEOUT_DEFAULT`, 180).
+    #[schemars(range(min = 1))]
     timeout_s: Option<u64>,
+    /// Re-run the step until its expectation holds, for this many seconds.
+    #[schemars(range(min = 1))]
     retry_s: Option<u64>,
+    /// Earlier steps (usually of other hosts) this one waits for, in `parallel` scenarios.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     after: Vec<Spanned<String>>,
 }
 
@@ -217,58 +256,96 @@ impl TryFrom<RawStep> for Step {
     }
 }
 
-/// Edits of configuration files, shown as diffs in the transcript.
-#[derive(Debug, Deserialize)]
+/// Edits of configuration files, shown as diffs in the transcript; an edit
+/// that changes nothing says so.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigEdit {
     /// `/etc/pgbackrest.conf`: set keys in one INI section.
     pub pgbackrest: Option<IniEdit>,
-    /// `{pg.config_dir}/postgresql.conf`: uncomment or set GUCs.
+    /// `{pg.config_dir}/postgresql.conf`: each GUC set where the file mentions it
+    /// (uncommented), else appended.
+    #[schemars(with = "Option<BTreeMap<String, ConfValue>>")]
     pub postgresql_conf: Option<toml::Table>,
     /// `{pg.config_dir}/pg_hba.conf`: lines appended unless present.
     pub pg_hba: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[section]` keys of an INI file.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IniEdit {
+    /// The section, created if missing: `global`, or the stanza.
     pub section: String,
-    /// A value or a list of values (repeated keys such as recovery-option).
+    /// Keys to set; a list sets a repeated key (`recovery-option`), replacing earlier lines of it.
+    #[schemars(with = "BTreeMap<String, IniValue>")]
     pub set: toml::Table,
 }
 
+/// A configuration value as TOML writes it (schema only).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ConfValue {
+    Text(String),
+    Integer(i64),
+    Boolean(bool),
+}
+
+/// An INI value, or a list of them for a repeated key (schema only).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IniValue {
+    One(ConfValue),
+    Many(Vec<ConfValue>),
+}
+
 /// Writes `content` to `path` (or appends it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileAction {
+    /// Where, on the step's host.
     pub path: String,
+    /// What it holds (a `\n` ends a line).
     pub content: String,
+    /// Permission bits in octal.
     #[serde(default)]
     pub mode: Mode,
+    /// `user` or `user:group`, by name on that host.
     #[serde(default)]
     pub owner: Owner,
+    /// Add to the end of the file (a missing file counts as empty).
     #[serde(default)]
     pub append: bool,
 }
 
 /// Copies a file between hosts (e.g. a public key), through the harness.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyAction {
+    /// The host that has the file.
+    #[schemars(with = "String")]
     pub from_host: Spanned<String>,
+    /// Its path there.
     pub from: String,
+    /// The path on the step's host.
     pub to: String,
+    /// Add to the end of `to` (a missing file counts as empty).
     #[serde(default)]
     pub append: bool,
+    /// Permission bits in octal.
     #[serde(default)]
     pub mode: Mode,
+    /// `user` or `user:group`, by name on the step's host.
     #[serde(default)]
     pub owner: Owner,
 }
 
 /// File permission bits, written in octal (`"0600"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String", extend("pattern" = "^(0o)?[0-7]{3,4}$", "default" = "0644"))]
 pub struct Mode(pub u32);
 
 impl Default for Mode {
@@ -294,8 +371,9 @@ impl fmt::Display for Mode {
 }
 
 /// `user[:group]`, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String", extend("pattern" = "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$", "default" = "root"))]
 pub struct Owner {
     pub user: String,
     pub group: Option<String>,
@@ -329,7 +407,7 @@ impl fmt::Display for Owner {
 }
 
 /// A condition the harness polls with a deadline.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitAction {
     /// The postmaster is gone (no postmaster.pid).
@@ -351,29 +429,35 @@ impl WaitAction {
 }
 
 /// What a step must produce. A step that fails otherwise stops the run.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// Exit status (default 0); `any` accepts every status.
+    /// Exit status (default 0), `"nonzero"`, or `"any"`. For `sql`: 0 ok, 1 an SQL error.
     pub status: Option<StatusExpect>,
-    /// Regex that stdout+stderr (or the SQL result/error) must match.
+    /// Regex that stdout+stderr (or the SQL result or error) must match.
+    #[schemars(with = "Option<String>")]
     pub output: Option<Spanned<String>>,
     /// Regex a PostgreSQL log line on the step's host must match: a line
     /// written after the step began (polled).
+    #[schemars(with = "Option<String>")]
     pub log: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+/// An exit status, or a word for several.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 pub enum StatusExpect {
     Code(i64),
     Word(StatusWord),
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+/// Words `expect.status` takes besides a number.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusWord {
+    /// Every status passes (the output or log decides).
     Any,
+    /// Any failure passes (evidence of a defect).
     Nonzero,
 }
 
@@ -445,13 +529,16 @@ impl Verify {
 }
 
 /// A point-in-time recovery target kind, as `pgbackrest restore --type`.
-#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PitrTarget {
     /// A restore point made with `pg_create_restore_point`.
     Name,
+    /// A moment (`clock_timestamp()` between two batches).
     Time,
+    /// A transaction id: recovery stops after that transaction.
     Xid,
+    /// A WAL position (`pg_current_wal_lsn()`).
     Lsn,
 }
 
@@ -483,24 +570,52 @@ impl fmt::Display for PitrTarget {
 
 /// A built-in check and its parameters (see `check/`). In the file the
 /// name is the `check` key beside them.
-#[derive(Debug, Deserialize, Serialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(tag = "check")]
 pub enum CheckDecl {
-    /// Standby in recovery and streaming; every user table's count and checksum match the primary.
-    StandbyData { primary: String, standby: String },
-    /// Streaming replication, then N inserts each seen on the standby, no backup taken.
-    Streaming {
+    /// The standby is in recovery, streams, has replayed the primary's
+    /// position, and every user table's row count and checksum match.
+    /// Writes nothing.
+    StandbyData {
+        /// The host that takes writes.
         primary: String,
+        /// The host that must have the data.
         standby: String,
+    },
+    /// The standby streams (a walsender for it on the primary), then
+    /// `inserts` single-row inserts are each seen on the standby, no backup
+    /// taken; latency p50/p95/max go to the report. Writes table
+    /// `pglab_stream` on the primary, then drops it and checkpoints.
+    Streaming {
+        /// The host that takes the inserts.
+        primary: String,
+        /// The host that must see them.
+        standby: String,
+        /// How many inserts to time.
         #[serde(default = "default_inserts")]
         inserts: u32,
+        /// Seconds each insert may take to show up on the standby.
         #[serde(default = "default_deadline")]
         deadline_s: u64,
     },
-    /// The standby does not stream, and its log says why (a line written while the check runs).
-    NotStreaming { standby: String, log: String },
-    /// Restore to named/time/xid/lsn targets and assert exact rows and a new timeline.
+    /// The standby has no WAL receiver, and its PostgreSQL log says why in a
+    /// line written while the check runs. Writes nothing.
+    NotStreaming {
+        /// The host that should stream but does not.
+        standby: String,
+        /// Regex for that log line.
+        log: String,
+    },
+    /// Point-in-time recovery: on the primary, batches of rows with a target
+    /// recorded after each (a restore point `pglab_pitr_N`, a time, an xid,
+    /// an LSN), then more rows and a DELETE; then for each target a restore
+    /// of the newest backup (fixed when the check starts) into `target_host`,
+    /// promoted, must hold exactly the rows of its target on a new timeline.
+    /// Writes table `pglab_pitr` on the primary (dropped at the end, with a
+    /// checkpoint) and replaces `target_host`'s cluster.
     Pitr {
+        /// The host that takes the writes the targets are recorded between.
         primary: String,
         /// Host restored into; it ends promoted. A spare host keeps the
         /// standby a standby.
@@ -509,18 +624,48 @@ pub enum CheckDecl {
         /// postgres' SSH keys) the target gets first; for a spare host.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         like: Option<String>,
+        /// The pgBackRest stanza (`{stanza}` when the scenario has that var).
         stanza: String,
+        /// Which kinds of target to restore to, in this order.
         #[serde(default = "default_targets")]
         targets: Vec<PitrTarget>,
     },
-    /// N more full backups leave exactly `expect_full` in `pgbackrest info`.
-    Retention { host: String, stanza: String, backups: u32, expect_full: u32 },
-    /// The postgres crontab holds this line.
-    CronLine { host: String, line: String },
-    /// The crontab's backup command, scheduled for the next minute, makes a backup.
-    CronFires { host: String, stanza: String },
-    /// `pgbackrest check` and `pgbackrest verify` succeed.
-    Pgbackrest { host: String, stanza: String },
+    /// `backups` more full backups leave exactly `expect_full` full backups
+    /// in `pgbackrest info`, and expiry moved the archive's start. Writes
+    /// those backups to the repository.
+    Retention {
+        /// Where pgBackRest backs up (the repository's side).
+        host: String,
+        /// The pgBackRest stanza.
+        stanza: String,
+        /// How many more full backups to take.
+        backups: u32,
+        /// How many full backups `repo1-retention-full` must leave.
+        expect_full: u32,
+    },
+    /// The postgres crontab on `host` holds this line. Writes nothing.
+    CronLine {
+        /// The host whose crontab it is.
+        host: String,
+        /// The crontab line, as `crontab -l` prints it.
+        line: String,
+    },
+    /// The nightly backup command, scheduled for every minute for a while,
+    /// makes a new full backup (a minute or more: runs with `--slow`). Adds
+    /// a line to the postgres crontab and puts the crontab back afterwards.
+    CronFires {
+        /// The host whose crontab it is.
+        host: String,
+        /// The stanza the line backs up.
+        stanza: String,
+    },
+    /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
+    Pgbackrest {
+        /// Where to run them (the repository's side).
+        host: String,
+        /// The pgBackRest stanza.
+        stanza: String,
+    },
 }
 
 fn default_inserts() -> u32 {

@@ -143,6 +143,11 @@ pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
             }
         }
     }
+    for (k, v) in get("given").and_then(|(_, v)| v.get_ref().as_table()).into_iter().flat_map(|t| t.iter()) {
+        if k.get_ref() != "host" {
+            undefined_vars(&mut found, source, &format!("given.{}", k.get_ref()), v, &vars);
+        }
+    }
     if found.0.is_empty() {
         Ok(scn)
     } else {

@@ -14,6 +14,17 @@ use crate::platform::Platform;
 #[serde(transparent)]
 pub struct Vars(BTreeMap<String, String>);
 
+/// What each built-in variable is, for the reference.
+pub const BUILTIN_DOCS: [(&str, &str); 7] = [
+    ("pg.version", "PostgreSQL's major version"),
+    ("pg.config_dir", "postgresql-common's cluster config directory (postgresql.conf, pg_hba.conf)"),
+    ("pg.data", "the cluster's data directory (pgBackRest's `pg1-path`)"),
+    ("pg.bin", "PostgreSQL's programs (pg_ctl, postgres)"),
+    ("pg.log", "the cluster's log file"),
+    ("pg.unit", "the cluster's own systemd unit (`postgresql` is an umbrella over it)"),
+    ("platform", "the platform's name"),
+];
+
 /// Built-in variables of a platform: `{pg.version}`, `{pg.data}`, ...
 pub fn builtin(platform: Platform) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -129,6 +140,14 @@ mod tests {
         assert_eq!(v.first_undefined("ok {a.ip} then {c.d}"), Some(("c.d".into(), 15)));
         // Not a variable: an awk program's braces.
         assert_eq!(v.subst("awk '{ print $1 }'").unwrap(), "awk '{ print $1 }'");
+    }
+
+    #[test]
+    fn every_builtin_is_documented() {
+        let documented: Vec<&str> = BUILTIN_DOCS.iter().map(|(k, _)| *k).collect();
+        let mut documented = documented.clone();
+        documented.sort_unstable();
+        assert_eq!(builtin(Platform::Debian12).keys().map(String::as_str).collect::<Vec<_>>(), documented);
     }
 
     #[test]
