@@ -193,7 +193,10 @@ fn new_scaffolds_a_commented_scenario_that_parses() {
     let scn = pglab::scenario::Scenario::load(&path).expect("scaffold parses");
     assert_eq!(scn.name, "demo");
     assert!(scn.steps.len() > 20 && !scn.verify.is_empty());
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("# demo: a pglab scenario"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("#:schema ../docs/scenario.schema.json\n# demo: a pglab scenario"), "{text}");
+    assert!(text.contains("docs/scenarios.md"), "it points to the reference");
+    assert_eq!(pglab(&["validate", path.to_str().unwrap()]).status.code(), Some(0));
     assert_eq!(pglab(&["new", "demo", "--dir", dir.path().to_str().unwrap()]).status.code(), Some(2), "no overwrite");
     assert_eq!(pglab(&["new", "../x", "--dir", dir.path().to_str().unwrap()]).status.code(), Some(2));
 }
