@@ -38,7 +38,7 @@ pub async fn standby_data(primary: &Host, standby: &Host) -> Result<String> {
         eq(&format!("rows|checksum of {t}"), s.as_str(), p.as_str())?;
         summary.push(format!("{t}: {} rows", p.split('|').next().unwrap_or("?")));
     }
-    Ok(format!("standby in recovery; {} table(s) equal: {}", tables.len(), summary.join(", ")))
+    Ok(format!("{} in recovery, caught up with {}; {} table(s) equal: {}", standby.name, primary.name, tables.len(), summary.join(", ")))
 }
 
 /// Streaming, then `inserts` single-row inserts, each polled on the standby

@@ -170,7 +170,8 @@ pub(crate) struct RawStep {
     /// The host it runs on.
     #[schemars(with = "String")]
     host: Spanned<String>,
-    /// The OS user who runs `run` (`dba` may sudo, as the tutorial's reader does).
+    /// The OS user who runs `run`: `dba` (may sudo, as the tutorial's reader
+    /// does), `postgres` (home /var/lib/postgresql) or `root`.
     #[serde(default = "default_user")]
     user: String,
     /// A shell line exactly as the tutorial writes it, run by bash as `user`.
@@ -264,7 +265,8 @@ pub struct ConfigEdit {
     /// `/etc/pgbackrest.conf`: set keys in one INI section.
     pub pgbackrest: Option<IniEdit>,
     /// `{pg.config_dir}/postgresql.conf`: each GUC set where the file mentions it
-    /// (uncommented), else appended.
+    /// (uncommented), else appended. A value is written bare when it is a plain
+    /// word or number, else in single quotes (`'*'`, `'pgbackrest ... %p'`).
     #[schemars(with = "Option<BTreeMap<String, ConfValue>>")]
     pub postgresql_conf: Option<toml::Table>,
     /// `{pg.config_dir}/pg_hba.conf`: lines appended unless present.
@@ -305,7 +307,7 @@ pub enum IniValue {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileAction {
-    /// Where, on the step's host.
+    /// Where, on the step's host; its directory must exist.
     pub path: String,
     /// What it holds (a `\n` ends a line).
     pub content: String,
@@ -329,7 +331,7 @@ pub struct CopyAction {
     pub from_host: Spanned<String>,
     /// Its path there.
     pub from: String,
-    /// The path on the step's host.
+    /// The path on the step's host; its directory must exist.
     pub to: String,
     /// Add to the end of `to` (a missing file counts as empty).
     #[serde(default)]
@@ -620,8 +622,9 @@ pub enum CheckDecl {
         /// Host restored into; it ends promoted. A spare host keeps the
         /// standby a standby.
         target_host: String,
-        /// Host whose pgBackRest client setup (/etc/pgbackrest.conf and
-        /// postgres' SSH keys) the target gets first; for a spare host.
+        /// For a spare host: the host whose pgBackRest client setup the target
+        /// gets first (/etc/pgbackrest.conf and ~postgres/.ssh: keys and
+        /// known_hosts). pgBackRest itself is installed there if missing.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         like: Option<String>,
         /// The pgBackRest stanza (`{stanza}` when the scenario has that var).

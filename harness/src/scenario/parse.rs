@@ -206,7 +206,11 @@ fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, r
     for item in items {
         match read(item) {
             Ok(t) => out.push(t),
-            Err(p) => found.push(p),
+            // A problem of the entry as a whole (two actions): at the entry.
+            Err(mut p) => {
+                p.span = p.span.or_else(|| Some(item.span()));
+                found.push(p)
+            }
         }
     }
     out
