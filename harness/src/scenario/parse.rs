@@ -68,90 +68,98 @@ fn key_at(v: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<Str
 
 /// Reads `source` (the text of `path`) into a scenario, or every problem.
 pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
+    let root = syntax(source)?;
+    let mut found = Found::default();
+    let scn = sections(&mut found, &root, path, source);
+    // Variables only need hosts, secrets and vars: checked even when other
+    // parts of the file are wrong.
+    templates(&mut found, &root, source, &Vars::declared(&scn, scn.platform));
+    if found.0.is_empty() {
+        Ok(scn)
+    } else {
+        Err(found.0)
+    }
+}
+
+/// The document's tables, or the first syntax error (after one, the
+/// parser's recovery guesses; what it finds next is often an echo of it).
+fn syntax(source: &str) -> Result<DeTable<'_>, Vec<Problem>> {
+    let empty = || vec![Problem::new(None, "the file is empty: a scenario needs a name, [[hosts]] and [[steps]]".into(), "")];
     if source.trim().is_empty() {
-        return Err(vec![Problem::new(None, "the file is empty: a scenario needs a name, [[hosts]] and [[steps]]".into(), "")]);
+        return Err(empty());
     }
     let (root, errors) = DeTable::parse_recoverable(source);
     if let Some(first) = errors.into_iter().next() {
-        // After a syntax error the parser's recovery guesses; what it finds
-        // next is often an echo of the first, so only the first is shown.
         return Err(vec![from_toml(first)]);
     }
     let root = root.into_inner();
     if root.is_empty() {
-        return Err(vec![Problem::new(None, "the file is empty (comments only): a scenario needs a name, [[hosts]] and [[steps]]".into(), "")]);
+        return Err(empty());
     }
-    let mut found = Found::default();
-    for (k, _) in root.iter() {
-        if !KEYS.contains(&k.get_ref().as_ref()) {
-            let help = format!("top-level keys: {}", KEYS.join(", "));
-            found.push(Problem::new(Some(k.span()), format!("unknown key `{}`", k.get_ref()), "not a scenario key").help(help));
-        }
+    Ok(root)
+}
+
+fn get<'a, 'i>(root: &'a DeTable<'i>, key: &str) -> Option<(std::ops::Range<usize>, &'a Spanned<DeValue<'i>>)> {
+    root.iter().find(|(k, _)| k.get_ref() == key).map(|(k, v)| (k.span(), v))
+}
+
+/// Each section read on its own; what is wrong goes to `found`, and what
+/// could be read makes the scenario.
+fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) -> Scenario {
+    for (k, _) in root.iter().filter(|(k, _)| !KEYS.contains(&k.get_ref().as_ref())) {
+        let help = format!("top-level keys: {}", KEYS.join(", "));
+        found.push(Problem::new(Some(k.span()), format!("unknown key `{}`", k.get_ref()), "not a scenario key").help(help));
     }
-    let get = |key: &str| root.iter().find(|(k, _)| k.get_ref() == key).map(|(k, v)| (k.span(), v));
-    let value = |key: &str| get(key).map(|(_, v)| v);
-    let name: Option<String> = one(&mut found, value("name"), "name");
-    let description: Option<String> = one(&mut found, value("description"), "description");
-    let platform: Option<Platform> = one(&mut found, value("platform"), "platform");
-    let vars: Option<BTreeMap<String, String>> = one(&mut found, value("vars"), "vars");
-    let secrets: Option<Vec<String>> = one(&mut found, value("secrets"), "secrets");
-    let parallel: Option<bool> = one(&mut found, value("parallel"), "parallel");
-    let given: Option<Given> = one(&mut found, value("given"), "given");
-    let hosts: Vec<HostDecl> = each(&mut found, get("hosts").map(|(_, v)| v), "hosts", de);
-    let defects: Vec<Defect> = each(&mut found, get("defects").map(|(_, v)| v), "defects", de);
-    let steps: Vec<Step> = each(&mut found, get("steps").map(|(_, v)| v), "steps", de);
-    let verify: Vec<Verify> = each(&mut found, get("verify").map(|(_, v)| v), "verify", verify_entry);
-    if name.is_none() && get("name").is_none() {
+    let value = |key: &str| get(root, key).map(|(_, v)| v);
+    let scn = Scenario {
+        name: one(found, value("name"), "name").unwrap_or_default(),
+        description: one(found, value("description"), "description").unwrap_or_default(),
+        platform: one::<Platform>(found, value("platform"), "platform").unwrap_or_default(),
+        vars: one::<BTreeMap<String, String>>(found, value("vars"), "vars").unwrap_or_default(),
+        secrets: one(found, value("secrets"), "secrets").unwrap_or_default(),
+        parallel: one(found, value("parallel"), "parallel").unwrap_or_default(),
+        given: one::<Given>(found, value("given"), "given"),
+        hosts: each::<HostDecl>(found, value("hosts"), "hosts", de),
+        defects: each::<Defect>(found, value("defects"), "defects", de),
+        steps: each::<Step>(found, value("steps"), "steps", de),
+        verify: each(found, value("verify"), "verify", verify_entry),
+        path: path.to_path_buf(),
+        source: source.to_string(),
+    };
+    required(found, root);
+    scn
+}
+
+/// What every scenario must have.
+fn required(found: &mut Found, root: &DeTable<'_>) {
+    if get(root, "name").is_none() {
         found.push(Problem::new(None, "missing key `name`: every scenario has a name".into(), "").help("name = \"my-scenario\"".into()));
     }
-    if get("hosts").is_none() {
-        found.push(
-            Problem::new(None, "missing key `hosts`: a scenario needs at least one [[hosts]] entry".into(), "").help("[[hosts]]\nname = \"primary\"".into()),
-        );
+    if get(root, "hosts").is_none() {
+        let help = "[[hosts]]\nname = \"primary\"".to_string();
+        found.push(Problem::new(None, "missing key `hosts`: a scenario needs at least one [[hosts]] entry".into(), "").help(help));
     }
-    match get("steps") {
+    match get(root, "steps") {
         None => found.push(Problem::new(None, "missing key `steps`: a scenario needs at least one [[steps]] entry".into(), "")),
         Some((span, v)) if v.get_ref().as_array().is_some_and(|a| a.is_empty()) => {
             found.push(Problem::new(Some(span), "`steps` is empty: a scenario needs at least one step".into(), "no steps"))
         }
         _ => {}
     }
-    let scn = Scenario {
-        name: name.unwrap_or_default(),
-        description: description.unwrap_or_default(),
-        platform: platform.unwrap_or_default(),
-        vars: vars.unwrap_or_default(),
-        secrets: secrets.unwrap_or_default(),
-        parallel: parallel.unwrap_or_default(),
-        hosts,
-        given,
-        defects,
-        steps,
-        verify,
-        path: path.to_path_buf(),
-        source: source.to_string(),
-    };
-    // Variables only need hosts, secrets and vars: checked even when other
-    // parts of the file are wrong.
-    let vars = Vars::declared(&scn, scn.platform);
+}
+
+/// Every string that is a template (a step's action and expectations, a
+/// check's parameters, `given.table`) names only defined variables.
+fn templates(found: &mut Found, root: &DeTable<'_>, source: &str, vars: &Vars) {
     for (section, skip) in [("steps", STEP_PLAIN.as_slice()), ("verify", ["check", "after"].as_slice())] {
-        for item in get(section).and_then(|(_, v)| v.get_ref().as_array()).into_iter().flatten() {
-            for (k, v) in item.get_ref().as_table().into_iter().flat_map(|t| t.iter()) {
-                if !skip.contains(&k.get_ref().as_ref()) {
-                    undefined_vars(&mut found, source, k.get_ref(), v, &vars);
-                }
+        for item in get(root, section).and_then(|(_, v)| v.get_ref().as_array()).into_iter().flatten() {
+            for (k, v) in item.get_ref().as_table().into_iter().flat_map(|t| t.iter()).filter(|(k, _)| !skip.contains(&k.get_ref().as_ref())) {
+                undefined_vars(found, source, k.get_ref(), v, vars);
             }
         }
     }
-    for (k, v) in get("given").and_then(|(_, v)| v.get_ref().as_table()).into_iter().flat_map(|t| t.iter()) {
-        if k.get_ref() != "host" {
-            undefined_vars(&mut found, source, &format!("given.{}", k.get_ref()), v, &vars);
-        }
-    }
-    if found.0.is_empty() {
-        Ok(scn)
-    } else {
-        Err(found.0)
+    for (k, v) in get(root, "given").and_then(|(_, v)| v.get_ref().as_table()).into_iter().flat_map(|t| t.iter()).filter(|(k, _)| k.get_ref() != "host") {
+        undefined_vars(found, source, &format!("given.{}", k.get_ref()), v, vars);
     }
 }
 
