@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource};
+use miette::{Diagnostic, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -142,13 +142,34 @@ pub struct ScenarioError {
     /// `path:line:column: what is wrong`.
     pub message: String,
     #[source_code]
-    pub src: NamedSource<String>,
+    pub src: Excerpt,
     #[label(collection)]
     pub labels: Vec<LabeledSpan>,
     #[help]
     pub help: Option<String>,
     #[related]
     pub related: Vec<ScenarioError>,
+}
+
+/// A few lines of a file, shown with their own line and column numbers:
+/// an error carries this, never the whole file.
+#[derive(Debug, Default)]
+pub struct Excerpt {
+    pub name: String,
+    pub text: String,
+    /// Line (0-based) of the file where `text` begins.
+    pub first_line: usize,
+    /// Column (0-based) where `text` begins, when it starts inside a line.
+    pub first_column: usize,
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(&'a self, span: &SourceSpan, before: usize, after: usize) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        let column = if inner.line() == 0 { inner.column() + self.first_column } else { inner.column() };
+        let line = inner.line() + self.first_line;
+        Ok(Box::new(MietteSpanContents::new_named(self.name.clone(), inner.data(), *inner.span(), line, column, inner.line_count())))
+    }
 }
 
 impl ScenarioError {

@@ -11,7 +11,7 @@ mod vars;
 use std::ops::Range;
 use std::path::Path;
 
-use miette::{LabeledSpan, NamedSource};
+use miette::LabeledSpan;
 
 pub use model::{
     Action, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, FileAction, Given, HostDecl, IniEdit, Mode, Owner, PitrTarget, Role, Scenario, StatusExpect,
@@ -20,7 +20,7 @@ pub use model::{
 pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};
 
-use crate::error::{Error, Result, ScenarioError};
+use crate::error::{Error, Excerpt, Result, ScenarioError};
 
 impl Scenario {
     /// Reads and checks a scenario file; every problem is reported at once.
@@ -38,6 +38,8 @@ impl Scenario {
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             scenario_error(path, &text, vec![Problem::new(Some(at..at + 1), "not UTF-8 text: a scenario file is UTF-8".into(), "invalid byte")])
         })?;
+        // A byte-order mark is not part of the text a person sees.
+        let source = source.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(source);
         Scenario::parse(path, source)
     }
 
@@ -104,62 +106,92 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Longest line shown around a problem: longer ones are clipped to a
 /// window around it, so a huge one-line file does not come back whole.
 const EXCERPT_WIDTH: usize = 160;
+/// Lines shown before and after the problem's own.
+const CONTEXT_LINES: usize = 2;
+/// Problems reported for one file; the rest are counted.
+const MAX_PROBLEMS: usize = 50;
 
-/// The lines around `span`, clipped to [`EXCERPT_WIDTH`] around it, and the
-/// span inside that excerpt.
-fn excerpt(source: &str, span: &Range<usize>) -> (String, Range<usize>) {
-    let start = span.start.min(source.len());
+fn char_floor(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The lines around `span` (a long line clipped around it) as an excerpt,
+/// and the span inside it.
+fn excerpt(name: &str, source: &str, span: &Range<usize>) -> (Excerpt, Range<usize>) {
+    let start = char_floor(source, span.start.min(source.len()));
     let line_start = source[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line_end = source[start..].find('\n').map(|i| start + i).unwrap_or(source.len());
-    if line_end - line_start <= EXCERPT_WIDTH {
-        return (source.to_string(), span.clone());
+    let (line, _) = line_col(source, start);
+    if line_end - line_start > EXCERPT_WIDTH {
+        let from = char_floor(source, start.saturating_sub(EXCERPT_WIDTH / 2).max(line_start));
+        let to = char_floor(source, (from + EXCERPT_WIDTH).min(line_end));
+        let text = source[from..to].to_string();
+        let first_column = source[line_start..from].chars().count();
+        let inner = (start - from)..(span.end.min(to).max(start) - from);
+        return (Excerpt { name: name.into(), text, first_line: line - 1, first_column }, inner);
     }
-    let mut from = start.saturating_sub(EXCERPT_WIDTH / 2).max(line_start);
-    while !source.is_char_boundary(from) {
-        from -= 1;
+    let mut from = line_start;
+    for _ in 0..CONTEXT_LINES {
+        if from == 0 {
+            break;
+        }
+        from = source[..from - 1].rfind('\n').map(|i| i + 1).unwrap_or(0);
     }
-    let mut to = (from + EXCERPT_WIDTH).min(line_end);
-    while !source.is_char_boundary(to) {
-        to += 1;
+    let end = char_floor(source, span.end.min(source.len()).max(line_end));
+    let mut to = source[end..].find('\n').map(|i| end + i).unwrap_or(source.len());
+    for _ in 0..CONTEXT_LINES {
+        if to >= source.len() {
+            break;
+        }
+        to = source[to + 1..].find('\n').map(|i| to + 1 + i).unwrap_or(source.len());
     }
-    let text = format!("{}{}{}", if from > line_start { "…" } else { "" }, &source[from..to], if to < line_end { "…" } else { "" });
-    let shift = if from > line_start { "…".len() } else { 0 };
-    let s = start - from + shift;
-    let e = (span.end.min(to) - from + shift).max(s);
-    (text, s..e)
+    let (first_line, _) = line_col(source, from);
+    let text = source[from..to].to_string();
+    let inner = (start - from)..(span.end.clamp(start, to) - from);
+    (Excerpt { name: name.into(), text, first_line: first_line - 1, first_column: 0 }, inner)
 }
 
 fn one_error(path: &Path, source: &str, p: Problem) -> ScenarioError {
+    let name = path.display().to_string();
     let at = match &p.span {
         Some(r) => {
             let (l, c) = line_col(source, r.start);
-            format!("{}:{l}:{c}", path.display())
+            format!("{name}:{l}:{c}")
         }
-        None => path.display().to_string(),
+        None => name.clone(),
     };
-    let (text, labels) = match &p.span {
+    let mut help = p.help.clone();
+    let (src, labels) = match &p.span {
         Some(span) => {
-            let (text, inner) = excerpt(source, span);
-            let mut labels = vec![LabeledSpan::new_primary_with_span(Some(p.label.to_string()), inner.start..inner.end.max(inner.start))];
+            let (src, inner) = excerpt(&name, source, span);
+            let offset = span.start - inner.start;
+            let mut labels = vec![LabeledSpan::new_primary_with_span(Some(p.label.to_string()), inner.clone())];
             if let Some(also) = &p.also {
-                if text.len() == source.len() {
-                    labels.push(LabeledSpan::new_with_span(Some(also.1.to_string()), also.0.clone()));
+                let shown = also.0.start >= offset && also.0.end <= offset + src.text.len();
+                if shown {
+                    labels.push(LabeledSpan::new_with_span(Some(also.1.to_string()), (also.0.start - offset)..(also.0.end - offset)));
+                } else if help.is_none() {
+                    help = Some(format!("{}: line {}", also.1, line_col(source, also.0.start).0));
                 }
             }
-            (text, labels)
+            (src, labels)
         }
-        None => (String::new(), Vec::new()),
+        None => (Excerpt { name: name.clone(), ..Default::default() }, Vec::new()),
     };
-    let help = match (&p.help, &p.also) {
-        (None, Some(also)) => Some(format!("{}: line {}", also.1, line_col(source, also.0.start).0)),
-        (h, _) => h.clone(),
-    };
-    ScenarioError { message: format!("{at}: {}", p.message), src: NamedSource::new(path.display().to_string(), text), labels, help, related: Vec::new() }
+    ScenarioError { message: format!("{at}: {}", p.message), src, labels, help, related: Vec::new() }
 }
 
 /// The problems of one file as one error: the first, with the others related.
 fn scenario_error(path: &Path, source: &str, mut problems: Vec<Problem>) -> Error {
     problems.sort_by_key(|p| p.span.as_ref().map(|s| s.start));
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(Problem::new(None, format!("and {more} more problems (the first {MAX_PROBLEMS} are shown)"), ""));
+    }
     let mut errors = problems.into_iter().map(|p| one_error(path, source, p));
     let mut first = errors.next().unwrap_or_else(|| one_error(path, source, Problem::new(None, "invalid scenario".into(), "")));
     first.related = errors.collect();

@@ -291,7 +291,10 @@ pub struct IniEdit {
 pub enum ConfValue {
     Text(String),
     Integer(i64),
+    Float(f64),
     Boolean(bool),
+    /// Written joined with commas (`shared_preload_libraries`).
+    List(Vec<ConfValue>),
 }
 
 /// An INI value, or a list of them for a repeated key (schema only).
@@ -300,7 +303,6 @@ pub enum ConfValue {
 #[allow(dead_code)]
 pub enum IniValue {
     One(ConfValue),
-    Many(Vec<ConfValue>),
 }
 
 /// Writes `content` to `path` (or appends it).
@@ -359,8 +361,10 @@ impl Default for Mode {
 impl TryFrom<String> for Mode {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
-            Ok(m) if m <= 0o7777 => Ok(Mode(m)),
+        let digits = s.strip_prefix("0o").unwrap_or(&s);
+        let octal = (3..=4).contains(&digits.len()) && digits.chars().all(|c| ('0'..='7').contains(&c));
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if octal => Ok(Mode(m)),
             _ => Err(format!("mode `{s}` is not an octal file mode such as \"0600\"")),
         }
     }
@@ -514,17 +518,23 @@ pub struct Verify {
 }
 
 impl Verify {
-    /// The check with `{variables}` in its parameters replaced.
+    /// The check with `{variables}` in its parameters replaced (in a regex
+    /// parameter a value matches literally, as in `expect`).
     pub fn resolved(&self, vars: &super::Vars) -> crate::error::Result<CheckDecl> {
-        fn subst(v: &toml::Value, vars: &super::Vars) -> crate::error::Result<toml::Value> {
+        fn subst(v: &toml::Value, vars: &super::Vars, regex: bool) -> crate::error::Result<toml::Value> {
             Ok(match v {
+                toml::Value::String(s) if regex => toml::Value::String(vars.subst_regex(s)?),
                 toml::Value::String(s) => toml::Value::String(vars.subst(s)?),
-                toml::Value::Array(a) => toml::Value::Array(a.iter().map(|x| subst(x, vars)).collect::<crate::error::Result<_>>()?),
-                toml::Value::Table(t) => toml::Value::Table(t.iter().map(|(k, x)| Ok((k.clone(), subst(x, vars)?))).collect::<crate::error::Result<_>>()?),
+                toml::Value::Array(a) => toml::Value::Array(a.iter().map(|x| subst(x, vars, regex)).collect::<crate::error::Result<_>>()?),
                 other => other.clone(),
             })
         }
-        let params = subst(&toml::Value::Table(self.params.clone()), vars)?;
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), subst(v, vars, self.check.regex_params().contains(&k.as_str()))?)))
+            .collect::<crate::error::Result<toml::Table>>()?;
+        let params = toml::Value::Table(params);
         let tagged = toml::Value::Table(toml::Table::from_iter([(self.check.name().to_string(), params)]));
         CheckDecl::deserialize(tagged).map_err(|e| crate::error::Error::Check(format!("check `{}` after substitution: {e}", self.check.name())))
     }
@@ -702,6 +712,14 @@ impl CheckDecl {
 
     pub const NAMES: [&'static str; 8] = ["standby_data", "streaming", "not_streaming", "pitr", "retention", "cron_line", "cron_fires", "pgbackrest"];
 
+    /// Parameters that are regexes.
+    pub fn regex_params(&self) -> &'static [&'static str] {
+        match self {
+            CheckDecl::NotStreaming { .. } => &["log"],
+            _ => &[],
+        }
+    }
+
     /// Hosts the check uses, by the key that names each.
     pub fn hosts(&self) -> Vec<(&'static str, &str)> {
         match self {
@@ -745,6 +763,8 @@ mod tests {
         assert_eq!(Mode::try_from("0o755".to_string()).unwrap().to_string(), "0755");
         assert!(Mode::try_from("rw-r--r--".to_string()).is_err());
         assert!(Mode::try_from("0999".to_string()).is_err());
+        assert!(Mode::try_from("+7".to_string()).is_err());
+        assert!(Mode::try_from("00000644".to_string()).is_err());
         let o = Owner::try_from("postgres:postgres".to_string()).unwrap();
         assert_eq!((o.user.as_str(), o.group.as_deref()), ("postgres", Some("postgres")));
         assert_eq!(Owner::try_from("root".to_string()).unwrap(), Owner::default());

@@ -20,9 +20,9 @@ pub const KEYS: [&str; 11] = ["name", "description", "platform", "vars", "secret
 /// Largest scenario file read, so a stray huge file fails fast.
 pub const MAX_BYTES: usize = 1 << 20;
 
-/// Problems found so far.
+/// Problems found so far, and the sections they were found in.
 #[derive(Default)]
-struct Found(Vec<Problem>);
+struct Found(Vec<Problem>, Vec<String>);
 
 impl Found {
     fn push(&mut self, p: Problem) {
@@ -45,6 +45,10 @@ fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>) -> Result<T, Problem> {
         }
         p
     })
+}
+
+fn de_all<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>) -> Result<T, Vec<Problem>> {
+    de(v).map_err(|p| vec![p])
 }
 
 /// The dotted key inside `v` whose value sits exactly at `span`.
@@ -71,9 +75,13 @@ pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
     let root = syntax(source)?;
     let mut found = Found::default();
     let scn = sections(&mut found, &root, path, source);
-    // Variables only need hosts, secrets and vars: checked even when other
-    // parts of the file are wrong.
-    templates(&mut found, &root, source, &Vars::declared(&scn, scn.platform));
+    // Variables need only hosts, secrets and vars: checked even when other
+    // parts of the file are wrong, but not when those are (every name would
+    // look undefined).
+    let declared = ["hosts", "secrets", "vars", "platform"];
+    if !found.1.iter().any(|s| declared.contains(&s.as_str())) {
+        templates(&mut found, &root, source, &Vars::declared(&scn, scn.platform));
+    }
     if found.0.is_empty() {
         Ok(scn)
     } else {
@@ -119,9 +127,9 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         secrets: one(found, value("secrets"), "secrets").unwrap_or_default(),
         parallel: one(found, value("parallel"), "parallel").unwrap_or_default(),
         given: one::<Given>(found, value("given"), "given"),
-        hosts: each::<HostDecl>(found, value("hosts"), "hosts", de),
-        defects: each::<Defect>(found, value("defects"), "defects", de),
-        steps: each::<Step>(found, value("steps"), "steps", de),
+        hosts: each::<HostDecl>(found, value("hosts"), "hosts", de_all),
+        defects: each::<Defect>(found, value("defects"), "defects", de_all),
+        steps: each::<Step>(found, value("steps"), "steps", de_all),
         verify: each(found, value("verify"), "verify", verify_entry),
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -172,11 +180,15 @@ fn undefined_vars(found: &mut Found, source: &str, key: &str, value: &Spanned<De
     match value.get_ref() {
         DeValue::String(text) => {
             let mut rest: &str = text;
+            // Where in the raw value to look for the next one (escapes make
+            // decoded and raw offsets differ, so the raw text is searched).
+            let mut cursor = value.span().start;
             while let Some((name, at)) = vars.first_undefined(rest) {
                 let written = format!("{{{name}}}");
                 let span = value.span();
-                let start = source.get(span.clone()).and_then(|raw| raw.find(&written)).map(|i| span.start + i);
+                let start = source.get(cursor..span.end).and_then(|raw| raw.find(&written)).map(|i| cursor + i);
                 let place = start.map(|s| s..s + written.len()).unwrap_or(span);
+                cursor = place.end.max(cursor);
                 let help = format!("defined: {}", vars.names().collect::<Vec<_>>().join(", "));
                 found.push(Problem::new(Some(place), format!("`{key}`: undefined variable `{written}`"), "undefined").help(help));
                 rest = &rest[at + written.len()..];
@@ -197,6 +209,7 @@ fn one<T: DeserializeOwned>(found: &mut Found, value: Option<&Spanned<DeValue<'_
                 p.message = format!("`{key}`: {}", p.message);
             }
             found.push(p);
+            found.1.push(key.to_string());
             None
         }
     }
@@ -204,9 +217,10 @@ fn one<T: DeserializeOwned>(found: &mut Found, value: Option<&Spanned<DeValue<'_
 
 /// Each entry of an array of tables, read on its own: a bad entry does not
 /// stop the others from being read (and checked).
-fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, read: impl Fn(&Spanned<DeValue<'_>>) -> Result<T, Problem>) -> Vec<T> {
+fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, read: impl Fn(&Spanned<DeValue<'_>>) -> Result<T, Vec<Problem>>) -> Vec<T> {
     let Some(value) = value else { return Vec::new() };
     let Some(items) = value.get_ref().as_array() else {
+        found.1.push(key.to_string());
         found.push(Problem::new(Some(value.span()), format!("`{key}` must be an array of tables ([[{key}]])"), "not an array"));
         return Vec::new();
     };
@@ -215,9 +229,12 @@ fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, r
         match read(item) {
             Ok(t) => out.push(t),
             // A problem of the entry as a whole (two actions): at the entry.
-            Err(mut p) => {
-                p.span = p.span.or_else(|| Some(item.span()));
-                found.push(p)
+            Err(problems) => {
+                found.1.push(key.to_string());
+                for mut p in problems {
+                    p.span = p.span.or_else(|| Some(item.span()));
+                    found.push(p)
+                }
             }
         }
     }
@@ -226,21 +243,29 @@ fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, r
 
 /// A `[[verify]]` entry: `check` names the check, `after` says when it may
 /// start, the other keys are the check's own parameters.
-fn verify_entry(item: &Spanned<DeValue<'_>>) -> Result<Verify, Problem> {
+fn verify_entry(item: &Spanned<DeValue<'_>>) -> Result<Verify, Vec<Problem>> {
     let table_span = item.span();
     let Some(table) = item.get_ref().as_table() else {
-        return Err(Problem::new(Some(table_span), "a [[verify]] entry must be a table".into(), "not a table"));
+        return Err(vec![Problem::new(Some(table_span), "a [[verify]] entry must be a table".into(), "not a table")]);
+    };
+    let mut problems = Vec::new();
+    let after: Vec<Spanned<String>> = match table.iter().find(|(k, _)| k.get_ref() == "after").map(|(_, v)| de(v)) {
+        Some(Ok(a)) => a,
+        Some(Err(mut p)) => {
+            p.message = format!("`after`: {}", p.message);
+            problems.push(p);
+            Vec::new()
+        }
+        None => Vec::new(),
     };
     let Some((_, check)) = table.iter().find(|(k, _)| k.get_ref() == "check") else {
         let help = format!("checks: {}", CheckDecl::NAMES.join(", "));
-        return Err(Problem::new(Some(table_span), "missing key `check`: which check this is".into(), "this [[verify]] entry").help(help));
-    };
-    let after: Vec<Spanned<String>> = match table.iter().find(|(k, _)| k.get_ref() == "after") {
-        Some((_, v)) => de(v)?,
-        None => Vec::new(),
+        problems.push(Problem::new(Some(table_span), "missing key `check`: which check this is".into(), "this [[verify]] entry").help(help));
+        return Err(problems);
     };
     let Some(name) = check.get_ref().as_str() else {
-        return Err(Problem::new(Some(check.span()), "`check` must be a string: the name of a check".into(), "not a string"));
+        problems.push(Problem::new(Some(check.span()), "`check` must be a string: the name of a check".into(), "not a string"));
+        return Err(problems);
     };
     // The name becomes an externally tagged variant whose key carries the
     // `check` value's span: an unknown name and every parameter keep theirs.
@@ -249,9 +274,15 @@ fn verify_entry(item: &Spanned<DeValue<'_>>) -> Result<Verify, Problem> {
         params.insert(k.clone(), v.clone());
     }
     let spans = params.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect();
-    let raw: toml::Table = de(&Spanned::new(table_span.clone(), DeValue::Table(params.clone())))?;
+    let raw: Result<toml::Table, Problem> = de(&Spanned::new(table_span.clone(), DeValue::Table(params.clone())));
     let mut tagged = DeTable::new();
     tagged.insert(Spanned::new(check.span(), name.to_string().into()), Spanned::new(table_span.clone(), DeValue::Table(params)));
-    let decl: CheckDecl = de(&Spanned::new(table_span.clone(), DeValue::Table(tagged)))?;
-    Ok(Verify { after, check: decl, span: check.span(), params: raw, spans })
+    let decl: Result<CheckDecl, Problem> = de(&Spanned::new(table_span.clone(), DeValue::Table(tagged)));
+    match (raw, decl) {
+        (Ok(raw), Ok(decl)) if problems.is_empty() => Ok(Verify { after, check: decl, span: check.span(), params: raw, spans }),
+        (raw, decl) => {
+            problems.extend(raw.err().into_iter().chain(decl.err()));
+            Err(problems)
+        }
+    }
 }

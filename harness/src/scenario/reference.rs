@@ -121,7 +121,7 @@ fn type_name(v: &Value, defs: &Value) -> String {
         }
         return match name {
             "IniValue" => "value or list".into(),
-            "ConfValue" => "string, integer or boolean".into(),
+            "ConfValue" => "string, number, boolean or list".into(),
             "StatusExpect" => "integer or word".into(),
             "HostDecl" => "`[[hosts]]` tables".into(),
             "Given" => "the `[given]` table".into(),

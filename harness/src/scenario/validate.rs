@@ -35,9 +35,18 @@ pub(super) fn validate(scn: &Scenario) -> Vec<Problem> {
     }
     for v in &scn.verify {
         let name = v.check.name();
-        for (key, host) in v.check.hosts() {
+        // As the run will see it: `{primary.name}` is a host's name. An
+        // undefined variable is reported where the file is read.
+        let Ok(check) = v.resolved(&vars) else { continue };
+        for (key, host) in check.hosts() {
             let span = v.spans.get(key).cloned().unwrap_or(v.span.clone());
             found.extend(unknown_host(scn, host, span, &format!("check `{name}`: `{key}`")));
+        }
+        if let super::CheckDecl::NotStreaming { log, .. } = &check {
+            if let Err(e) = regex::Regex::new(log) {
+                let span = v.spans.get("log").cloned();
+                found.push(Problem::new(span, format!("check `{name}`: `log`: not a valid regex: {e}"), "here"));
+            }
         }
         for a in v.after.iter().filter(|a| !seen.contains_key(a.get_ref().as_str())) {
             found.push(Problem::new(Some(a.span()), format!("check `{name}`: `after` names no step `{}`", a.get_ref()), "not a step of this scenario"));

@@ -100,7 +100,7 @@ impl Vars {
 
     /// The first undefined `{name}` in `text` and its byte offset there.
     pub fn first_undefined(&self, text: &str) -> Option<(String, usize)> {
-        var_regex().captures_iter(text).find(|c| !self.0.contains_key(&c[1])).map(|c| (c[1].to_string(), c.get(0).expect("match").start()))
+        references(text).find(|c| !self.0.contains_key(&c[1])).map(|c| (c[1].to_string(), c.get(0).expect("match").start()))
     }
 }
 
@@ -109,19 +109,26 @@ fn var_regex() -> &'static regex::Regex {
     RE.get_or_init(|| regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\}").expect("valid regex"))
 }
 
+/// The `{name}`s of a text, but not a regex's `\p{Greek}` class.
+fn references(text: &str) -> impl Iterator<Item = regex::Captures<'_>> {
+    var_regex().captures_iter(text).filter(move |c| {
+        let before = &text[..c.get(0).expect("match").start()];
+        !(before.ends_with("\\p") || before.ends_with("\\P"))
+    })
+}
+
 fn substitute(text: &str, vars: &BTreeMap<String, String>) -> std::result::Result<String, String> {
-    let mut missing = None;
-    let out = var_regex().replace_all(text, |c: &regex::Captures| match vars.get(&c[1]) {
-        Some(v) => v.clone(),
-        None => {
-            missing.get_or_insert_with(|| c[1].to_string());
-            c[0].to_string()
-        }
-    });
-    match missing {
-        Some(m) => Err(m),
-        None => Ok(out.into_owned()),
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for c in references(text) {
+        let m = c.get(0).expect("match");
+        let Some(v) = vars.get(&c[1]) else { return Err(c[1].to_string()) };
+        out.push_str(&text[last..m.start()]);
+        out.push_str(v);
+        last = m.end();
     }
+    out.push_str(&text[last..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -138,7 +145,9 @@ mod tests {
         assert_eq!(v.subst("host={a.ip} x").unwrap(), "host=10.0.0.1 x");
         assert!(matches!(v.subst("{b}"), Err(Error::UndefinedVariable(n)) if n == "b"));
         assert_eq!(v.first_undefined("ok {a.ip} then {c.d}"), Some(("c.d".into(), 15)));
-        // Not a variable: an awk program's braces.
+        // Not variables: an awk program's braces, a regex's Unicode class.
+        assert_eq!(v.subst("\\p{L}+ \\P{Greek}").unwrap(), "\\p{L}+ \\P{Greek}");
+        assert_eq!(v.first_undefined("\\p{L} {x}"), Some(("x".into(), 6)));
         assert_eq!(v.subst("awk '{ print $1 }'").unwrap(), "awk '{ print $1 }'");
     }
 
