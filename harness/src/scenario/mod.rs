@@ -44,8 +44,8 @@ impl Scenario {
     }
 
     pub fn parse(path: &Path, source: String) -> Result<Scenario> {
-        let scn = parse::document(path, &source).map_err(|problems| scenario_error(path, &source, problems))?;
-        let problems = validate::validate(&scn);
+        let (scn, mut problems, broken) = parse::document(path, &source).map_err(|problems| scenario_error(path, &source, problems))?;
+        problems.extend(validate::validate(&scn, &broken));
         if !problems.is_empty() {
             return Err(scenario_error(path, &source, problems));
         }

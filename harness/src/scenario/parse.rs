@@ -71,7 +71,21 @@ fn key_at(v: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<Str
 }
 
 /// Reads `source` (the text of `path`) into a scenario, or every problem.
-pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
+/// Sections that could not be read whole: checks that look across them
+/// (is this host declared? is that step earlier?) would only echo the fault.
+#[derive(Debug, Default, Clone)]
+pub struct Broken(pub Vec<String>);
+
+impl Broken {
+    pub fn has(&self, section: &str) -> bool {
+        self.0.iter().any(|s| s == section)
+    }
+}
+
+/// Reads `source` (the text of `path`) into what could be read, the
+/// problems found, and the sections that are broken; `Err` when not even
+/// that can be read (not TOML, empty).
+pub fn document(path: &Path, source: &str) -> Result<(Scenario, Vec<Problem>, Broken), Vec<Problem>> {
     let root = syntax(source)?;
     let mut found = Found::default();
     let scn = sections(&mut found, &root, path, source);
@@ -82,11 +96,7 @@ pub fn document(path: &Path, source: &str) -> Result<Scenario, Vec<Problem>> {
     if !found.1.iter().any(|s| declared.contains(&s.as_str())) {
         templates(&mut found, &root, source, &Vars::declared(&scn, scn.platform));
     }
-    if found.0.is_empty() {
-        Ok(scn)
-    } else {
-        Err(found.0)
-    }
+    Ok((scn, found.0, Broken(found.1)))
 }
 
 /// The document's tables, or the first syntax error (after one, the

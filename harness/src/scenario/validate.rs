@@ -9,18 +9,24 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::model::{Scenario, Step};
+use super::parse::Broken;
 use super::vars::Vars;
 use super::Problem;
 
-pub(super) fn validate(scn: &Scenario) -> Vec<Problem> {
+/// What is wrong with `scn`, leaving out what would only follow from a
+/// `broken` section (an unknown host when a `[[hosts]]` entry could not be
+/// read, `after` naming a step that could not be read).
+pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
+    let hosts_known = !broken.has("hosts");
+    let steps_known = !broken.has("steps");
     let mut names: BTreeMap<&str, Range<usize>> = BTreeMap::new();
     for h in &scn.hosts {
         if let Some(first) = names.insert(h.name.get_ref(), h.name.span()) {
             found.push(Problem::new(Some(h.name.span()), format!("duplicate host name `{}`", h.name.get_ref()), "again here").also(first, "first named here"));
         }
     }
-    if let Some(g) = &scn.given {
+    if let Some(g) = scn.given.as_ref().filter(|_| hosts_known) {
         found.extend(unknown_host(scn, g.host.get_ref(), g.host.span(), "`given.host`"));
     }
     let vars = Vars::declared(scn, scn.platform);
@@ -30,7 +36,7 @@ pub(super) fn validate(scn: &Scenario) -> Vec<Problem> {
             let p = Problem::new(Some(step.id.span()), format!("duplicate step id `{}`", step.id.get_ref()), "used again here");
             found.push(p.also(first.clone(), "first used here"));
         }
-        found.extend(step_problems(scn, step, &vars, &seen));
+        found.extend(step_problems(scn, step, &vars, &seen, broken));
         seen.entry(step.id.get_ref()).or_insert(step.id.span());
     }
     for v in &scn.verify {
@@ -38,7 +44,7 @@ pub(super) fn validate(scn: &Scenario) -> Vec<Problem> {
         // As the run will see it: `{primary.name}` is a host's name. An
         // undefined variable is reported where the file is read.
         let Ok(check) = v.resolved(&vars) else { continue };
-        for (key, host) in check.hosts() {
+        for (key, host) in check.hosts().into_iter().filter(|_| hosts_known) {
             let span = v.spans.get(key).cloned().unwrap_or(v.span.clone());
             found.extend(unknown_host(scn, host, span, &format!("check `{name}`: `{key}`")));
         }
@@ -48,7 +54,7 @@ pub(super) fn validate(scn: &Scenario) -> Vec<Problem> {
                 found.push(Problem::new(span, format!("check `{name}`: `log`: not a valid regex: {e}"), "here"));
             }
         }
-        for a in v.after.iter().filter(|a| !seen.contains_key(a.get_ref().as_str())) {
+        for a in v.after.iter().filter(|a| steps_known && !seen.contains_key(a.get_ref().as_str())) {
             found.push(Problem::new(Some(a.span()), format!("check `{name}`: `after` names no step `{}`", a.get_ref()), "not a step of this scenario"));
         }
     }
@@ -63,16 +69,18 @@ fn unknown_host(scn: &Scenario, host: &str, span: Range<usize>, key: &str) -> Op
     Some(Problem::new(Some(span), format!("{key}: unknown host `{host}`"), "not a host of this scenario").help(help))
 }
 
-fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Range<usize>>) -> Vec<Problem> {
+fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Range<usize>>, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
-    found.extend(unknown_host(scn, step.host.get_ref(), step.host.span(), "`host`"));
-    if let super::Action::Copy(c) = &step.action {
-        found.extend(unknown_host(scn, c.from_host.get_ref(), c.from_host.span(), "`copy.from_host`"));
+    if !broken.has("hosts") {
+        found.extend(unknown_host(scn, step.host.get_ref(), step.host.span(), "`host`"));
+        if let super::Action::Copy(c) = &step.action {
+            found.extend(unknown_host(scn, c.from_host.get_ref(), c.from_host.span(), "`copy.from_host`"));
+        }
     }
     for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {
         found.extend(text.as_ref().and_then(|t| bad_regex(t, key, vars)));
     }
-    for a in &step.after {
+    for a in step.after.iter().filter(|_| !broken.has("steps")) {
         // Only earlier steps: the file order stays a valid order and no cycle can form.
         if !seen.contains_key(a.get_ref().as_str()) || a.get_ref() == step.id.get_ref() {
             let later = scn.steps.iter().any(|s| s.id.get_ref() == a.get_ref());
@@ -80,7 +88,7 @@ fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str,
             found.push(Problem::new(Some(a.span()), format!("`after`: no earlier step `{}` ({why})", a.get_ref()), "not a step above this one"));
         }
     }
-    if let Some(d) = &step.defect {
+    if let Some(d) = step.defect.as_ref().filter(|_| !broken.has("defects")) {
         if scn.defect(d.get_ref()).is_none() {
             let ids: Vec<&str> = scn.defects.iter().map(|d| d.id.as_str()).collect();
             let p = Problem::new(Some(d.span()), format!("`defect`: no [[defects]] entry `{}`", d.get_ref()), "unknown defect");
