@@ -72,42 +72,15 @@ mod tests {
 
     #[test]
     fn the_plan_names_lanes_waits_and_check_starts() {
-        let src = r#"
-name = "t"
-parallel = true
-[[hosts]]
-name = "a"
-role = "primary"
-[[hosts]]
-name = "b"
-role = "standby"
-[[steps]]
-id = "a1"
-title = "x"
-host = "a"
-run = "true"
-[[steps]]
-id = "b1"
-title = "x"
-host = "b"
-run = "true"
-after = ["a1"]
-[[verify]]
-check = "cron_line"
-after = ["a1"]
-host = "a"
-line = "x"
-[[verify]]
-check = "cron_fires"
-host = "a"
-stanza = "s"
-"#;
-        let scn = Scenario::parse(std::path::Path::new("t.toml"), src.into()).unwrap();
+        let checks = "[[verify]]\ncheck = \"cron_line\"\nafter = [\"a1\"]\nhost = \"a\"\nline = \"x\"\n[[verify]]\ncheck = \"cron_fires\"\nhost = \"b\"\nstanza = \"s\"\n";
+        let src = format!("{}{checks}", crate::run::schedule::tests::TWO).replacen("name = \"b\"", "name = \"b\"\nrole = \"standby\"", 1);
+        let scn = Scenario::parse(std::path::Path::new("t.toml"), src).unwrap();
         let plan = describe(&scn);
-        assert!(plan.starts_with("t: 2 hosts, 2 steps (hosts work at once), 2 checks"), "{plan}");
-        assert!(plan.contains("    b            standby"), "{plan}");
+        assert!(plan.starts_with("t: 2 hosts, 4 steps (hosts work at once), 2 checks"), "{plan}");
+        assert!(plan.contains("    b            standby") && plan.contains("    a            spare"), "{plan}");
         assert!(!plan.lines().any(|l| l.ends_with(' ')), "no trailing blanks: {plan}");
-        assert!(plan.contains("2. b1") && plan.contains("waits for a1 (a)"), "{plan}");
+        assert!(plan.contains("3. a2                            waits for b1 (b)"), "{plan}");
+        assert!(plan.contains("4. b2                            waits for a1 (a), a2 (a)"), "{plan}");
         assert!(plan.contains("cron_line      as soon as a1 is done"), "{plan}");
         assert!(plan.contains("cron_fires     after the last step") && plan.contains("(slow: with --slow)"), "{plan}");
     }

@@ -65,11 +65,12 @@ impl Schedule {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::Path;
 
-    const TWO: &str = r#"
+    /// Two host lanes that meet: a copy, and an `after`.
+    pub(crate) const TWO: &str = r#"
 name = "t"
 parallel = true
 [[hosts]]
