@@ -131,6 +131,17 @@ impl Error {
             _ => false,
         }
     }
+
+    /// SQL about an object that is not there (yet): a table, a function, a
+    /// schema or database. Permanent for a wait on one server; a step that
+    /// retries may be waiting for replication to bring it.
+    pub fn is_missing_object(&self) -> bool {
+        match self {
+            Error::Sql { sqlstate: Some(code), .. } => ["42P01", "42704", "42883", "3F000", "3D000"].contains(&code.as_str()),
+            Error::Step { source, .. } => source.is_missing_object(),
+            _ => false,
+        }
+    }
 }
 
 /// Where in a scenario file something is wrong, drawn by miette; the other
@@ -176,19 +187,6 @@ impl ScenarioError {
     /// Every problem's message, the first one first.
     pub fn messages(&self) -> Vec<String> {
         std::iter::once(self.message.clone()).chain(self.related.iter().flat_map(|r| r.messages())).collect()
-    }
-}
-
-impl Error {
-    /// SQL about an object that is not there (yet): a table, a function, a
-    /// schema or database. Permanent for a wait on one server; a step that
-    /// retries may be waiting for replication to bring it.
-    pub fn is_missing_object(&self) -> bool {
-        match self {
-            Error::Sql { sqlstate: Some(code), .. } => ["42P01", "42704", "42883", "3F000", "3D000"].contains(&code.as_str()),
-            Error::Step { source, .. } => source.is_missing_object(),
-            _ => false,
-        }
     }
 }
 

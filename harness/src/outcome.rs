@@ -35,6 +35,15 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    /// Four columns, for lines of finished steps.
+    pub fn mark(self) -> &'static str {
+        match self {
+            StepStatus::Passed => "ok  ",
+            StepStatus::Failed => "FAIL",
+            StepStatus::Interrupted => "INT ",
+        }
+    }
+
     /// As progress lines and tables show it.
     pub fn word(self) -> &'static str {
         match self {

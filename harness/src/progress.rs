@@ -70,15 +70,10 @@ impl Progress {
         StepLine { bar, label }
     }
 
-    /// `verdict`: ok, FAILED, INTERRUPTED.
-    pub fn finish_step(&self, line: StepLine, verdict: &str, elapsed: Duration, observed: &str) {
-        let verdict = match verdict {
-            "ok" => "ok  ",
-            "FAILED" => "FAIL",
-            other => other,
-        };
+    /// `mark`: four columns saying how it ended (`ok  `, `FAIL`).
+    pub fn finish_step(&self, line: StepLine, mark: &str, elapsed: Duration, observed: &str) {
         let first = observed.lines().next().unwrap_or("");
-        let text = format!("{verdict} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
+        let text = format!("{mark} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
         if self.plain && !self.quiet {
             say(format_args!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64()));
         } else if !self.quiet {

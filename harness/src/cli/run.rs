@@ -194,11 +194,7 @@ fn print_report(r: &RunReport, dir: &Path) {
             (None, true) => " [added]".into(),
             _ => String::new(),
         };
-        let mark = match s.status.word() {
-            "ok" => "ok  ",
-            "FAILED" => "FAIL",
-            _ => "INT ",
-        };
+        let mark = s.status.mark();
         out(format_args!("  {mark} {:<28} {:>6} ms  {}{tag}", s.id, s.elapsed.as_millis(), s.observed.lines().next().unwrap_or("")));
     }
     for c in &r.checks {

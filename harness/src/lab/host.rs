@@ -188,13 +188,19 @@ impl Host {
         unreachable!("second attempt returns")
     }
 
+    /// The error for `sql` the server refused (its SQLSTATE and message, as
+    /// [`PsqlOutcome::error`] holds them).
+    pub fn refused(&self, sql: &str, (code, message): (String, String)) -> Error {
+        Error::Sql { host: self.name.clone(), sql: self.transcript.redact(sql), sqlstate: Some(code), message }
+    }
+
     /// Runs SQL that must succeed; returns rows as `psql -At` would print them.
     pub async fn safe_psql(&self, sql: &str) -> Result<String> {
         let out = self.psql(sql).await?;
-        if let Some((code, message)) = out.error {
-            return Err(Error::Sql { host: self.name.clone(), sql: self.transcript.redact(sql), sqlstate: Some(code), message });
+        match out.error {
+            Some(e) => Err(self.refused(sql, e)),
+            None => Ok(out.text()),
         }
-        Ok(out.rows.iter().map(|r| r.iter().map(|c| c.clone().unwrap_or_default()).collect::<Vec<_>>().join("|")).collect::<Vec<_>>().join("\n"))
     }
 
     /// First column of the first row, parsed.

@@ -64,11 +64,6 @@ fn update(f: impl FnOnce(&mut Registry)) {
     CHANGED.notify_all();
 }
 
-/// Whether a signal has arrived.
-pub fn is_interrupted() -> bool {
-    *interrupt().borrow()
-}
-
 /// Completes once a signal has arrived (at once if one already has).
 pub async fn interrupted() {
     install();

@@ -156,7 +156,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         );
         let out = in_step("given", h.psql_recorded(&sql)).await?;
         match out.error {
-            Some((code, message)) => Err(Error::Sql { host: h.name.clone(), sql, sqlstate: Some(code), message }),
+            Some(e) => Err(h.refused(&sql, e)),
             None => Ok(()),
         }
     }
@@ -213,7 +213,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             Ok(o) => (StepStatus::Passed, o.clone()),
             Err(e) => (StepStatus::Failed, self.lab.transcript().redact(&e.to_string())),
         };
-        self.progress.finish_step(line, status.word(), t.elapsed(), &observed);
+        self.progress.finish_step(line, status.mark(), t.elapsed(), &observed);
         self.results.lock().expect("results lock").push(self.result(step, status, t.duration_since(clock), t.elapsed(), observed));
         match result {
             Ok(_) => {

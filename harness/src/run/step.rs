@@ -73,7 +73,7 @@ async fn sql_step(host: &Host, step: &Step, sql: &str, vars: &Vars) -> Result<St
         None => Ok("ok".into()),
         Some(Miss::Status { want, .. }) => match out.error {
             // Kept typed: a syntax error is not worth a retry.
-            Some((code, message)) => Err(Error::Sql { host: host.name.clone(), sql: host.transcript().redact(sql), sqlstate: Some(code), message }),
+            Some(e) => Err(host.refused(sql, e)),
             None => Err(Error::Check(format!("SQL on {} succeeded; expected status {want}", host.name))),
         },
         Some(miss @ Miss::Output { .. }) => Err(Error::Check(format!("SQL result on {}: {miss}:\n{}", host.name, out.shown()))),
