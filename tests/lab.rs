@@ -254,3 +254,60 @@ fn unreachable_docker_is_one_line_with_the_fix() {
     assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
     assert!(err.contains("DOCKER_HOST") && err.contains("systemctl start docker"), "{err}");
 }
+
+/// Whether `from` opens a TCP connection to `to`'s sshd (PostgreSQL
+/// listens only on localhost until a scenario changes it), asked with bash
+/// inside `from` through the engine (not through pglab's hosts).
+async fn reaches(docker: &bollard::Docker, from: &str, to: std::net::Ipv4Addr) -> bool {
+    let (status, _) = support::exec_in(docker, from, "root", &["timeout", "3", "bash", "-c", &format!("echo > /dev/tcp/{to}/22")]).await;
+    status == 0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
+    let docker = docker().await;
+    let lab = lab(&["pg1", "pg2", "pg3"]).await;
+    let (pg1, pg2, pg3) = (lab.host("pg1").unwrap(), lab.host("pg2").unwrap(), lab.host("pg3").unwrap());
+    assert!(reaches(&docker, &pg1.container, pg2.ip).await, "before the cut");
+
+    // A partition is both ways and only between the hosts named.
+    pg1.partition(&[pg2]).await.unwrap();
+    assert!(!reaches(&docker, &pg1.container, pg2.ip).await, "pg1 -> pg2 cut");
+    assert!(!reaches(&docker, &pg2.container, pg1.ip).await, "pg2 -> pg1 cut");
+    assert!(reaches(&docker, &pg1.container, pg3.ip).await, "pg1 -> pg3 untouched");
+    // The hosts gained no capability: the route cannot be changed from inside.
+    let (status, out) = support::exec_in(&docker, &pg1.container, "root", &["ip", "route", "del", &format!("blackhole {}/32", pg2.ip)]).await;
+    assert_ne!(status, 0, "a lab host has no NET_ADMIN: {out}");
+    pg1.heal(&[pg2]).await.unwrap();
+    assert!(reaches(&docker, &pg1.container, pg2.ip).await, "healed");
+    assert!(reaches(&docker, &pg2.container, pg1.ip).await, "healed, the other way");
+    // Same addresses as before, and no helper container left.
+    let (_, addr) = support::exec_in(&docker, &pg2.container, "root", &["hostname", "-I"]).await;
+    assert_eq!(addr.trim(), pg2.ip.to_string());
+    let labs = pglab::lab::inventory::list_labs(&docker).await.unwrap();
+    let containers: Vec<_> = labs.iter().filter(|l| l.lab == lab.id).flat_map(|l| l.hosts.iter().map(|h| h.container.clone())).collect();
+    assert_eq!(containers.len(), 3, "only the hosts: {containers:?}");
+
+    // Pause freezes the host as the engine sees it.
+    pg3.pause().await.unwrap();
+    let state = docker.inspect_container(&pg3.container, None).await.unwrap().state.unwrap();
+    assert_eq!(state.paused, Some(true));
+    pg3.resume().await.unwrap();
+    assert_eq!(pg3.safe_psql("SELECT 1").await.unwrap(), "1");
+
+    // SIGKILL of the postmaster: the host lives, the cluster is down, and starts with crash recovery.
+    let offset = pg2.log_offset().await.unwrap();
+    pg2.kill(pglab::lab::KillTarget::Postmaster).await.unwrap();
+    assert_ne!(support::exec_in(&docker, &pg2.container, "postgres", &["pg_isready"]).await.0, 0, "no server on pg2");
+    pg2.start().await.unwrap();
+    pg2.wait_for_log("database system was interrupted|automatic recovery|not properly shut down", offset, Deadline::standard()).await.unwrap();
+
+    // The whole host, killed; then pg1 left paused: teardown still takes all.
+    pg2.kill(pglab::lab::KillTarget::Host).await.unwrap();
+    let state = docker.inspect_container(&pg2.container, None).await.unwrap().state.unwrap();
+    assert_eq!(state.running, Some(false));
+    pg1.pause().await.unwrap();
+    let id = lab.id.clone();
+    lab.shutdown().await.unwrap();
+    assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");
+}

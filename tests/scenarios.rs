@@ -35,7 +35,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     let docker = support::docker().await;
     let verified = std::panic::AssertUnwindSafe(async {
         assert_report(&scn, &report, dir.path());
-        verify_on_lab(&docker, &scn, &report.lab).await;
+        verify_on_lab(&docker, &scn, &report).await;
     });
     let outcome = futures_util::FutureExt::catch_unwind(verified).await;
     pglab::lab::inventory::remove_lab(&docker, &report.lab).await.expect("remove the kept lab");
@@ -126,7 +126,8 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
 
 /// What each declared check claims, looked at again on the lab after the
 /// run, through the engine and psql rather than pglab's hosts.
-async fn verify_on_lab(docker: &Docker, scn: &Scenario, lab: &str) {
+async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
+    let lab = report.lab.as_str();
     let c = |host: &str| format!("pglab-{lab}-{host}");
     // The checks' own `{variables}` (the stanza) as the run resolved them.
     let vars = pglab::scenario::Vars::declared(scn, scn.platform);
@@ -138,7 +139,12 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, lab: &str) {
                     let q = format!("SELECT count(*) FROM {}", g.table);
                     let on_primary = support::psql(docker, &c(primary), &q).await;
                     assert!(on_primary.parse::<u32>().unwrap() >= g.rows, "{q} on {primary}: {on_primary}");
-                    assert_eq!(support::psql(docker, &c(standby), &q).await, on_primary, "{q} on {standby}");
+                }
+                // Every user table, by count, on both.
+                let tables = support::psql(docker, &c(primary), "SELECT relname FROM pg_stat_user_tables ORDER BY 1").await;
+                for t in tables.lines() {
+                    let q = format!("SELECT count(*) FROM {t}");
+                    assert_eq!(support::psql(docker, &c(standby), &q).await, support::psql(docker, &c(primary), &q).await, "{q} on {standby}");
                 }
             }
             CheckDecl::Streaming { primary, standby, .. } => {
@@ -169,6 +175,20 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, lab: &str) {
             CheckDecl::Pgbackrest { host, stanza } => {
                 let (status, out) = support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "check"]).await;
                 assert_eq!(status, 0, "pgbackrest check on {host}: {out}");
+            }
+            CheckDecl::Writes { host, max_lost, writer } => {
+                // The rows there are the acknowledged ones not lost plus the
+                // unknown ones that did commit: counted here with psql.
+                let m = &report.checks.iter().find(|c| c.name == "writes").expect("writes ran").metrics;
+                let table = scn.steps.iter().find_map(|s| match &s.action {
+                    Action::Load(l) if l.writer == *writer && !l.stop => Some(l.table.clone()),
+                    _ => None,
+                });
+                let q = format!("SELECT count(*) FROM {}", table.expect("a load step starts the writer"));
+                let rows: f64 = support::psql(docker, &c(host), &q).await.parse().unwrap();
+                assert_eq!(rows, m["acknowledged"] - m["lost"] + m["unknown_committed"], "{q} on {host} against {m:?}");
+                assert!(m["lost"] <= max_lost.map_or(f64::INFINITY, |x| x as f64));
+                assert_eq!(support::psql(docker, &c(host), "SELECT pg_is_in_recovery()").await, "f", "{host} takes writes");
             }
             CheckDecl::CronFires { .. } => {}
         }

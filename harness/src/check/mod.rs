@@ -5,6 +5,7 @@
 mod backup;
 mod pitr;
 mod replication;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,6 +56,7 @@ async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) ->
         CheckDecl::CronLine { host, line } => backup::cron_line(lab.host(host)?, line).await,
         CheckDecl::CronFires { host, stanza } => backup::cron_fires(lab.host(host)?, stanza, metrics).await,
         CheckDecl::Pgbackrest { host, stanza } => backup::check_and_verify(lab.host(host)?, stanza).await,
+        CheckDecl::Writes { writer, host, max_lost } => writes::writes(lab, writer, lab.host(host)?, *max_lost, metrics).await,
     }
 }
 

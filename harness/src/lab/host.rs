@@ -38,6 +38,13 @@ pub struct Host {
     pub(super) client: Mutex<Option<Client>>,
 }
 
+/// A host's name and the harness's connection settings for it.
+#[derive(Clone)]
+pub struct Route {
+    pub host: String,
+    pub config: tokio_postgres::Config,
+}
+
 /// Result of a query whose failure is expected and inspected.
 #[derive(Debug)]
 pub struct PsqlOutcome {
@@ -137,6 +144,18 @@ impl Host {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").application_name("pglab").connect_timeout(timeout);
         cfg
+    }
+
+    /// How to reach this host's PostgreSQL without the host itself: for
+    /// tasks that outlive a borrow of it (a background writer).
+    pub fn route(&self) -> Route {
+        Route { host: self.name.clone(), config: self.pg_config(Duration::from_secs(2)) }
+    }
+
+    /// A connection of its own through the harness route, for code that
+    /// must not wait behind the host's shared one (a background writer).
+    pub async fn client(&self) -> Result<Client> {
+        self.connect().await
     }
 
     async fn connect(&self) -> Result<Client> {

@@ -3,9 +3,11 @@
 
 mod boot;
 pub mod exec;
+mod faults;
 mod files;
 mod host;
 pub mod inventory;
+mod load;
 mod logs;
 mod pg;
 mod pgbackrest;
@@ -13,8 +15,10 @@ pub mod signals;
 
 pub use boot::{wait_for_host_boot, BootGate};
 pub use exec::{Cmd, ExecOutput};
+pub use faults::KillTarget;
 pub use files::FileMeta;
-pub use host::{Host, PsqlOutcome, HARNESS_ROLE};
+pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
+pub use load::{Ack, Workloads, WriteLog};
 pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
 pub use pgbackrest::{error_code, Br, BrCommand};
@@ -45,6 +49,8 @@ pub trait Hosts: Sync {
     fn id(&self) -> &str;
     fn hosts(&self) -> &[Host];
     fn transcript(&self) -> &Transcript;
+    /// Background writers started by this process's steps.
+    fn workloads(&self) -> &Workloads;
     fn host(&self, name: &str) -> Result<&Host> {
         self.hosts().iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
             lab: self.id().to_string(),
@@ -66,6 +72,9 @@ macro_rules! impl_hosts {
             }
             fn transcript(&self) -> &Transcript {
                 &self.transcript
+            }
+            fn workloads(&self) -> &Workloads {
+                &self.workloads
             }
         }
     )*};
@@ -108,6 +117,7 @@ pub struct Lab {
     docker: Docker,
     hosts: Vec<Host>,
     transcript: Transcript,
+    workloads: Workloads,
     keep: Keep,
     failed: bool,
     closed: bool,
@@ -165,7 +175,19 @@ impl Lab {
         signals::live(&id);
         timings.total = total.elapsed();
         tracing::info!(lab = %id, ms = timings.total.as_millis() as u64, "lab up");
-        Ok(Lab { id, network, image, timings, docker: docker.clone(), hosts, transcript, keep: spec.keep, failed: false, closed: false })
+        Ok(Lab {
+            id,
+            network,
+            image,
+            timings,
+            docker: docker.clone(),
+            hosts,
+            transcript,
+            workloads: Workloads::default(),
+            keep: spec.keep,
+            failed: false,
+            closed: false,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -346,6 +368,7 @@ pub struct Attached {
     pub id: String,
     pub hosts: Vec<Host>,
     transcript: Transcript,
+    workloads: Workloads,
 }
 
 impl Attached {
@@ -377,6 +400,6 @@ impl Attached {
             ));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Attached { id: id.to_string(), hosts, transcript })
+        Ok(Attached { id: id.to_string(), hosts, transcript, workloads: Workloads::default() })
     }
 }

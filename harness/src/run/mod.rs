@@ -5,6 +5,7 @@
 pub mod bundle;
 mod config;
 mod expect;
+mod fault;
 pub mod plan;
 pub mod schedule;
 pub mod select;

@@ -97,6 +97,8 @@ impl<'a, L: Hosts> Session<'a, L> {
         if matches!(error, Some(Error::Interrupted)) {
             self.mark_interrupted();
         }
+        // Writers belong to the run: none outlives it, kept lab or not.
+        self.lab.workloads().stop_all().await;
         let mut steps = self.results.into_inner().expect("results lock");
         steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
         let mut checks = self.checks.into_inner().expect("checks lock");

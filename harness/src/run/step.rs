@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::expect::{judge, Miss};
+use super::fault;
 use crate::error::{Error, Result};
 use crate::lab::{Cmd, Host, Hosts};
 use crate::scenario::{Action, CopyAction, FileAction, Step, Vars, WaitAction};
@@ -39,7 +40,14 @@ pub async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> 
         Action::Config(cfg) => super::config::apply(host, cfg, vars).await?,
         Action::File(f) => file(host, &step.user, f, vars).await?,
         Action::Copy(c) => copy(lab, host, c, vars).await?,
-        Action::Wait(w) => wait(host, *w, deadline).await?,
+        Action::Wait(w) => wait(lab, host, w, deadline).await?,
+        Action::Partition(p) => fault::partition(lab, host, p).await?,
+        Action::Heal(p) => fault::heal(lab, host, p).await?,
+        Action::Kill(k) => fault::kill(host, *k).await?,
+        Action::Stop(s) => fault::stop(host, *s).await?,
+        Action::Pause => fault::pause(host, true).await?,
+        Action::Resume => fault::pause(host, false).await?,
+        Action::Load(l) => fault::load(lab, host, l, vars).await?,
     };
     let (Some(re), Some(offset)) = (&step.expect.log, log_from) else { return Ok(observed) };
     let t = Instant::now();
@@ -110,9 +118,10 @@ async fn copy<L: Hosts>(lab: &L, host: &Host, c: &CopyAction, vars: &Vars) -> Re
     Ok(format!("copied {src}"))
 }
 
-async fn wait(host: &Host, w: WaitAction, deadline: Deadline) -> Result<String> {
+async fn wait<L: Hosts>(lab: &L, host: &Host, w: &WaitAction, deadline: Deadline) -> Result<String> {
     let t = Instant::now();
     match w {
+        WaitAction::CaughtUpWith(primary) => return fault::caught_up(lab.host(primary.get_ref())?, host).await,
         WaitAction::PgDown => host.wait_for_pg_down(deadline).await?,
         WaitAction::PgUp => host.wait_for_pg_up(deadline).await?,
         WaitAction::Streaming => host.wait_for_streaming(deadline).await?,

@@ -2,6 +2,7 @@
 //! change. Parsed once into types; anything unknown or inconsistent is
 //! rejected with file, line, column and key.
 
+mod extend;
 mod model;
 mod parse;
 pub mod reference;
@@ -14,8 +15,8 @@ use std::path::Path;
 use miette::LabeledSpan;
 
 pub use model::{
-    Action, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, FileAction, Given, HostDecl, IniEdit, Mode, Owner, PitrTarget, Role, Scenario, StatusExpect,
-    StatusWord, Step, Verify, WaitAction,
+    Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LoadAction, Mode, Owner, Peers,
+    PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopHow, Verify, WaitAction,
 };
 pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};

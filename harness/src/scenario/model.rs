@@ -34,6 +34,33 @@ pub struct Scenario {
     pub verify: Vec<Verify>,
     pub path: PathBuf,
     pub source: String,
+    /// The scenario this one extends, when it does.
+    pub base: Option<Base>,
+}
+
+/// `extends`: start from another scenario's hosts, variables, given state
+/// and steps (through one of them), then go on with this file's steps.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extends {
+    /// The base scenario: a name beside this file (`tutorial`) or a path relative to it.
+    #[schemars(with = "String")]
+    pub scenario: Spanned<String>,
+    /// The base's last step to keep (default: every step). Its checks are never kept.
+    #[schemars(with = "Option<String>")]
+    pub through: Option<Spanned<String>>,
+}
+
+/// What a scenario took from the one it extends. Those hosts and steps come
+/// first in `hosts` and `steps`; their spans are in the base's file.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub name: String,
+    pub path: PathBuf,
+    /// How many of `hosts` are the base's.
+    pub hosts: usize,
+    /// How many of `steps` are the base's.
+    pub steps: usize,
 }
 
 /// A host of the lab: a container named for it, reachable by that name.
@@ -140,10 +167,24 @@ pub enum Action {
     Copy(CopyAction),
     /// A condition polled with a deadline.
     Wait(WaitAction),
+    /// Cuts the host off from peers (a fault).
+    Partition(Peers),
+    /// Undoes a partition.
+    Heal(Peers),
+    /// Kills the postmaster or the host (a fault).
+    Kill(KillWhat),
+    /// Stops the cluster.
+    Stop(StopHow),
+    /// Freezes the host (a fault).
+    Pause,
+    /// Thaws a paused host.
+    Resume,
+    /// Starts or stops a background writer.
+    Load(LoadAction),
 }
 
 impl Action {
-    pub const NAMES: [&'static str; 6] = ["run", "config", "sql", "file", "copy", "wait"];
+    pub const NAMES: [&'static str; 13] = ["run", "config", "sql", "file", "copy", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -153,12 +194,125 @@ impl Action {
             Action::File(_) => "file",
             Action::Copy(_) => "copy",
             Action::Wait(_) => "wait",
+            Action::Partition(_) => "partition",
+            Action::Heal(_) => "heal",
+            Action::Kill(_) => "kill",
+            Action::Stop(_) => "stop",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Load(_) => "load",
         }
+    }
+
+    /// A fault, or the undoing of one: shown as such in reports.
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Action::Partition(_) | Action::Heal(_) | Action::Kill(_) | Action::Stop(_) | Action::Pause | Action::Resume)
     }
 }
 
+/// The hosts a `partition` or `heal` is about: named ones, or `"all"` the others.
+#[derive(Debug, Clone)]
+pub enum Peers {
+    All,
+    Hosts(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for Peers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Peers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"all\" or a list of host names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Peers, E> {
+                match v {
+                    "all" => Ok(Peers::All),
+                    _ => Err(E::custom(format!("`{v}`: write \"all\" or a list of host names ([\"{v}\"])"))),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Peers, A::Error> {
+                let mut hosts = Vec::new();
+                while let Some(h) = seq.next_element::<Spanned<String>>()? {
+                    hosts.push(h);
+                }
+                if hosts.is_empty() {
+                    return Err(serde::de::Error::custom("an empty list cuts nothing: name hosts, or write \"all\""));
+                }
+                Ok(Peers::Hosts(hosts))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Peers {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Peers".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`\"all\"` (every other host of the lab), or a list of host names.",
+            "anyOf": [{ "const": "all" }, { "type": "array", "items": { "type": "string" }, "minItems": 1 }]
+        })
+    }
+}
+
+/// What a `kill` ends.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KillWhat {
+    /// The postmaster alone, with SIGKILL: crash recovery on the next start.
+    Postmaster,
+    /// The whole host, as a power cut (the engine kills its container).
+    Host,
+}
+
+/// How `stop` ends the cluster, as `pg_ctl -m`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopHow {
+    /// Through systemd: a shutdown checkpoint, clients told.
+    Fast,
+    /// No shutdown checkpoint: crash recovery on the next start.
+    Immediate,
+}
+
+/// A background writer: one row per transaction, every acknowledged commit
+/// remembered (see check `writes`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadAction {
+    /// Its name, for the step that stops it and for check `writes`.
+    pub writer: String,
+    /// Stop it (its summary becomes the step's outcome) instead of starting it.
+    #[serde(default)]
+    pub stop: bool,
+    /// Hosts it moves to, in order, when the step's host stops taking
+    /// writes: the first that accepts a connection and is not in recovery
+    /// (libpq's `target_session_attrs=read-write`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub failover: Vec<Spanned<String>>,
+    /// Its table (id, host, at), created on the step's host if missing.
+    #[serde(default = "default_load_table")]
+    pub table: String,
+    /// Milliseconds between commits.
+    #[serde(default = "default_interval_ms")]
+    #[schemars(range(min = 1))]
+    pub interval_ms: u64,
+}
+
+fn default_load_table() -> String {
+    "pglab_writes".into()
+}
+fn default_interval_ms() -> u64 {
+    10
+}
+
 /// One `[[steps]]` entry: who does what where, and what must come of it.
-/// Exactly one of `run`, `config`, `sql`, `file`, `copy`, `wait`.
+/// Exactly one action: `run`, `config`, `sql`, `file`, `copy`, `wait`, or a
+/// fault (`partition`, `heal`, `kill`, `stop`, `pause`, `resume`, `load`).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -188,6 +342,23 @@ pub(crate) struct RawStep {
     copy: Option<CopyAction>,
     /// Waits for a condition, with the step's deadline.
     wait: Option<WaitAction>,
+    /// Fault: cut the step's host off from these hosts, or from `"all"`,
+    /// both ways (blackhole routes set by a helper with NET_ADMIN that
+    /// shares the host's network namespace); addresses stay.
+    partition: Option<Peers>,
+    /// Undo a `partition` of the step's host from these hosts, or `"all"`.
+    heal: Option<Peers>,
+    /// Fault: `"postmaster"` (SIGKILL; crash recovery on the next start) or
+    /// `"host"` (the engine kills the whole host).
+    kill: Option<KillWhat>,
+    /// Stop the step's cluster: `"fast"` or `"immediate"`; waits until it is down.
+    stop: Option<StopHow>,
+    /// Fault: `true` freezes every process of the host (`docker pause`).
+    pause: Option<bool>,
+    /// `true` thaws a paused host.
+    resume: Option<bool>,
+    /// A background writer on the step's host: start it, or stop it.
+    load: Option<LoadAction>,
     /// What the step must produce; otherwise it fails and the run stops.
     #[serde(default)]
     expect: Expect,
@@ -227,6 +398,18 @@ impl TryFrom<RawStep> for Step {
         actions.extend(r.file.map(Action::File));
         actions.extend(r.copy.map(Action::Copy));
         actions.extend(r.wait.map(Action::Wait));
+        actions.extend(r.partition.map(Action::Partition));
+        actions.extend(r.heal.map(Action::Heal));
+        actions.extend(r.kill.map(Action::Kill));
+        actions.extend(r.stop.map(Action::Stop));
+        for (key, flag, action) in [("pause", r.pause, Action::Pause), ("resume", r.resume, Action::Resume)] {
+            match flag {
+                Some(true) => actions.push(action),
+                Some(false) => return Err(format!("step `{}`: `{key} = false` does nothing; leave it out", r.id.get_ref())),
+                None => {}
+            }
+        }
+        actions.extend(r.load.map(Action::Load));
         if let Some((key, _)) = [("timeout_s", r.timeout_s), ("retry_s", r.retry_s)].into_iter().find(|(_, v)| *v == Some(0)) {
             return Err(format!("step `{}`: `{key}` must be at least 1 (seconds)", r.id.get_ref()));
         }
@@ -413,7 +596,7 @@ impl fmt::Display for Owner {
 }
 
 /// A condition the harness polls with a deadline.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitAction {
     /// The postmaster is gone (no postmaster.pid).
@@ -422,14 +605,19 @@ pub enum WaitAction {
     PgUp,
     /// The host is a standby whose WAL receiver streams.
     Streaming,
+    /// The step's host streams from that primary and has replayed the
+    /// primary's WAL position as of the step's start; how long that took
+    /// is the step's outcome (a catch-up time).
+    CaughtUpWith(#[schemars(with = "String")] Spanned<String>),
 }
 
 impl WaitAction {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             WaitAction::PgDown => "pg_down",
             WaitAction::PgUp => "pg_up",
             WaitAction::Streaming => "streaming",
+            WaitAction::CaughtUpWith(_) => "caught_up_with",
         }
     }
 }
@@ -672,6 +860,22 @@ pub enum CheckDecl {
         /// The stanza the line backs up.
         stanza: String,
     },
+    /// A background writer (a `load` step) is stopped, and every commit it
+    /// saw acknowledged is looked for on `host`: the acknowledged commits
+    /// missing there are what was lost. Reports acknowledged, lost and
+    /// unknown commits (sent, never answered) and the failover gap (last
+    /// acknowledged commit on the first host to the first on another).
+    /// Writes nothing.
+    Writes {
+        /// The writer's name (`load.writer`).
+        writer: String,
+        /// Where the rows must be: the primary after the fault.
+        host: String,
+        /// How many acknowledged commits may be missing. Left out, the
+        /// number is only reported (asynchronous replication may lose some).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_lost: Option<u64>,
+    },
     /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
     Pgbackrest {
         /// Where to run them (the repository's side).
@@ -702,6 +906,7 @@ impl CheckDecl {
             CheckDecl::CronLine { .. } => "cron_line",
             CheckDecl::CronFires { .. } => "cron_fires",
             CheckDecl::Pgbackrest { .. } => "pgbackrest",
+            CheckDecl::Writes { .. } => "writes",
         }
     }
 
@@ -710,7 +915,7 @@ impl CheckDecl {
         matches!(self, CheckDecl::CronFires { .. })
     }
 
-    pub const NAMES: [&'static str; 8] = ["standby_data", "streaming", "not_streaming", "pitr", "retention", "cron_line", "cron_fires", "pgbackrest"];
+    pub const NAMES: [&'static str; 9] = ["standby_data", "streaming", "not_streaming", "pitr", "retention", "cron_line", "cron_fires", "writes", "pgbackrest"];
 
     /// Parameters that are regexes.
     pub fn regex_params(&self) -> &'static [&'static str] {
@@ -728,7 +933,11 @@ impl CheckDecl {
             CheckDecl::Pitr { primary, target_host, like, .. } => {
                 [("primary", primary.as_str()), ("target_host", target_host.as_str())].into_iter().chain(like.as_deref().map(|l| ("like", l))).collect()
             }
-            CheckDecl::Retention { host, .. } | CheckDecl::CronLine { host, .. } | CheckDecl::CronFires { host, .. } | CheckDecl::Pgbackrest { host, .. } => {
+            CheckDecl::Retention { host, .. }
+            | CheckDecl::CronLine { host, .. }
+            | CheckDecl::CronFires { host, .. }
+            | CheckDecl::Pgbackrest { host, .. }
+            | CheckDecl::Writes { host, .. } => {
                 vec![("host", host)]
             }
         }
@@ -739,17 +948,30 @@ impl Step {
     /// Talks to systemd or postgresql-common, so it must not race the host's
     /// boot (whose own cluster start is still settling for ~2 s).
     pub fn needs_boot(&self) -> bool {
-        let Action::Run(run) = &self.action else { return false };
-        ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.get_ref().contains(w))
+        match &self.action {
+            Action::Run(run) => ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.get_ref().contains(w)),
+            Action::Kill(_) | Action::Stop(_) => true,
+            _ => false,
+        }
     }
 
     /// Hosts the step reads or changes.
     pub fn hosts(&self) -> Vec<&str> {
         let mut h = vec![self.host.get_ref().as_str()];
-        if let Action::Copy(c) = &self.action {
-            h.push(c.from_host.get_ref());
-        }
+        h.extend(self.other_hosts().into_iter().map(|(_, s)| s.get_ref().as_str()));
         h
+    }
+
+    /// Hosts besides its own that the step names, with the key naming them.
+    pub fn other_hosts(&self) -> Vec<(&'static str, &Spanned<String>)> {
+        match &self.action {
+            Action::Copy(c) => vec![("copy.from_host", &c.from_host)],
+            Action::Partition(Peers::Hosts(p)) => p.iter().map(|h| ("partition", h)).collect(),
+            Action::Heal(Peers::Hosts(p)) => p.iter().map(|h| ("heal", h)).collect(),
+            Action::Load(l) => l.failover.iter().map(|h| ("load.failover", h)).collect(),
+            Action::Wait(WaitAction::CaughtUpWith(h)) => vec![("wait.caught_up_with", h)],
+            _ => Vec::new(),
+        }
     }
 }
 

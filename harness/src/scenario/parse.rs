@@ -9,13 +9,14 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::model::{CheckDecl, Defect, Given, HostDecl, Scenario, Step, Verify};
+use super::extend::{extend, Own};
+use super::model::{CheckDecl, Defect, Extends, Given, HostDecl, Scenario, Step, Verify};
 use super::vars::Vars;
 use super::Problem;
 use crate::platform::Platform;
 
 /// The top-level keys of a scenario file.
-pub const KEYS: [&str; 11] = ["name", "description", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
+pub const KEYS: [&str; 12] = ["name", "description", "extends", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
 
 /// Largest scenario file read, so a stray huge file fails fast.
 pub const MAX_BYTES: usize = 1 << 20;
@@ -129,13 +130,16 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         found.push(Problem::new(Some(k.span()), format!("unknown key `{}`", k.get_ref()), "not a scenario key").help(help));
     }
     let value = |key: &str| get(root, key).map(|(_, v)| v);
-    let scn = Scenario {
+    let platform = one::<Platform>(found, value("platform"), "platform");
+    let parallel = one::<bool>(found, value("parallel"), "parallel");
+    let extends = one::<Extends>(found, value("extends"), "extends");
+    let mut scn = Scenario {
         name: one(found, value("name"), "name").unwrap_or_default(),
         description: one(found, value("description"), "description").unwrap_or_default(),
-        platform: one::<Platform>(found, value("platform"), "platform").unwrap_or_default(),
+        platform: platform.unwrap_or_default(),
         vars: one::<BTreeMap<String, String>>(found, value("vars"), "vars").unwrap_or_default(),
         secrets: one(found, value("secrets"), "secrets").unwrap_or_default(),
-        parallel: one(found, value("parallel"), "parallel").unwrap_or_default(),
+        parallel: parallel.unwrap_or_default(),
         given: one::<Given>(found, value("given"), "given"),
         hosts: each::<HostDecl>(found, value("hosts"), "hosts", de_all),
         defects: each::<Defect>(found, value("defects"), "defects", de_all),
@@ -143,22 +147,33 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         verify: each(found, value("verify"), "verify", verify_entry),
         path: path.to_path_buf(),
         source: source.to_string(),
+        base: None,
     };
-    required(found, root);
+    if let Some(ext) = &extends {
+        let problems = extend(&mut scn, ext, Own { platform: platform.is_some(), parallel: parallel.is_some() });
+        if !problems.is_empty() {
+            // Without its base, every inherited name would look unknown.
+            found.1.extend(["hosts", "steps", "vars", "defects"].map(String::from));
+        }
+        problems.into_iter().for_each(|p| found.push(p));
+    }
+    required(found, root, extends.is_some());
     scn
 }
 
 /// What every scenario must have.
-fn required(found: &mut Found, root: &DeTable<'_>) {
+/// A scenario that extends another has the base's hosts and steps.
+fn required(found: &mut Found, root: &DeTable<'_>, extends: bool) {
     if get(root, "name").is_none() {
         found.push(Problem::new(None, "missing key `name`: every scenario has a name".into(), "").help("name = \"my-scenario\"".into()));
     }
-    if get(root, "hosts").is_none() {
+    if get(root, "hosts").is_none() && !extends {
         let help = "[[hosts]]\nname = \"primary\"".to_string();
         found.push(Problem::new(None, "missing key `hosts`: a scenario needs at least one [[hosts]] entry".into(), "").help(help));
     }
     match get(root, "steps") {
-        None => found.push(Problem::new(None, "missing key `steps`: a scenario needs at least one [[steps]] entry".into(), "")),
+        None if !extends => found.push(Problem::new(None, "missing key `steps`: a scenario needs at least one [[steps]] entry".into(), "")),
+        None => {}
         Some((span, v)) if v.get_ref().as_array().is_some_and(|a| a.is_empty()) => {
             found.push(Problem::new(Some(span), "`steps` is empty: a scenario needs at least one step".into(), "no steps"))
         }

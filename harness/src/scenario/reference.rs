@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde_json::{json, Value};
 
-use super::model::{CheckDecl, Defect, Given, HostDecl, RawStep};
+use super::model::{CheckDecl, Defect, Extends, Given, HostDecl, RawStep};
 use crate::platform::Platform;
 
 /// A pglab scenario: the lab's hosts, the state before step 1, the steps in
@@ -22,6 +22,10 @@ struct File {
     /// One or two sentences at the top of the transcript.
     #[serde(default)]
     description: String,
+    /// Start from another scenario: its hosts, variables, secrets, given
+    /// state and steps (through `through`) come first; this file adds hosts,
+    /// variables, steps and its own checks. `hosts` and `steps` are then optional.
+    extends: Option<Extends>,
     /// The hosts' platform; `pglab run --platform` overrides it.
     #[serde(default)]
     platform: Platform,
@@ -36,14 +40,16 @@ struct File {
     /// time, in file order, as a person following the text would.
     #[serde(default)]
     parallel: bool,
-    /// The lab's hosts (at least one).
+    /// The lab's hosts (at least one, unless `extends` brings them).
+    #[serde(default)]
     hosts: Vec<HostDecl>,
     /// The state the tutorial assumes before step 1: a table with rows.
     given: Option<Given>,
     /// Defects of the text the steps are evidence of (for `defect = "D1"`).
     #[serde(default)]
     defects: Vec<Defect>,
-    /// The steps, in the order a reader follows them (at least one).
+    /// The steps, in the order a reader follows them (at least one, unless `extends` brings them).
+    #[serde(default)]
     steps: Vec<RawStep>,
     /// Checks, after the last step unless `after` says earlier.
     #[serde(default)]
@@ -56,6 +62,7 @@ pub fn schema() -> Value {
     s["$id"] = json!("https://pglab.invalid/scenario.schema.json");
     s["properties"]["hosts"]["minItems"] = json!(1);
     s["properties"]["steps"]["minItems"] = json!(1);
+    s["anyOf"] = json!([{ "required": ["extends"] }, { "required": ["hosts", "steps"] }]);
     // Exactly one action per step: each branch requires one of them.
     let actions: Vec<Value> = super::Action::NAMES.iter().map(|a| json!({ "required": [a] })).collect();
     s["$defs"]["RawStep"]["oneOf"] = Value::Array(actions);
@@ -85,6 +92,7 @@ pub fn markdown() -> String {
          `pglab validate FILE` checks a file without an engine and prints its plan.\n\n",
     );
     section(&mut md, "Top-level keys", &s, defs);
+    section(&mut md, "extends = { ... }", &defs["Extends"], defs);
     section(&mut md, "[[hosts]]", &defs["HostDecl"], defs);
     variants(&mut md, "Roles", &defs["Role"]);
     variants(&mut md, "Platforms", &defs["Platform"]);
@@ -96,6 +104,11 @@ pub fn markdown() -> String {
     section(&mut md, "file = { ... }", &defs["FileAction"], defs);
     section(&mut md, "copy = { ... }", &defs["CopyAction"], defs);
     variants(&mut md, "wait = \"...\"", &defs["WaitAction"]);
+    md.push_str(&format!(
+        "Or `wait = {{ caught_up_with = \"HOST\" }}`: {}\n\n",
+        description(&defs["WaitAction"]["oneOf"].as_array().and_then(|o| o.iter().find(|v| v["required"][0] == "caught_up_with")).cloned().unwrap_or_default())
+    ));
+    section(&mut md, "load = { ... }", &defs["LoadAction"], defs);
     section(&mut md, "expect = { ... }", &defs["Expect"], defs);
     variants(&mut md, "expect.status words", &defs["StatusWord"]);
     checks(&mut md, defs);
@@ -113,7 +126,7 @@ fn type_name(v: &Value, defs: &Value) -> String {
         let name = r.trim_start_matches("#/$defs/");
         let def = &defs[name];
         let values = constants(def);
-        if !values.is_empty() {
+        if !values.is_empty() && name != "WaitAction" {
             return values.iter().map(|(c, _)| format!("`\"{c}\"`")).collect::<Vec<_>>().join(" \\| ");
         }
         if def["type"] == "string" {
@@ -133,6 +146,9 @@ fn type_name(v: &Value, defs: &Value) -> String {
             "FileAction" => "table (`file` below)".into(),
             "CopyAction" => "table (`copy` below)".into(),
             "Expect" => "table (`expect` below)".into(),
+            "LoadAction" => "table (`load` below)".into(),
+            "Peers" => "`\"all\"` or list of host names".into(),
+            "WaitAction" => "word or table (`wait` below)".into(),
             _ => "table".into(),
         };
     }

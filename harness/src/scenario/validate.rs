@@ -20,24 +20,29 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
     let hosts_known = !broken.has("hosts");
     let steps_known = !broken.has("steps");
-    let mut names: BTreeMap<&str, Range<usize>> = BTreeMap::new();
-    for h in &scn.hosts {
-        if let Some(first) = names.insert(h.name.get_ref(), h.name.span()) {
-            found.push(Problem::new(Some(h.name.span()), format!("duplicate host name `{}`", h.name.get_ref()), "again here").also(first, "first named here"));
+    // Inherited hosts and steps were checked in their own file; their spans are there.
+    let (base_hosts, base_steps) = scn.base.as_ref().map_or((0, 0), |b| (b.hosts, b.steps));
+    let mut names: BTreeMap<&str, Option<Range<usize>>> = BTreeMap::new();
+    for (i, h) in scn.hosts.iter().enumerate() {
+        let here = (i >= base_hosts).then(|| h.name.span());
+        if let (Some(first), Some(span)) = (names.insert(h.name.get_ref(), here.clone()), here) {
+            found.push(again(span, "host name", h.name.get_ref(), first, scn));
         }
     }
     if let Some(g) = scn.given.as_ref().filter(|_| hosts_known) {
         found.extend(unknown_host(scn, g.host.get_ref(), g.host.span(), "`given.host`"));
     }
     let vars = Vars::declared(scn, scn.platform);
-    let mut seen: BTreeMap<&str, Range<usize>> = BTreeMap::new();
-    for step in &scn.steps {
-        if let Some(first) = seen.get(step.id.get_ref().as_str()) {
-            let p = Problem::new(Some(step.id.span()), format!("duplicate step id `{}`", step.id.get_ref()), "used again here");
-            found.push(p.also(first.clone(), "first used here"));
+    let mut seen: BTreeMap<&str, Option<Range<usize>>> = BTreeMap::new();
+    for (i, step) in scn.steps.iter().enumerate() {
+        let here = (i >= base_steps).then(|| step.id.span());
+        if let Some(span) = here.clone() {
+            if let Some(first) = seen.get(step.id.get_ref().as_str()) {
+                found.push(again(span, "step id", step.id.get_ref(), first.clone(), scn));
+            }
+            found.extend(step_problems(scn, step, &vars, &seen, broken));
         }
-        found.extend(step_problems(scn, step, &vars, &seen, broken));
-        seen.entry(step.id.get_ref()).or_insert(step.id.span());
+        seen.entry(step.id.get_ref()).or_insert(here);
     }
     for v in &scn.verify {
         let name = v.check.name();
@@ -61,6 +66,16 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
     found
 }
 
+/// A name used twice: both places when both are in this file.
+fn again(span: Range<usize>, what: &str, name: &str, first: Option<Range<usize>>, scn: &Scenario) -> Problem {
+    let p = Problem::new(Some(span), format!("duplicate {what} `{name}`"), "used again here");
+    match (first, &scn.base) {
+        (Some(first), _) => p.also(first, "first used here"),
+        (None, Some(b)) => p.help(format!("`{name}` comes from the base scenario {}", b.path.display())),
+        (None, None) => p,
+    }
+}
+
 fn unknown_host(scn: &Scenario, host: &str, span: Range<usize>, key: &str) -> Option<Problem> {
     if scn.hosts.iter().any(|d| d.name.get_ref() == host) {
         return None;
@@ -69,12 +84,12 @@ fn unknown_host(scn: &Scenario, host: &str, span: Range<usize>, key: &str) -> Op
     Some(Problem::new(Some(span), format!("{key}: unknown host `{host}`"), "not a host of this scenario").help(help))
 }
 
-fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Range<usize>>, broken: &Broken) -> Vec<Problem> {
+fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Option<Range<usize>>>, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
     if !broken.has("hosts") {
         found.extend(unknown_host(scn, step.host.get_ref(), step.host.span(), "`host`"));
-        if let super::Action::Copy(c) = &step.action {
-            found.extend(unknown_host(scn, c.from_host.get_ref(), c.from_host.span(), "`copy.from_host`"));
+        for (key, h) in step.other_hosts() {
+            found.extend(unknown_host(scn, h.get_ref(), h.span(), &format!("`{key}`")));
         }
     }
     for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {

@@ -1,0 +1,139 @@
+//! Faults as host verbs: `partition`/`heal`, `pause`/`resume`, `kill`.
+//! Each acts through the engine, or through a helper container that shares
+//! the host's network namespace and alone holds NET_ADMIN; never through
+//! the host's own configuration, and the lab hosts gain no capability.
+//! Whatever is still active goes with the containers at teardown (a
+//! paused host is removed by force like any other).
+
+use std::time::Instant;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions, RemoveContainerOptions};
+
+use super::exec::{self, Cmd};
+use super::host::Host;
+use crate::engine::image::HostImage;
+use crate::engine::LABEL_HOST;
+use crate::error::{Error, Result};
+use crate::time::{poll_until, Deadline, Probe};
+
+/// Who the transcript shows for what the harness does through the engine.
+const ENGINE: &str = "pglab (engine)";
+/// And for commands of the network helper.
+const NET_HELPER: &str = "pglab (net helper, NET_ADMIN)";
+
+/// What a `kill` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// The postmaster alone, with SIGKILL: its host lives on, the cluster
+    /// needs crash recovery when started again.
+    Postmaster,
+    /// The whole host, as a power cut: the engine kills its container.
+    Host,
+}
+
+impl Host {
+    /// Cuts this host off from `peers`, both ways: a blackhole route to each
+    /// peer here, and to this host in each peer. Addresses stay as they are.
+    pub async fn partition(&self, peers: &[&Host]) -> Result<()> {
+        for peer in peers {
+            self.net_helper(&format!("ip route replace blackhole {}/32", peer.ip)).await?;
+            peer.net_helper(&format!("ip route replace blackhole {}/32", self.ip)).await?;
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Host::partition`] for `peers`; routes that are not there are fine.
+    pub async fn heal(&self, peers: &[&Host]) -> Result<()> {
+        for peer in peers {
+            self.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; true", peer.ip)).await?;
+            peer.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; true", self.ip)).await?;
+        }
+        Ok(())
+    }
+
+    /// Freezes every process of the host (the engine's cgroup freezer).
+    pub async fn pause(&self) -> Result<()> {
+        let t = Instant::now();
+        self.docker.pause_container(&self.container).await.map_err(|e| Error::docker(format!("pause {}", self.container), e))?;
+        self.note(ENGINE, &format!("docker pause {}", self.container), "frozen", t.elapsed());
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> Result<()> {
+        let t = Instant::now();
+        self.docker.unpause_container(&self.container).await.map_err(|e| Error::docker(format!("unpause {}", self.container), e))?;
+        self.note(ENGINE, &format!("docker unpause {}", self.container), "running again", t.elapsed());
+        Ok(())
+    }
+
+    /// Kills the postmaster (SIGKILL) or the whole host, and waits until it is gone.
+    pub async fn kill(&self, target: KillTarget) -> Result<()> {
+        match target {
+            KillTarget::Postmaster => {
+                let pidfile = format!("{}/postmaster.pid", self.platform.pg_data());
+                self.exec(Cmd::shell(format!("kill -KILL $(head -1 {pidfile})"))).await?;
+                self.wait_for_pg_down(Deadline::standard()).await?;
+            }
+            KillTarget::Host => {
+                let t = Instant::now();
+                let opts = KillContainerOptions { signal: "SIGKILL".into() };
+                self.docker.kill_container(&self.container, Some(opts)).await.map_err(|e| Error::docker(format!("kill {}", self.container), e))?;
+                self.wait_for_host_stopped().await?;
+                self.note(ENGINE, &format!("docker kill {}", self.container), "the host is off", t.elapsed());
+            }
+        }
+        *self.client.lock().await = None;
+        Ok(())
+    }
+
+    async fn wait_for_host_stopped(&self) -> Result<()> {
+        poll_until(&format!("{} to stop", self.container), "not running", Deadline::standard(), || async {
+            let info = self.docker.inspect_container(&self.container, None).await.map_err(|e| Error::docker("inspect", e))?;
+            let running = info.state.and_then(|s| s.running).unwrap_or(false);
+            Ok(if running { Probe::NotYet("running".into()) } else { Probe::Ready(()) })
+        })
+        .await
+    }
+
+    /// Runs `line` in a short-lived helper that shares this host's network
+    /// namespace and has NET_ADMIN; the host itself keeps none.
+    async fn net_helper(&self, line: &str) -> Result<()> {
+        let t = Instant::now();
+        let helper = format!("{}-net", self.container);
+        let info = self.docker.inspect_container(&self.container, None).await.map_err(|e| Error::docker(format!("inspect {}", self.container), e))?;
+        // The host's labels, so `gc` and the lab's teardown treat it as the lab's.
+        let mut labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+        labels.remove(LABEL_HOST);
+        labels.insert("pglab.helper".into(), self.name.clone());
+        let body = ContainerCreateBody {
+            image: Some(HostImage::for_platform(self.platform).reference()),
+            entrypoint: Some(vec!["sleep".into()]),
+            cmd: Some(vec!["300".into()]),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{}", self.container)),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                auto_remove: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: Some(helper.clone()), ..Default::default() };
+        self.docker.create_container(Some(opts), body).await.map_err(|e| Error::docker(format!("create {helper}"), e))?;
+        let ran = async {
+            self.docker.start_container(&helper, None).await.map_err(|e| Error::docker(format!("start {helper}"), e))?;
+            exec::run(&self.docker, &helper, &Cmd::shell(line), None).await
+        }
+        .await;
+        let remove = RemoveContainerOptions { force: true, ..Default::default() };
+        let removed = self.docker.remove_container(&helper, Some(remove)).await;
+        let out = ran?;
+        removed.map_err(|e| Error::docker(format!("remove {helper}"), e))?;
+        self.transcript().command(&self.name, NET_HELPER, line, out.status, &out.stdout, &out.stderr, t.elapsed());
+        if out.status != 0 {
+            return Err(Error::Other(format!("{line} on {} (net helper) exited {}: {}", self.name, out.status, out.combined().trim())));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! The fault steps: one function per fault [`Action`], each a host verb
+//! of `lab::faults` or a background writer of `lab::load`, returning what
+//! it observed for reports.
+
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::lab::{Host, Hosts, KillTarget, LsnKind, StopMode};
+use crate::scenario::{KillWhat, LoadAction, Peers, StopHow, Vars};
+
+/// The hosts `peers` names, or every other host for `"all"`.
+fn peers<'a, L: Hosts>(lab: &'a L, host: &Host, peers: &Peers) -> Result<Vec<&'a Host>> {
+    match peers {
+        Peers::All => Ok(lab.hosts().iter().filter(|h| h.name != host.name).collect()),
+        Peers::Hosts(names) => names.iter().map(|n| lab.host(n.get_ref())).collect(),
+    }
+}
+
+fn names(hosts: &[&Host]) -> String {
+    hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+pub async fn partition<L: Hosts>(lab: &L, host: &Host, p: &Peers) -> Result<String> {
+    let peers = peers(lab, host, p)?;
+    host.partition(&peers).await?;
+    Ok(format!("{} cut off from {}", host.name, names(&peers)))
+}
+
+pub async fn heal<L: Hosts>(lab: &L, host: &Host, p: &Peers) -> Result<String> {
+    let peers = peers(lab, host, p)?;
+    host.heal(&peers).await?;
+    Ok(format!("{} reaches {} again", host.name, names(&peers)))
+}
+
+pub async fn kill(host: &Host, what: KillWhat) -> Result<String> {
+    let t = Instant::now();
+    let target = match what {
+        KillWhat::Postmaster => KillTarget::Postmaster,
+        KillWhat::Host => KillTarget::Host,
+    };
+    host.kill(target).await?;
+    Ok(format!("{target:?} of {} killed, gone after {} ms", host.name, t.elapsed().as_millis()))
+}
+
+pub async fn stop(host: &Host, how: StopHow) -> Result<String> {
+    let t = Instant::now();
+    let mode = match how {
+        StopHow::Fast => StopMode::Fast,
+        StopHow::Immediate => StopMode::Immediate,
+    };
+    host.stop(mode).await?;
+    Ok(format!("stopped ({mode:?}) after {} ms", t.elapsed().as_millis()))
+}
+
+pub async fn pause(host: &Host, frozen: bool) -> Result<String> {
+    if frozen {
+        host.pause().await?;
+        Ok(format!("{} frozen", host.name))
+    } else {
+        host.resume().await?;
+        Ok(format!("{} running again", host.name))
+    }
+}
+
+pub async fn load<L: Hosts>(lab: &L, host: &Host, l: &LoadAction, vars: &Vars) -> Result<String> {
+    if l.stop {
+        let (table, log) = lab.workloads().stop(&l.writer).await?;
+        let what = format!("stop writer {}", l.writer);
+        host.note("pglab (harness)", &what, &log.summary(), Duration::ZERO);
+        return Ok(format!("writer {} into {table}: {}", l.writer, log.summary()));
+    }
+    let table = vars.subst(&l.table)?;
+    let mut hosts = vec![host];
+    for f in &l.failover {
+        hosts.push(lab.host(f.get_ref())?);
+    }
+    lab.workloads().start(&l.writer, &table, &hosts, Duration::from_millis(l.interval_ms)).await?;
+    let what = format!("start writer {}: a commit into {table} every {} ms on the first writable of {}", l.writer, l.interval_ms, names(&hosts));
+    host.note("pglab (harness)", &what, "running in the background", Duration::ZERO);
+    Ok(format!("writer {} running", l.writer))
+}
+
+/// Waits until `standby` streams from `primary` and has replayed the
+/// primary's WAL position as of now.
+pub async fn caught_up(primary: &Host, standby: &Host) -> Result<String> {
+    let t = Instant::now();
+    let lsn = primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
+    let ms = t.elapsed().as_millis();
+    standby.note("pglab (harness)", &format!("wait until caught up with {} at {lsn}", primary.name), &format!("reached after {ms} ms"), t.elapsed());
+    Ok(format!("caught up with {} ({lsn}) after {ms} ms", primary.name))
+}

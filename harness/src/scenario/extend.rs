@@ -1,0 +1,77 @@
+//! `extends`: a scenario that starts where another one (through one of its
+//! steps) leaves the lab, so a fault scenario does not repeat the setup it
+//! breaks. The base is read and checked as a file of its own; its problems
+//! are reported there, not here.
+
+use std::path::{Path, PathBuf};
+
+use super::model::{Base, Extends, Scenario};
+use super::Problem;
+
+/// What this file set itself (a base's value is kept otherwise).
+pub(super) struct Own {
+    pub platform: bool,
+    pub parallel: bool,
+}
+
+/// Where `extends.scenario` points: relative to this file, `.toml` optional.
+pub fn base_path(file: &Path, name: &str) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if name.ends_with(".toml") {
+        dir.join(name)
+    } else {
+        dir.join(format!("{name}.toml"))
+    }
+}
+
+/// Puts the base's hosts, variables, secrets, defects, given state and
+/// steps (through `through`) in front of this file's own.
+pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem> {
+    let path = base_path(&scn.path, ext.scenario.get_ref());
+    let at = Some(ext.scenario.span());
+    let base = match Scenario::load(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let help = format!("check it on its own: pglab validate {}", path.display());
+            return vec![Problem::new(at, format!("`extends.scenario`: the base {} cannot be used: {first}", path.display()), "this base").help(help)];
+        }
+    };
+    if base.base.is_some() {
+        let msg = format!("`extends.scenario`: {} extends another scenario itself; a base must be a whole scenario", path.display());
+        return vec![Problem::new(at, msg, "a base that extends")];
+    }
+    let keep = match &ext.through {
+        None => base.steps.len(),
+        Some(t) => match base.steps.iter().position(|s| s.id.get_ref() == t.get_ref()) {
+            Some(i) => i + 1,
+            None => {
+                let ids: Vec<&str> = base.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
+                let p = Problem::new(Some(t.span()), format!("`extends.through`: {} has no step `{}`", base.name, t.get_ref()), "not a step of the base");
+                return vec![p.help(format!("its steps: {}", ids.join(", ")))];
+            }
+        },
+    };
+    let Scenario { name, platform, vars, secrets, parallel, hosts, given, defects, mut steps, .. } = base;
+    steps.truncate(keep);
+    scn.base = Some(Base { name, path, hosts: hosts.len(), steps: steps.len() });
+    if !own.platform {
+        scn.platform = platform;
+    }
+    if !own.parallel {
+        scn.parallel = parallel;
+    }
+    let mut merged = vars;
+    merged.append(&mut scn.vars);
+    scn.vars = merged;
+    for s in secrets {
+        if !scn.secrets.contains(&s) {
+            scn.secrets.push(s);
+        }
+    }
+    scn.given = scn.given.take().or(given);
+    scn.hosts.splice(0..0, hosts);
+    scn.defects.splice(0..0, defects);
+    scn.steps.splice(0..0, steps);
+    Vec::new()
+}
