@@ -177,8 +177,8 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 assert_eq!(status, 0, "pgbackrest check on {host}: {out}");
             }
             CheckDecl::Writes { host, max_lost, writer } => {
-                // The rows there are the acknowledged ones not lost plus the
-                // unknown ones that did commit: counted here with psql.
+                // The rows there are the acknowledged ones not lost plus
+                // some of the unknown ones: counted here with psql.
                 let m = &report.checks.iter().find(|c| c.name == "writes").expect("writes ran").metrics;
                 let table = scn.steps.iter().find_map(|s| match &s.action {
                     Action::Load(l) if l.writer == *writer && !l.stop => Some(l.table.clone()),
@@ -186,7 +186,8 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 });
                 let q = format!("SELECT count(*) FROM {}", table.expect("a load step starts the writer"));
                 let rows: f64 = support::psql(docker, &c(host), &q).await.parse().unwrap();
-                assert_eq!(rows, m["acknowledged"] - m["lost"] + m["unknown_committed"], "{q} on {host} against {m:?}");
+                let kept = m["acknowledged"] - m["lost"];
+                assert!(rows >= kept + m["unknown_committed"] && rows <= kept + m["unknown"], "{q} on {host}: {rows} rows against {m:?}");
                 assert!(m["lost"] <= max_lost.map_or(f64::INFINITY, |x| x as f64));
                 assert_eq!(support::psql(docker, &c(host), "SELECT pg_is_in_recovery()").await, "f", "{host} takes writes");
             }
