@@ -33,23 +33,26 @@ pub async fn heal<L: Hosts>(lab: &L, host: &Host, p: &Peers) -> Result<String> {
 }
 
 pub async fn kill(host: &Host, what: KillWhat) -> Result<String> {
-    let t = Instant::now();
     let target = match what {
         KillWhat::Postmaster => KillTarget::Postmaster,
         KillWhat::Host => KillTarget::Host,
     };
-    host.kill(target).await?;
-    Ok(format!("{target:?} of {} killed, gone after {} ms", host.name, t.elapsed().as_millis()))
+    timed(format!("{target:?} of {} killed, gone", host.name), host.kill(target)).await
 }
 
 pub async fn stop(host: &Host, how: StopHow) -> Result<String> {
-    let t = Instant::now();
     let mode = match how {
         StopHow::Fast => StopMode::Fast,
         StopHow::Immediate => StopMode::Immediate,
     };
-    host.stop(mode).await?;
-    Ok(format!("stopped ({mode:?}) after {} ms", t.elapsed().as_millis()))
+    timed(format!("stopped ({mode:?})"), host.stop(mode)).await
+}
+
+/// What was done, and how long it took.
+async fn timed(what: String, done: impl std::future::Future<Output = Result<()>>) -> Result<String> {
+    let t = Instant::now();
+    done.await?;
+    Ok(format!("{what} after {} ms", t.elapsed().as_millis()))
 }
 
 pub async fn pause(host: &Host, frozen: bool) -> Result<String> {
