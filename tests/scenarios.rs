@@ -191,6 +191,15 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 assert!(m["lost"] <= max_lost.map_or(f64::INFINITY, |x| x as f64));
                 assert_eq!(support::psql(docker, &c(host), "SELECT pg_is_in_recovery()").await, "f", "{host} takes writes");
             }
+            CheckDecl::ReplicationRole { host, role } => {
+                let q = format!("SELECT rolsuper, rolreplication, rolcanlogin, left(rolpassword, 14) FROM pg_authid WHERE rolname = '{role}'");
+                assert_eq!(support::psql(docker, &c(host), &q).await, "f|t|t|SCRAM-SHA-256$", "{role} on {host}");
+            }
+            CheckDecl::HbaRefuses { primary, outsider, role, .. } => {
+                let (_, text) = support::exec_in(docker, &c(primary), "root", &["cat", &scn.platform.pg_log()]).await;
+                assert!(text.contains("no pg_hba.conf entry for replication connection from host"), "{outsider} refused, in {primary}'s log");
+                assert!(text.contains(&format!("password authentication failed for user \"{role}\"")), "wrong password refused, in {primary}'s log");
+            }
             CheckDecl::CronFires { .. } => {}
         }
     }

@@ -5,6 +5,7 @@
 mod backup;
 mod pitr;
 mod replication;
+mod security;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,10 @@ async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) ->
         CheckDecl::CronLine { host, line } => backup::cron_line(lab.host(host)?, line).await,
         CheckDecl::CronFires { host, stanza } => backup::cron_fires(lab.host(host)?, stanza, metrics).await,
         CheckDecl::Pgbackrest { host, stanza } => backup::check_and_verify(lab.host(host)?, stanza).await,
+        CheckDecl::ReplicationRole { host, role } => security::replication_role(lab.host(host)?, role).await,
+        CheckDecl::HbaRefuses { primary, standby, outsider, role } => {
+            security::hba_refuses(lab.host(primary)?, lab.host(standby)?, lab.host(outsider)?, role).await
+        }
         CheckDecl::Writes { writer, host, max_lost } => writes::writes(lab, writer, lab.host(host)?, *max_lost, metrics).await,
     }
 }

@@ -876,6 +876,29 @@ pub enum CheckDecl {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_lost: Option<u64>,
     },
+    /// The replication role has LOGIN and REPLICATION and nothing more (no
+    /// superuser, createrole, createdb, bypassrls, no role memberships), and
+    /// its stored password is a SCRAM-SHA-256 verifier. Writes nothing.
+    ReplicationRole {
+        /// Where the role lives (the primary).
+        host: String,
+        /// The role's name.
+        role: String,
+    },
+    /// pg_hba turns away what it should: a replication connection as `role`
+    /// from `outsider` (a lab host with no pg_hba line), and one from
+    /// `standby` with a wrong password; both asserted from the primary's
+    /// log lines written during the check. Writes nothing.
+    HbaRefuses {
+        /// The host whose pg_hba.conf decides.
+        primary: String,
+        /// The host allowed to replicate; it tries a wrong password.
+        standby: String,
+        /// A host of the lab that must not be allowed in.
+        outsider: String,
+        /// The replication role.
+        role: String,
+    },
     /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
     Pgbackrest {
         /// Where to run them (the repository's side).
@@ -907,6 +930,8 @@ impl CheckDecl {
             CheckDecl::CronFires { .. } => "cron_fires",
             CheckDecl::Pgbackrest { .. } => "pgbackrest",
             CheckDecl::Writes { .. } => "writes",
+            CheckDecl::ReplicationRole { .. } => "replication_role",
+            CheckDecl::HbaRefuses { .. } => "hba_refuses",
         }
     }
 
@@ -915,7 +940,19 @@ impl CheckDecl {
         matches!(self, CheckDecl::CronFires { .. })
     }
 
-    pub const NAMES: [&'static str; 9] = ["standby_data", "streaming", "not_streaming", "pitr", "retention", "cron_line", "cron_fires", "writes", "pgbackrest"];
+    pub const NAMES: [&'static str; 11] = [
+        "standby_data",
+        "streaming",
+        "not_streaming",
+        "pitr",
+        "retention",
+        "cron_line",
+        "cron_fires",
+        "writes",
+        "replication_role",
+        "hba_refuses",
+        "pgbackrest",
+    ];
 
     /// Parameters that are regexes.
     pub fn regex_params(&self) -> &'static [&'static str] {
@@ -930,6 +967,7 @@ impl CheckDecl {
         match self {
             CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![("primary", primary), ("standby", standby)],
             CheckDecl::NotStreaming { standby, .. } => vec![("standby", standby)],
+            CheckDecl::HbaRefuses { primary, standby, outsider, .. } => vec![("primary", primary), ("standby", standby), ("outsider", outsider)],
             CheckDecl::Pitr { primary, target_host, like, .. } => {
                 [("primary", primary.as_str()), ("target_host", target_host.as_str())].into_iter().chain(like.as_deref().map(|l| ("like", l))).collect()
             }
@@ -937,7 +975,8 @@ impl CheckDecl {
             | CheckDecl::CronLine { host, .. }
             | CheckDecl::CronFires { host, .. }
             | CheckDecl::Pgbackrest { host, .. }
-            | CheckDecl::Writes { host, .. } => {
+            | CheckDecl::Writes { host, .. }
+            | CheckDecl::ReplicationRole { host, .. } => {
                 vec![("host", host)]
             }
         }
