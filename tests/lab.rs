@@ -269,6 +269,12 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
     let lab = lab(&["pg1", "pg2", "pg3"]).await;
     let (pg1, pg2, pg3) = (lab.host("pg1").unwrap(), lab.host("pg2").unwrap(), lab.host("pg3").unwrap());
     assert!(reaches(&docker, &pg1.container, pg2.ip).await, "before the cut");
+    // Sealed at start: no route out of the lab, from each host's own table.
+    for h in [pg1, pg2, pg3] {
+        let (_, routes) = support::exec_in(&docker, &h.container, "root", &["ip", "route"]).await;
+        assert!(!routes.contains("default") && routes.contains("dev eth0"), "{}: {routes}", h.name);
+        assert!(h.sealed().await.unwrap());
+    }
 
     // A partition is both ways and only between the hosts named.
     pg1.partition(&[pg2]).await.unwrap();

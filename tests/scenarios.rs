@@ -83,7 +83,7 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
 
     // Secrets never reach transcripts or reports.
     let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
-    assert_eq!(files.len(), 2, "a transcript and a report: {files:?}");
+    assert_eq!(files.len(), 3, "a transcript, a report and its timeline: {files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         assert!(!regex_secret().is_match(&text), "a secret leaked into {}", f.display());
@@ -199,6 +199,12 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 let (_, text) = support::exec_in(docker, &c(primary), "root", &["cat", &scn.platform.pg_log()]).await;
                 assert!(text.contains("no pg_hba.conf entry for replication connection from host"), "{outsider} refused, in {primary}'s log");
                 assert!(text.contains(&format!("password authentication failed for user \"{role}\"")), "wrong password refused, in {primary}'s log");
+            }
+            CheckDecl::NoRouteOut { hosts } => {
+                for h in hosts {
+                    let (_, routes) = support::exec_in(docker, &c(h), "root", &["ip", "route"]).await;
+                    assert!(!routes.contains("default"), "{h} has a default route: {routes}");
+                }
             }
             CheckDecl::CronFires { .. } => {}
         }

@@ -61,6 +61,10 @@ async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) ->
         CheckDecl::HbaRefuses { primary, standby, outsider, role } => {
             security::hba_refuses(lab.host(primary)?, lab.host(standby)?, lab.host(outsider)?, role).await
         }
+        CheckDecl::NoRouteOut { hosts } => {
+            let hosts = hosts.iter().map(|h| lab.host(h)).collect::<Result<Vec<_>>>()?;
+            security::no_route_out(&hosts).await
+        }
         CheckDecl::Writes { writer, host, max_lost } => writes::writes(lab, writer, lab.host(host)?, *max_lost, metrics).await,
     }
 }

@@ -3,7 +3,7 @@
 //! hosts and passwords it should, as the primary's own log records it.
 
 use super::eq;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lab::{Cmd, Host};
 use crate::time::Deadline;
 
@@ -51,4 +51,15 @@ pub async fn hba_refuses(primary: &Host, standby: &Host, outsider: &Host, role: 
 /// A log line from its message on (no timestamp and pid).
 fn tail(line: &str) -> String {
     line.find("FATAL:").map(|i| line[i..].to_string()).unwrap_or_else(|| line.to_string())
+}
+
+/// Every host: no default route, and an outside address unreachable.
+pub async fn no_route_out(hosts: &[&Host]) -> Result<String> {
+    for h in hosts {
+        if !h.sealed().await? {
+            return Err(Error::Check(format!("{} has a route out of the lab (see `ip route` there)", h.name)));
+        }
+    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    Ok(format!("no route out of the lab on {}: no default route; `ip route get 192.0.2.1`: Network is unreachable", names.join(", ")))
 }

@@ -52,6 +52,19 @@ impl Host {
         Ok(())
     }
 
+    /// Takes away the host's default route: the engine's internal network
+    /// already drops what leaves the bridge; with no route, nothing is even
+    /// sent (`ip route get` answers "Network is unreachable").
+    pub async fn seal(&self) -> Result<()> {
+        self.net_helper("ip route del default 2>/dev/null; ! ip route show default | grep -q .").await
+    }
+
+    /// Whether the host has no route out of the lab's network, from its own routing table.
+    pub async fn sealed(&self) -> Result<bool> {
+        let out = self.probe(&Cmd::shell("ip route show default; ip route get 192.0.2.1 2>&1").any_status()).await?;
+        Ok(!out.stdout.contains("default") && out.stdout.contains("unreachable"))
+    }
+
     /// Freezes every process of the host (the engine's cgroup freezer).
     pub async fn pause(&self) -> Result<()> {
         let t = Instant::now();

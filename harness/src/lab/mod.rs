@@ -242,7 +242,11 @@ impl Lab {
             let ip = container_ip(docker, &container_name, network).await?;
             hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, socket_dir, docker.clone(), transcript.clone()));
         }
-        try_join_all(hosts.iter().map(open_route)).await?;
+        try_join_all(hosts.iter().map(|h| async move {
+            h.seal().await?;
+            open_route(h).await
+        }))
+        .await?;
         timings.sql_ready = t.elapsed();
         Ok(hosts)
     }

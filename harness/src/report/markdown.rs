@@ -44,6 +44,7 @@ fn header(md: &mut String, r: &RunReport) {
         r.lab_timings.total.as_millis(),
         r.total.as_secs_f64()
     );
+    let _ = writeln!(md, "![what ran when]({}.svg)\n", r.file_stem());
     if let Some(e) = &r.error {
         let heading = if r.interrupted { "Interrupted" } else { "Failure" };
         let _ = writeln!(md, "## {heading}\n\n```\n{}\n```\n", e.trim_end());

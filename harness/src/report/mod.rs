@@ -5,6 +5,7 @@
 mod bench;
 mod junit;
 mod markdown;
+mod svg;
 
 pub use bench::bench_table;
 pub use junit::junit;
@@ -24,19 +25,22 @@ pub fn verdict(r: &RunReport) -> &'static str {
     }
 }
 
-/// Writes `<scenario>-<lab>.md` and `.json` into `dir`; returns the paths.
+/// Writes `<scenario>-<lab>.md`, `.json` and the `.svg` timeline the
+/// Markdown shows into `dir`; returns the first two.
 pub fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let base = dir.join(r.file_stem());
     let md = base.with_extension("md");
     let json = base.with_extension("json");
+    let svg = base.with_extension("svg");
+    std::fs::write(&svg, svg::timeline(r)).map_err(|e| Error::io(format!("writing {}", svg.display()), e))?;
     std::fs::write(&md, render_markdown(r)).map_err(|e| Error::io(format!("writing {}", md.display()), e))?;
     std::fs::write(&json, serde_json::to_string_pretty(r).expect("serializable")).map_err(|e| Error::io(format!("writing {}", json.display()), e))?;
     Ok((md, json))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -77,7 +81,7 @@ mod tests {
         }
     }
 
-    fn report() -> RunReport {
+    pub(crate) fn report() -> RunReport {
         RunReport {
             scenario: "demo".into(),
             description: "A demo.".into(),
@@ -145,5 +149,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
         assert_eq!((v["interrupted"].as_bool(), v["steps"][1]["status"].as_str()), (Some(true), Some("interrupted")));
         assert!(md.ends_with("demo-abc-from-8-restore.md"));
+        let svg = std::fs::read_to_string(dir.path().join("demo-abc-from-8-restore.svg")).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(std::fs::read_to_string(&md).unwrap().contains("![what ran when](demo-abc-from-8-restore.svg)"));
     }
 }

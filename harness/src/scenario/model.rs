@@ -899,6 +899,13 @@ pub enum CheckDecl {
         /// The replication role.
         role: String,
     },
+    /// No host has a route out of the lab's network: no default route in
+    /// its routing table, and `ip route get` to an outside address answers
+    /// "Network is unreachable" (nothing is sent). Writes nothing.
+    NoRouteOut {
+        /// The hosts to look at.
+        hosts: Vec<String>,
+    },
     /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
     Pgbackrest {
         /// Where to run them (the repository's side).
@@ -932,6 +939,7 @@ impl CheckDecl {
             CheckDecl::Writes { .. } => "writes",
             CheckDecl::ReplicationRole { .. } => "replication_role",
             CheckDecl::HbaRefuses { .. } => "hba_refuses",
+            CheckDecl::NoRouteOut { .. } => "no_route_out",
         }
     }
 
@@ -940,7 +948,7 @@ impl CheckDecl {
         matches!(self, CheckDecl::CronFires { .. })
     }
 
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "standby_data",
         "streaming",
         "not_streaming",
@@ -951,6 +959,7 @@ impl CheckDecl {
         "writes",
         "replication_role",
         "hba_refuses",
+        "no_route_out",
         "pgbackrest",
     ];
 
@@ -968,6 +977,7 @@ impl CheckDecl {
             CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![("primary", primary), ("standby", standby)],
             CheckDecl::NotStreaming { standby, .. } => vec![("standby", standby)],
             CheckDecl::HbaRefuses { primary, standby, outsider, .. } => vec![("primary", primary), ("standby", standby), ("outsider", outsider)],
+            CheckDecl::NoRouteOut { hosts } => hosts.iter().map(|h| ("hosts", h.as_str())).collect(),
             CheckDecl::Pitr { primary, target_host, like, .. } => {
                 [("primary", primary.as_str()), ("target_host", target_host.as_str())].into_iter().chain(like.as_deref().map(|l| ("like", l))).collect()
             }
