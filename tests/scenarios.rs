@@ -36,6 +36,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
     let verified = std::panic::AssertUnwindSafe(async {
         assert_report(&scn, &report, dir.path());
         verify_on_lab(&docker, &scn, &report).await;
+        no_secret_anywhere(&docker, &report, dir.path()).await;
     });
     let outcome = futures_util::FutureExt::catch_unwind(verified).await;
     pglab::lab::inventory::remove_lab(&docker, &report.lab).await.expect("remove the kept lab");
@@ -207,6 +208,34 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 }
             }
             CheckDecl::CronFires { .. } => {}
+        }
+    }
+}
+
+/// The run's real secret values (from the kept lab's run state) appear in
+/// no artefact: transcript, JSON report, timeline, JUnit, and a bug bundle
+/// (configs, logs, transcripts) made from the lab.
+async fn no_secret_anywhere(docker: &Docker, report: &RunReport, dir: &Path) {
+    let state = pglab::run::state::RunState::load(&report.lab).expect("the kept lab's run state");
+    let mut artefacts: Vec<(String, String)> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| (e.path().display().to_string(), std::fs::read_to_string(e.path()).unwrap())).collect();
+    artefacts.push(("junit".into(), pglab::report::junit(report)));
+    let attached = pglab::lab::Attached::find(docker, &report.lab).await.expect("attach to the kept lab");
+    let bundle = dir.join("bundle.tar.gz");
+    pglab::run::bundle::write(&attached, &bundle).await.expect("a bug bundle");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&bundle).unwrap()));
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut text = String::new();
+        let name = entry.path().unwrap().display().to_string();
+        if std::io::Read::read_to_string(&mut entry, &mut text).is_ok() {
+            artefacts.push((format!("bundle:{name}"), text));
+        }
+    }
+    assert!(artefacts.len() > 5, "artefacts: {:?}", artefacts.iter().map(|a| &a.0).collect::<Vec<_>>());
+    for secret in &state.secrets {
+        for (name, text) in &artefacts {
+            assert!(!text.contains(secret.as_str()), "a secret of the run is in {name}");
         }
     }
 }

@@ -243,7 +243,11 @@ impl Lab {
             hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, socket_dir, docker.clone(), transcript.clone()));
         }
         try_join_all(hosts.iter().map(|h| async move {
-            h.seal().await?;
+            if let Err(e) = h.seal().await {
+                // An engine that refuses the helper still runs labs; check `no_route_out` then fails and says why.
+                h.note("pglab (engine)", "remove the default route (net helper)", &format!("not done: {e}"), std::time::Duration::ZERO);
+                tracing::warn!(host = %h.name, "could not seal the host: {e}");
+            }
             open_route(h).await
         }))
         .await?;
