@@ -395,7 +395,8 @@ impl Attached {
                 .and_then(|i| i.config.and_then(|c| c.labels).and_then(|l| l.get(engine::LABEL_IMAGE).cloned()))
                 .and_then(|p| p.parse().ok())
                 .unwrap_or_default();
-            let ip = container_ip(docker, container, &network).await?;
+            // A stopped (killed) host has no address; it is still the lab's, to inspect and bundle.
+            let ip = container_ip(docker, container, &network).await.unwrap_or(Ipv4Addr::UNSPECIFIED);
             hosts.push(Host::new(
                 name.clone(),
                 id.to_string(),
