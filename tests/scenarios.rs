@@ -223,6 +223,10 @@ async fn no_secret_anywhere(docker: &Docker, report: &RunReport, dir: &Path) {
     let attached = pglab::lab::Attached::find(docker, &report.lab).await.expect("attach to the kept lab");
     let bundle = dir.join("bundle.tar.gz");
     pglab::run::bundle::write(&attached, &bundle).await.expect("a bug bundle");
+    // The bundle replays: its scenario (and the base it extends) read back whole.
+    let unpacked = pglab::run::bundle::unpack(&bundle).expect("unpack the bundle");
+    let again = Scenario::load(&unpacked.scenario).expect("the bundled scenario parses away from scenarios/");
+    assert_eq!(again.steps.len(), report.steps.len(), "the bundled scenario has the steps that ran");
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&bundle).unwrap()));
     for entry in tar.entries().unwrap() {
         let mut entry = entry.unwrap();

@@ -10,6 +10,7 @@ use super::state::RunState;
 use crate::error::{Error, Result};
 use crate::lab::{Attached, Cmd, Host, LogTail};
 use crate::platform::Platform;
+use crate::scenario::PORTABLE_BASE;
 use crate::transcript::Redactor;
 
 /// `manifest.json` at the top of a bundle.
@@ -61,7 +62,8 @@ fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
 pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
     let state = RunState::load(&lab.id)?;
     let scenario_src = std::fs::read_to_string(RunState::scenario_copy(&lab.id)).map_err(|e| Error::io("reading the lab's scenario copy", e))?;
-    let scn = crate::scenario::Scenario::parse(&PathBuf::from(format!("{}.toml", state.scenario)), scenario_src.clone()).ok();
+    // Parsed where it lies, so that an `extends` finds the base beside it.
+    let scn = crate::scenario::Scenario::parse(&RunState::scenario_copy(&lab.id), scenario_src.clone()).ok();
     let complete = scn.as_ref().is_some_and(|s| s.steps.iter().all(|st| state.done.contains(st.id.get_ref())));
     let manifest = Manifest {
         lab: lab.id.clone(),
@@ -77,6 +79,9 @@ pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
     let root = format!("pglab-report-{}", lab.id);
     let mut files: Vec<(String, String)> =
         vec![("manifest.json".into(), serde_json::to_string_pretty(&manifest).expect("serializable")), ("scenario.toml".into(), scenario_src)];
+    if let Ok(base) = std::fs::read_to_string(RunState::base_copy(&lab.id)) {
+        files.push((format!("{PORTABLE_BASE}.toml"), base));
+    }
     for r in &state.reports {
         if let (Some(name), Ok(text)) = (r.file_name(), std::fs::read_to_string(r)) {
             files.push((format!("transcripts/{}", name.to_string_lossy()), text));
@@ -133,12 +138,15 @@ pub fn unpack(bundle: &Path) -> Result<Unpacked> {
         let mut entry = entry.map_err(|e| Error::io("reading the bundle", e))?;
         let path = entry.path().map_err(|e| Error::io("reading the bundle", e))?.into_owned();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if path.components().count() != 2 || !(name == "scenario.toml" || name == "manifest.json") {
+        let base = format!("{PORTABLE_BASE}.toml");
+        if path.components().count() != 2 || !(name == "scenario.toml" || name == "manifest.json" || name == base) {
             continue;
         }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut entry, &mut text).map_err(|e| Error::io("reading the bundle", e))?;
-        if name == "manifest.json" {
+        if name == base {
+            std::fs::write(dir.path().join(&base), text).map_err(|e| Error::io("unpacking the base scenario", e))?;
+        } else if name == "manifest.json" {
             manifest = Some(serde_json::from_str::<Manifest>(&text).map_err(|e| Error::Usage(format!("{}: bad manifest.json: {e}", bundle.display())))?);
         } else {
             let p = dir.path().join(format!("{}.toml", manifest.as_ref().map(|m: &Manifest| m.scenario.as_str()).unwrap_or("scenario")));

@@ -157,7 +157,10 @@ fn fresh_state(scn: &Scenario, lab: &Lab, platform: Platform, vars: Vars) -> Res
         done: Vec::new(),
         reports: Vec::new(),
     };
-    std::fs::write(RunState::scenario_copy(&lab.id), &scn.source).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
+    std::fs::write(RunState::scenario_copy(&lab.id), scn.portable_source()).map_err(|e| Error::io("saving the scenario beside the lab", e))?;
+    if let Some(b) = &scn.base {
+        std::fs::write(RunState::base_copy(&lab.id), &b.source).map_err(|e| Error::io("saving the base scenario beside the lab", e))?;
+    }
     state.save()?;
     Ok(state)
 }

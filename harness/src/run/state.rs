@@ -40,6 +40,11 @@ impl RunState {
         lab_state_dir(lab).join("scenario.toml")
     }
 
+    /// The base of a scenario that `extends` one, beside its copy.
+    pub fn base_copy(lab: &str) -> PathBuf {
+        lab_state_dir(lab).join(format!("{}.toml", crate::scenario::PORTABLE_BASE))
+    }
+
     pub fn save(&self) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;

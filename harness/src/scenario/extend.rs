@@ -52,9 +52,9 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
             }
         },
     };
-    let Scenario { name, platform, vars, secrets, parallel, hosts, given, defects, mut steps, .. } = base;
+    let Scenario { name, platform, vars, secrets, parallel, hosts, given, defects, mut steps, source, .. } = base;
     steps.truncate(keep);
-    scn.base = Some(Base { name, path, hosts: hosts.len(), steps: steps.len() });
+    scn.base = Some(Base { name, path, hosts: hosts.len(), steps: steps.len(), source, at: ext.scenario.span() });
     if !own.platform {
         scn.platform = platform;
     }
@@ -74,4 +74,40 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
     scn.defects.splice(0..0, defects);
     scn.steps.splice(0..0, steps);
     Vec::new()
+}
+
+/// The name a portable copy gives its base: `pglab-base.toml` beside it.
+pub const PORTABLE_BASE: &str = "pglab-base";
+
+impl Scenario {
+    /// This file's text as it can live away from its directory (a lab's
+    /// state, a bug bundle): `extends` then names `pglab-base.toml` beside it,
+    /// which holds [`Base::source`].
+    pub fn portable_source(&self) -> String {
+        let mut text = self.source.clone();
+        if let Some(b) = &self.base {
+            text.replace_range(b.at.clone(), &format!("\"{PORTABLE_BASE}\""));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_portable_copy_with_its_base_beside_it_is_the_same_scenario() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/partition.toml");
+        let scn = Scenario::load(&shipped).unwrap();
+        let base = scn.base.as_ref().expect("partition extends the tutorial");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("partition.toml"), scn.portable_source()).unwrap();
+        std::fs::write(dir.path().join(format!("{PORTABLE_BASE}.toml")), &base.source).unwrap();
+        let copy = Scenario::load(&dir.path().join("partition.toml")).unwrap();
+        let ids = |s: &Scenario| s.steps.iter().map(|x| x.id.get_ref().clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&copy), ids(&scn));
+        assert_eq!(copy.hosts.len(), scn.hosts.len());
+        assert!(copy.source.contains(&format!("scenario = \"{PORTABLE_BASE}\"")), "{}", copy.source);
+    }
 }

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use miette::LabeledSpan;
 
+pub use extend::PORTABLE_BASE;
 pub use model::{
     Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LoadAction, Mode, Owner, Peers,
     PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopHow, Verify, WaitAction,

@@ -61,6 +61,10 @@ pub struct Base {
     pub hosts: usize,
     /// How many of `steps` are the base's.
     pub steps: usize,
+    /// The base file's text, kept so a run can be resumed or bundled away from it.
+    pub source: String,
+    /// Where `extends.scenario`'s value is in this file.
+    pub at: std::ops::Range<usize>,
 }
 
 /// A host of the lab: a container named for it, reachable by that name.
