@@ -303,13 +303,13 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
 
     // SIGKILL of the postmaster: the host lives, the cluster is down, and starts with crash recovery.
     let offset = pg2.log_offset().await.unwrap();
-    pg2.kill(pglab::lab::KillTarget::Postmaster).await.unwrap();
+    pg2.kill(pglab::scenario::KillWhat::Postmaster).await.unwrap();
     assert_ne!(support::exec_in(&docker, &pg2.container, "postgres", &["pg_isready"]).await.0, 0, "no server on pg2");
     pg2.start().await.unwrap();
     pg2.wait_for_log("database system was interrupted|automatic recovery|not properly shut down", offset, Deadline::standard()).await.unwrap();
 
     // The whole host, killed; then pg1 left paused: teardown still takes all.
-    pg2.kill(pglab::lab::KillTarget::Host).await.unwrap();
+    pg2.kill(pglab::scenario::KillWhat::Host).await.unwrap();
     let state = docker.inspect_container(&pg2.container, None).await.unwrap().state.unwrap();
     assert_eq!(state.running, Some(false));
     pg1.pause().await.unwrap();

@@ -15,22 +15,13 @@ use super::host::Host;
 use crate::engine::image::HostImage;
 use crate::engine::LABEL_HOST;
 use crate::error::{Error, Result};
+use crate::scenario::KillWhat;
 use crate::time::{poll_until, Deadline, Probe};
 
 /// Who the transcript shows for what the harness does through the engine.
 const ENGINE: &str = "pglab (engine)";
 /// And for commands of the network helper.
 const NET_HELPER: &str = "pglab (net helper, NET_ADMIN)";
-
-/// What a `kill` ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillTarget {
-    /// The postmaster alone, with SIGKILL: its host lives on, the cluster
-    /// needs crash recovery when started again.
-    Postmaster,
-    /// The whole host, as a power cut: the engine kills its container.
-    Host,
-}
 
 impl Host {
     /// Cuts this host off from `peers`, both ways: a blackhole route to each
@@ -81,14 +72,14 @@ impl Host {
     }
 
     /// Kills the postmaster (SIGKILL) or the whole host, and waits until it is gone.
-    pub async fn kill(&self, target: KillTarget) -> Result<()> {
+    pub async fn kill(&self, target: KillWhat) -> Result<()> {
         match target {
-            KillTarget::Postmaster => {
+            KillWhat::Postmaster => {
                 let pidfile = format!("{}/postmaster.pid", self.platform.pg_data());
                 self.exec(Cmd::shell(format!("kill -KILL $(head -1 {pidfile})"))).await?;
                 self.wait_for_pg_down(Deadline::standard()).await?;
             }
-            KillTarget::Host => {
+            KillWhat::Host => {
                 let t = Instant::now();
                 let opts = KillContainerOptions { signal: "SIGKILL".into() };
                 self.docker.kill_container(&self.container, Some(opts)).await.map_err(|e| Error::docker(format!("kill {}", self.container), e))?;

@@ -152,12 +152,6 @@ impl Host {
         Route { host: self.name.clone(), config: self.pg_config(Duration::from_secs(2)) }
     }
 
-    /// A connection of its own through the harness route, for code that
-    /// must not wait behind the host's shared one (a background writer).
-    pub async fn client(&self) -> Result<Client> {
-        self.connect().await
-    }
-
     async fn connect(&self) -> Result<Client> {
         let (client, conn) = self.pg_config(Duration::from_secs(5)).connect(NoTls).await.map_err(|e| self.sql_error("(connect)", e))?;
         tokio::spawn(async move {

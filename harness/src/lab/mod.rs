@@ -15,7 +15,6 @@ pub mod signals;
 
 pub use boot::{wait_for_host_boot, BootGate};
 pub use exec::{Cmd, ExecOutput};
-pub use faults::KillTarget;
 pub use files::FileMeta;
 pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
 pub use load::{Ack, Workloads, WriteLog};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::lab::{Host, Hosts, KillTarget, LsnKind, StopMode};
+use crate::lab::{Host, Hosts, LsnKind, StopMode};
 use crate::scenario::{KillWhat, LoadAction, Peers, StopHow, Vars};
 
 /// The hosts `peers` names, or every other host for `"all"`.
@@ -33,11 +33,7 @@ pub async fn heal<L: Hosts>(lab: &L, host: &Host, p: &Peers) -> Result<String> {
 }
 
 pub async fn kill(host: &Host, what: KillWhat) -> Result<String> {
-    let target = match what {
-        KillWhat::Postmaster => KillTarget::Postmaster,
-        KillWhat::Host => KillTarget::Host,
-    };
-    timed(format!("{target:?} of {} killed, gone", host.name), host.kill(target)).await
+    timed(format!("{what:?} of {} killed, gone", host.name), host.kill(what)).await
 }
 
 pub async fn stop(host: &Host, how: StopHow) -> Result<String> {
