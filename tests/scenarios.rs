@@ -207,6 +207,15 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                     assert!(!routes.contains("default"), "{h} has a default route: {routes}");
                 }
             }
+            CheckDecl::SshKeys { hosts } => {
+                let mut fingerprints = std::collections::BTreeSet::new();
+                for h in hosts {
+                    let (_, cfg) = support::exec_in(docker, &c(h), "root", &["sshd", "-T"]).await;
+                    assert!(cfg.lines().any(|l| l == "passwordauthentication no"), "sshd on {h} refuses passwords: {cfg}");
+                    let (_, fp) = support::exec_in(docker, &c(h), "root", &["ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"]).await;
+                    assert!(fingerprints.insert(fp.clone()), "{h} has a host key of its own: {fp}");
+                }
+            }
             CheckDecl::CronFires { .. } => {}
         }
     }

@@ -25,6 +25,7 @@ exec mmdebstrap \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/*' \
   --customize-hook='for u in getty.target console-getty.service systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service systemd-firstboot.service systemd-remount-fs.service sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer dpkg-db-backup.timer logrotate.timer systemd-tmpfiles-clean.timer; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
   --customize-hook='sed -i "s/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/" "$1/etc/pam.d/sshd" "$1/etc/pam.d/cron"' \
+  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
   --customize-hook='chroot "$1" useradd --create-home --shell /bin/bash --groups sudo dba' \
   --customize-hook='echo pglab > "$1/etc/hostname"' \
   "$suite" - "deb $mirror $suite main"

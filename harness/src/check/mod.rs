@@ -65,6 +65,10 @@ async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) ->
             let hosts = hosts.iter().map(|h| lab.host(h)).collect::<Result<Vec<_>>>()?;
             security::no_route_out(&hosts).await
         }
+        CheckDecl::SshKeys { hosts } => {
+            let hosts = hosts.iter().map(|h| lab.host(h)).collect::<Result<Vec<_>>>()?;
+            security::ssh_keys(&hosts).await
+        }
         CheckDecl::Writes { writer, host, max_lost } => writes::writes(lab, writer, lab.host(host)?, *max_lost, metrics).await,
     }
 }

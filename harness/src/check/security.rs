@@ -2,6 +2,8 @@
 //! needs, its password is stored as a SCRAM verifier, and pg_hba turns away
 //! hosts and passwords it should, as the primary's own log records it.
 
+use std::collections::BTreeMap;
+
 use super::eq;
 use crate::error::{Error, Result};
 use crate::lab::{Cmd, Host};
@@ -62,4 +64,58 @@ pub async fn no_route_out(hosts: &[&Host]) -> Result<String> {
     }
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     Ok(format!("no route out of the lab on {}: no default route; `ip route get 192.0.2.1`: Network is unreachable", names.join(", ")))
+}
+
+/// What sshd must answer in `sshd -T` on every lab host.
+const SSHD_KEY_ONLY: [&str; 3] = ["passwordauthentication no", "kbdinteractiveauthentication no", "permitrootlogin no"];
+
+/// Key-only SSH with host keys of their own, pinned as they really are.
+pub async fn ssh_keys(hosts: &[&Host]) -> Result<String> {
+    let [first, second, ..] = hosts else { return Err(Error::Check("ssh_keys needs at least two hosts".into())) };
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    for h in hosts {
+        let cfg = h.probe(&Cmd::new(["sshd", "-T"])).await?.stdout;
+        if let Some(missing) = SSHD_KEY_ONLY.iter().find(|want| !cfg.lines().any(|l| l.trim() == **want)) {
+            return Err(Error::Check(format!("sshd on {} does not say `{missing}` (see `sshd -T` there)", h.name)));
+        }
+        if let Some(other) = owner.insert(h.ssh_host_key().await?, &h.name) {
+            return Err(Error::Check(format!("{} and {other} have the same SSH host key: either can pass for the other", h.name)));
+        }
+    }
+    let pinned = pinned_keys_match(hosts, &owner).await?;
+    let cmd = Cmd::shell(format!(
+        "ssh -o BatchMode=yes -o PreferredAuthentications=password,keyboard-interactive -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null dba@{} true",
+        second.ip
+    ))
+    .any_status();
+    let out = first.exec(cmd).await?;
+    eq(&format!("exit status of a password login from {} to {}", first.name, second.name), out.status, 255)?;
+    if !out.combined().contains("Permission denied (publickey)") {
+        return Err(Error::Check(format!("a password login from {} to {} was not refused as key-only: {}", first.name, second.name, out.combined().trim())));
+    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    Ok(format!(
+        "{}: sshd key-only (no password, keyboard-interactive or root), {} distinct host keys, {pinned} pinned known_hosts line(s) match; a password login answers `Permission denied (publickey)`",
+        names.join(", "),
+        owner.len()
+    ))
+}
+
+/// Every known_hosts line (root, dba, postgres) naming a lab host by name or
+/// address holds that host's key; returns how many there were.
+async fn pinned_keys_match(hosts: &[&Host], owner: &BTreeMap<String, &str>) -> Result<usize> {
+    let mut seen = 0;
+    for h in hosts {
+        let text = h.probe(&Cmd::shell("cat /root/.ssh/known_hosts ~dba/.ssh/known_hosts ~postgres/.ssh/known_hosts 2>/dev/null; true")).await?.stdout;
+        for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            let mut fields = line.split_whitespace();
+            let (Some(names), Some(kind), Some(body)) = (fields.next(), fields.next(), fields.next()) else { continue };
+            let Some(peer) = hosts.iter().find(|p| names.split(',').any(|n| n == p.name || n == p.ip.to_string())) else { continue };
+            if owner.get(&format!("{kind} {body}")).copied() != Some(peer.name.as_str()) {
+                return Err(Error::Check(format!("{} trusts a key for {} that is not {}'s host key: {line}", h.name, peer.name, peer.name)));
+            }
+            seen += 1;
+        }
+    }
+    Ok(seen)
 }

@@ -108,6 +108,16 @@ impl Host {
         }
     }
 
+    /// This host's SSH host key as `type base64`, read off its disk by the
+    /// engine (each host makes its own at first boot).
+    pub async fn ssh_host_key(&self) -> Result<String> {
+        let text = self.read_file(SSH_HOST_KEY).await?;
+        match text.split_whitespace().take(2).collect::<Vec<_>>()[..] {
+            [kind, body] => Ok(format!("{kind} {body}")),
+            _ => Err(Error::Other(format!("{}:{SSH_HOST_KEY} is not an SSH public key", self.name))),
+        }
+    }
+
     /// Numeric ids of `user[:group]` from the host's /etc/passwd and /etc/group.
     async fn resolve_owner(&self, user: &str, group: Option<&str>) -> Result<(u64, u64)> {
         if user == "root" && group.is_none_or(|g| g == "root") {
@@ -131,3 +141,6 @@ impl Host {
         Ok((uid, gid))
     }
 }
+
+/// sshd's ed25519 host key.
+pub const SSH_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";

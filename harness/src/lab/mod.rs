@@ -15,7 +15,7 @@ pub mod signals;
 
 pub use boot::{wait_for_host_boot, BootGate};
 pub use exec::{Cmd, ExecOutput};
-pub use files::FileMeta;
+pub use files::{FileMeta, SSH_HOST_KEY};
 pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
 pub use load::{Ack, Workloads, WriteLog};
 pub use logs::{LogTail, Style as LogStyle};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::expect::{judge, Miss};
 use super::fault;
 use crate::error::{Error, Result};
-use crate::lab::{Cmd, Host, Hosts};
+use crate::lab::{Cmd, Host, Hosts, SSH_HOST_KEY};
 use crate::scenario::{Action, CopyAction, FileAction, Step, Vars, WaitAction};
 use crate::time::{poll_until, Deadline, Probe};
 
@@ -40,6 +40,7 @@ pub async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> 
         Action::Config(cfg) => super::config::apply(host, cfg, vars).await?,
         Action::File(f) => file(host, &step.user, f, vars).await?,
         Action::Copy(c) => copy(lab, host, c, vars).await?,
+        Action::KnownHost(peer) => known_host(host, &step.user, lab.host(peer.get_ref())?).await?,
         Action::Wait(w) => wait(lab, host, w, deadline).await?,
         Action::Partition(p) => fault::partition(lab, host, p).await?,
         Action::Heal(p) => fault::heal(lab, host, p).await?,
@@ -118,6 +119,22 @@ async fn copy<L: Hosts>(lab: &L, host: &Host, c: &CopyAction, vars: &Vars) -> Re
     let what = format!("copy {}:{src} -> {}:{dst}{}", from.name, host.name, if c.append { " (append)" } else { "" });
     host.note("root", &what, &data, t.elapsed());
     Ok(format!("copied {src}"))
+}
+
+/// Pins `peer`'s host key for `user` on `host`: the engine reads the key off
+/// the peer's disk, so no answer over the lab network is trusted.
+async fn known_host(host: &Host, user: &str, peer: &Host) -> Result<String> {
+    let t = Instant::now();
+    let key = peer.ssh_host_key().await?;
+    let home = host.probe(&Cmd::shell("printf %s \"$HOME\"").user(user)).await?.stdout;
+    let path = format!("{home}/.ssh/known_hosts");
+    // Both names the tutorial's commands may use: the host name and its address.
+    let line = format!("{},{} {key}\n", peer.name, peer.ip);
+    let mut content = existing(host, &path).await?;
+    content.extend_from_slice(line.as_bytes());
+    host.write_file(&path, &content, 0o644, user, None).await?;
+    host.note("pglab (harness)", &format!("pin {}'s host key ({SSH_HOST_KEY}, read by the engine) in {path}", peer.name), &line, t.elapsed());
+    Ok(format!("pinned the host key of {}", peer.name))
 }
 
 async fn wait<L: Hosts>(lab: &L, host: &Host, w: &WaitAction, deadline: Deadline) -> Result<String> {

@@ -169,6 +169,8 @@ pub enum Action {
     File(FileAction),
     /// Copies a file between hosts.
     Copy(CopyAction),
+    /// Pins another host's SSH host key, read through the engine.
+    KnownHost(Spanned<String>),
     /// A condition polled with a deadline.
     Wait(WaitAction),
     /// Cuts the host off from peers (a fault).
@@ -188,7 +190,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const NAMES: [&'static str; 13] = ["run", "config", "sql", "file", "copy", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load"];
+    pub const NAMES: [&'static str; 14] = ["run", "config", "sql", "file", "copy", "known_host", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -197,6 +199,7 @@ impl Action {
             Action::Sql(_) => "sql",
             Action::File(_) => "file",
             Action::Copy(_) => "copy",
+            Action::KnownHost(_) => "known_host",
             Action::Wait(_) => "wait",
             Action::Partition(_) => "partition",
             Action::Heal(_) => "heal",
@@ -344,6 +347,11 @@ pub(crate) struct RawStep {
     file: Option<FileAction>,
     /// Copies a file from another host (through the harness, not the network).
     copy: Option<CopyAction>,
+    /// Pin this host's SSH host key in the step user's `~/.ssh/known_hosts`,
+    /// under its address; the key is read off the host through the engine,
+    /// never trusted on first use over the network (`ssh-keyscan`).
+    #[schemars(with = "Option<String>")]
+    known_host: Option<Spanned<String>>,
     /// Waits for a condition, with the step's deadline.
     wait: Option<WaitAction>,
     /// Fault: cut the step's host off from these hosts, or from `"all"`,
@@ -401,6 +409,7 @@ impl TryFrom<RawStep> for Step {
         actions.extend(r.sql.map(Action::Sql));
         actions.extend(r.file.map(Action::File));
         actions.extend(r.copy.map(Action::Copy));
+        actions.extend(r.known_host.map(Action::KnownHost));
         actions.extend(r.wait.map(Action::Wait));
         actions.extend(r.partition.map(Action::Partition));
         actions.extend(r.heal.map(Action::Heal));
@@ -910,6 +919,16 @@ pub enum CheckDecl {
         /// The hosts to look at.
         hosts: Vec<String>,
     },
+    /// SSH between these hosts is key-only and trusts no key it was not
+    /// given: sshd on each refuses passwords, keyboard-interactive and root;
+    /// no two hosts share a host key; every `known_hosts` line on them that
+    /// names a lab host holds that host's real key (read by the engine); a
+    /// password login from the first host to the second is refused. Writes
+    /// nothing.
+    SshKeys {
+        /// The hosts to look at (at least two).
+        hosts: Vec<String>,
+    },
     /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
     Pgbackrest {
         /// Where to run them (the repository's side).
@@ -944,6 +963,7 @@ impl CheckDecl {
             CheckDecl::ReplicationRole { .. } => "replication_role",
             CheckDecl::HbaRefuses { .. } => "hba_refuses",
             CheckDecl::NoRouteOut { .. } => "no_route_out",
+            CheckDecl::SshKeys { .. } => "ssh_keys",
         }
     }
 
@@ -981,7 +1001,7 @@ impl CheckDecl {
             CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![("primary", primary), ("standby", standby)],
             CheckDecl::NotStreaming { standby, .. } => vec![("standby", standby)],
             CheckDecl::HbaRefuses { primary, standby, outsider, .. } => vec![("primary", primary), ("standby", standby), ("outsider", outsider)],
-            CheckDecl::NoRouteOut { hosts } => hosts.iter().map(|h| ("hosts", h.as_str())).collect(),
+            CheckDecl::NoRouteOut { hosts } | CheckDecl::SshKeys { hosts } => hosts.iter().map(|h| ("hosts", h.as_str())).collect(),
             CheckDecl::Pitr { primary, target_host, like, .. } => {
                 [("primary", primary.as_str()), ("target_host", target_host.as_str())].into_iter().chain(like.as_deref().map(|l| ("like", l))).collect()
             }
@@ -1019,6 +1039,7 @@ impl Step {
     pub fn other_hosts(&self) -> Vec<(&'static str, &Spanned<String>)> {
         match &self.action {
             Action::Copy(c) => vec![("copy.from_host", &c.from_host)],
+            Action::KnownHost(h) => vec![("known_host", h)],
             Action::Partition(Peers::Hosts(p)) => p.iter().map(|h| ("partition", h)).collect(),
             Action::Heal(Peers::Hosts(p)) => p.iter().map(|h| ("heal", h)).collect(),
             Action::Load(l) => l.failover.iter().map(|h| ("load.failover", h)).collect(),
