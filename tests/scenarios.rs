@@ -182,7 +182,7 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 // some of the unknown ones: counted here with psql.
                 let m = &report.checks.iter().find(|c| c.name == "writes").expect("writes ran").metrics;
                 let table = scn.steps.iter().find_map(|s| match &s.action {
-                    Action::Load(l) if l.writer == *writer && !l.stop => Some(l.table.clone()),
+                    Action::Load(l) if l.writer.as_ref() == Some(writer) && !l.stop => Some(l.table.clone()),
                     _ => None,
                 });
                 let q = format!("SELECT count(*) FROM {}", table.expect("a load step starts the writer"));
@@ -215,6 +215,14 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                     let (_, fp) = support::exec_in(docker, &c(h), "root", &["ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"]).await;
                     assert!(fingerprints.insert(fp.clone()), "{h} has a host key of its own: {fp}");
                 }
+            }
+            CheckDecl::SameData { primary, copy } => {
+                let tables = support::psql(docker, &c(primary), "SELECT string_agg(relname::text, ' ' ORDER BY relname) FROM pg_stat_user_tables").await;
+                for t in tables.split_whitespace() {
+                    let n = format!("SELECT count(*), sum(hashtext(x::text)) FROM {t} x");
+                    assert_eq!(support::psql(docker, &c(copy), &n).await, support::psql(docker, &c(primary), &n).await, "{t} on {copy} and {primary}");
+                }
+                assert!(!tables.is_empty(), "{primary} has user tables");
             }
             CheckDecl::CronFires { .. } => {}
         }

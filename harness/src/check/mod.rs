@@ -48,6 +48,7 @@ async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) ->
         CheckDecl::Streaming { primary, standby, inserts, deadline_s } => {
             replication::streaming(lab.host(primary)?, lab.host(standby)?, *inserts, Duration::from_secs(*deadline_s), metrics).await
         }
+        CheckDecl::SameData { primary, copy } => replication::same_data(lab.host(primary)?, lab.host(copy)?).await,
         CheckDecl::NotStreaming { standby, log } => replication::not_streaming(lab.host(standby)?, log).await,
         CheckDecl::Pitr { primary, target_host, like, stanza, targets } => {
             let like = like.as_deref().filter(|l| l != target_host).map(|l| lab.host(l)).transpose()?;

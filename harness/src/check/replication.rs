@@ -21,6 +21,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn standby_data(primary: &Host, standby: &Host) -> Result<String> {
     eq("pg_is_in_recovery() on the standby", standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
     primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
+    let summary = tables_equal(primary, standby).await?;
+    Ok(format!("{} in recovery, caught up with {}; {summary}", standby.name, primary.name))
+}
+
+/// Every user table of `copy` has the rows and checksum it has on `primary`:
+/// a host restored to a point after which the primary changed nothing.
+pub async fn same_data(primary: &Host, copy: &Host) -> Result<String> {
+    Ok(format!("{} equals {}: {}", copy.name, primary.name, tables_equal(primary, copy).await?))
+}
+
+/// Compares every user table of `primary` with `other`: row count and a
+/// checksum of the rows in order.
+async fn tables_equal(primary: &Host, other: &Host) -> Result<String> {
     let tables = primary
         .safe_psql(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -34,11 +47,11 @@ pub async fn standby_data(primary: &Host, standby: &Host) -> Result<String> {
     let mut summary = Vec::new();
     for t in &tables {
         let q = format!("SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '-') FROM (SELECT md5(x::text) h FROM {t} x) s");
-        let (p, s) = (primary.safe_psql(&q).await?, standby.safe_psql(&q).await?);
-        eq(&format!("rows|checksum of {t}"), s.as_str(), p.as_str())?;
+        let (p, o) = (primary.safe_psql(&q).await?, other.safe_psql(&q).await?);
+        eq(&format!("rows|checksum of {t} on {}", other.name), o.as_str(), p.as_str())?;
         summary.push(format!("{t}: {} rows", p.split('|').next().unwrap_or("?")));
     }
-    Ok(format!("{} in recovery, caught up with {}; {} table(s) equal: {}", standby.name, primary.name, tables.len(), summary.join(", ")))
+    Ok(format!("{} table(s) equal: {}", tables.len(), summary.join(", ")))
 }
 
 /// Streaming, then `inserts` single-row inserts, each polled on the standby

@@ -2,6 +2,7 @@
 //! exactly once on every path out (return, error, panic, signal).
 
 mod boot;
+mod bench;
 pub mod exec;
 mod faults;
 mod files;

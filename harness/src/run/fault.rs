@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lab::{Host, Hosts, LsnKind, StopMode};
-use crate::scenario::{KillWhat, LoadAction, Peers, StopHow, Vars};
+use crate::scenario::{KillWhat, LoadAction, LoadKind, Peers, StopHow, Vars};
 
 /// The hosts `peers` names, or every other host for `"all"`.
 fn peers<'a, L: Hosts>(lab: &'a L, host: &Host, peers: &Peers) -> Result<Vec<&'a Host>> {
@@ -62,21 +62,31 @@ pub async fn pause(host: &Host, frozen: bool) -> Result<String> {
 }
 
 pub async fn load<L: Hosts>(lab: &L, host: &Host, l: &LoadAction, vars: &Vars) -> Result<String> {
+    match l.kind().map_err(Error::Usage)? {
+        LoadKind::Writer(name) => writer(lab, host, l, name, vars).await,
+        LoadKind::Pgbench(name) if l.stop => Ok(format!("pgbench {name}: {}", host.pgbench_stop(name).await?)),
+        LoadKind::Pgbench(name) => {
+            host.pgbench_start(name, l.clients).await?;
+            Ok(format!("pgbench {name} running: {} clients", l.clients))
+        }
+    }
+}
+
+async fn writer<L: Hosts>(lab: &L, host: &Host, l: &LoadAction, name: &str, vars: &Vars) -> Result<String> {
     if l.stop {
-        let (table, log) = lab.workloads().stop(&l.writer).await?;
-        let what = format!("stop writer {}", l.writer);
-        host.note("pglab (harness)", &what, &log.summary(), Duration::ZERO);
-        return Ok(format!("writer {} into {table}: {}", l.writer, log.summary()));
+        let (table, log) = lab.workloads().stop(name).await?;
+        host.note("pglab (harness)", &format!("stop writer {name}"), &log.summary(), Duration::ZERO);
+        return Ok(format!("writer {name} into {table}: {}", log.summary()));
     }
     let table = vars.subst(&l.table)?;
     let mut hosts = vec![host];
     for f in &l.failover {
         hosts.push(lab.host(f.get_ref())?);
     }
-    lab.workloads().start(&l.writer, &table, &hosts, Duration::from_millis(l.interval_ms)).await?;
-    let what = format!("start writer {}: a commit into {table} every {} ms on the first writable of {}", l.writer, l.interval_ms, names(&hosts));
+    lab.workloads().start(name, &table, &hosts, Duration::from_millis(l.interval_ms)).await?;
+    let what = format!("start writer {name}: a commit into {table} every {} ms on the first writable of {}", l.interval_ms, names(&hosts));
     host.note("pglab (harness)", &what, "running in the background", Duration::ZERO);
-    Ok(format!("writer {} running", l.writer))
+    Ok(format!("writer {name} running"))
 }
 
 /// Waits until `standby` streams from `primary` and has replayed the

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::lab::{signals, BootGate, Hosts};
 use crate::outcome::{CheckOutcome, Phase, Phases, StepResult, StepStatus};
 use crate::progress::{Progress, StepLine};
-use crate::scenario::{Scenario, Step, Vars};
+use crate::scenario::{Action, Scenario, Step, Vars};
 use crate::transcript::in_step;
 
 /// What a session is asked to do.
@@ -99,6 +99,11 @@ impl<'a, L: Hosts> Session<'a, L> {
         }
         // Writers belong to the run: none outlives it, kept lab or not.
         self.lab.workloads().stop_all().await;
+        if self.scn.steps.iter().any(|s| matches!(&s.action, Action::Load(l) if l.pgbench.is_some())) {
+            for h in self.lab.hosts() {
+                h.pgbench_stop_all().await;
+            }
+        }
         let mut steps = self.results.into_inner().expect("results lock");
         steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
         let mut checks = self.checks.into_inner().expect("checks lock");
@@ -196,7 +201,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         failure.map_or(Ok(()), Err)
     }
 
-    /// One step: waits for its host's boot if it uses systemd, runs, records
+    /// One step: waits for the boots it must not race, runs, records
     /// its result and, when it passed, the run state.
     async fn step(&self, i: usize, line: StepLine, boot: &BootGate<'_>, clock: Instant) -> (usize, Result<()>) {
         let step = &self.scn.steps[i];
@@ -204,8 +209,8 @@ impl<'a, L: Hosts> Session<'a, L> {
         let t = Instant::now();
         self.running.lock().expect("running lock").insert(i, t);
         let result = async {
-            if step.needs_boot() {
-                boot.host(step.host.get_ref()).await?;
+            for host in step.boot_waits() {
+                boot.host(host).await?;
             }
             in_step(&id, step::attempt(self.lab, step, &self.vars)).await
         }

@@ -285,14 +285,23 @@ pub enum StopHow {
     Immediate,
 }
 
-/// A background writer: one row per transaction, every acknowledged commit
-/// remembered (see check `writes`).
+/// Background load, one of two kinds: `writer`, the harness's writer (one
+/// row per transaction, every acknowledged commit remembered, see check
+/// `writes`), or `pgbench`, PostgreSQL's own benchmark run inside the host
+/// (TPC-B-like transactions; tables made with `pgbench -i` when missing).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadAction {
-    /// Its name, for the step that stops it and for check `writes`.
-    pub writer: String,
-    /// Stop it (its summary becomes the step's outcome) instead of starting it.
+    /// The writer's name, for the step that stops it and for check `writes`.
+    pub writer: Option<String>,
+    /// A pgbench run's name, for the step that stops it.
+    pub pgbench: Option<String>,
+    /// pgbench clients (connections).
+    #[serde(default = "default_clients")]
+    #[schemars(range(min = 1))]
+    pub clients: u32,
+    /// Stop it (its summary becomes the step's outcome) instead of starting
+    /// it. A pgbench run that ended by itself before it was stopped fails the step.
     #[serde(default)]
     pub stop: bool,
     /// Hosts it moves to, in order, when the step's host stops taking
@@ -310,6 +319,27 @@ pub struct LoadAction {
     pub interval_ms: u64,
 }
 
+impl LoadAction {
+    /// Which load it is, by name.
+    pub fn kind(&self) -> Result<LoadKind<'_>, String> {
+        match (&self.writer, &self.pgbench) {
+            (Some(w), None) => Ok(LoadKind::Writer(w)),
+            (None, Some(b)) => Ok(LoadKind::Pgbench(b)),
+            _ => Err("`load` needs exactly one of `writer = \"NAME\"` or `pgbench = \"NAME\"`".into()),
+        }
+    }
+}
+
+/// The two kinds of background load.
+#[derive(Debug, Clone, Copy)]
+pub enum LoadKind<'a> {
+    Writer(&'a str),
+    Pgbench(&'a str),
+}
+
+fn default_clients() -> u32 {
+    4
+}
 fn default_load_table() -> String {
     "pglab_writes".into()
 }
@@ -421,6 +451,9 @@ impl TryFrom<RawStep> for Step {
                 Some(false) => return Err(format!("step `{}`: `{key} = false` does nothing; leave it out", r.id.get_ref())),
                 None => {}
             }
+        }
+        if let Some(l) = &r.load {
+            l.kind().map_err(|e| format!("step `{}`: {e}", r.id.get_ref()))?;
         }
         actions.extend(r.load.map(Action::Load));
         if let Some((key, _)) = [("timeout_s", r.timeout_s), ("retry_s", r.retry_s)].into_iter().find(|(_, v)| *v == Some(0)) {
@@ -929,6 +962,15 @@ pub enum CheckDecl {
         /// The hosts to look at (at least two).
         hosts: Vec<String>,
     },
+    /// Every user table of `copy` has the rows and checksum it has on
+    /// `primary`: for a host restored to a point after which the primary
+    /// changed none of them. Writes nothing.
+    SameData {
+        /// The source of truth.
+        primary: String,
+        /// The restored host.
+        copy: String,
+    },
     /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
     Pgbackrest {
         /// Where to run them (the repository's side).
@@ -964,6 +1006,7 @@ impl CheckDecl {
             CheckDecl::HbaRefuses { .. } => "hba_refuses",
             CheckDecl::NoRouteOut { .. } => "no_route_out",
             CheckDecl::SshKeys { .. } => "ssh_keys",
+            CheckDecl::SameData { .. } => "same_data",
         }
     }
 
@@ -1000,6 +1043,7 @@ impl CheckDecl {
         match self {
             CheckDecl::StandbyData { primary, standby } | CheckDecl::Streaming { primary, standby, .. } => vec![("primary", primary), ("standby", standby)],
             CheckDecl::NotStreaming { standby, .. } => vec![("standby", standby)],
+            CheckDecl::SameData { primary, copy } => vec![("primary", primary), ("copy", copy)],
             CheckDecl::HbaRefuses { primary, standby, outsider, .. } => vec![("primary", primary), ("standby", standby), ("outsider", outsider)],
             CheckDecl::NoRouteOut { hosts } | CheckDecl::SshKeys { hosts } => hosts.iter().map(|h| ("hosts", h.as_str())).collect(),
             CheckDecl::Pitr { primary, target_host, like, .. } => {
@@ -1018,13 +1062,15 @@ impl CheckDecl {
 }
 
 impl Step {
-    /// Talks to systemd or postgresql-common, so it must not race the host's
-    /// boot (whose own cluster start is still settling for ~2 s).
-    pub fn needs_boot(&self) -> bool {
+    /// Hosts whose boot the step must not race: its own when it talks to
+    /// systemd or postgresql-common (the host's own cluster start settles for
+    /// ~2 s), a peer whose SSH host key it pins (sshd makes it at boot).
+    pub fn boot_waits(&self) -> Vec<&str> {
         match &self.action {
-            Action::Run(run) => ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.get_ref().contains(w)),
-            Action::Kill(_) | Action::Stop(_) => true,
-            _ => false,
+            Action::Run(run) if ["systemctl", "pg_ctlcluster", "service ", "reboot"].iter().any(|w| run.get_ref().contains(w)) => vec![self.host.get_ref()],
+            Action::Kill(_) | Action::Stop(_) => vec![self.host.get_ref()],
+            Action::KnownHost(peer) => vec![peer.get_ref()],
+            _ => Vec::new(),
         }
     }
 
