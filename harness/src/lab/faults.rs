@@ -71,6 +71,28 @@ impl Host {
         Ok(())
     }
 
+    /// Fills the filesystem at `path` to the last byte with files named
+    /// `pglab-fill*` (as root); returns the bytes it still has free (0, or a
+    /// few blocks the kernel keeps back).
+    pub async fn fill(&self, path: &str) -> Result<u64> {
+        let f = format!("{path}/pglab-fill");
+        let line = format!(
+            "fallocate -l \"$(df --output=avail -B1 {path} | tail -1)\" {f}; dd if=/dev/zero of={f}.tail bs=4k status=none; df --output=avail -B1 {path} | tail -1"
+        );
+        self.free_bytes(&self.exec(Cmd::shell(line).any_status()).await?.stdout)
+    }
+
+    /// Removes what [`Host::fill`] wrote; returns the bytes free again.
+    pub async fn free(&self, path: &str) -> Result<u64> {
+        let line = format!("rm -f {path}/pglab-fill {path}/pglab-fill.tail && df --output=avail -B1 {path} | tail -1");
+        self.free_bytes(&self.exec(Cmd::shell(line)).await?.stdout)
+    }
+
+    fn free_bytes(&self, df: &str) -> Result<u64> {
+        let last = df.lines().last().unwrap_or_default().trim();
+        last.parse().map_err(|_| Error::Other(format!("df on {}: not a byte count: {df}", self.name)))
+    }
+
     /// Kills the postmaster (SIGKILL) or the whole host, and waits until it is gone.
     pub async fn kill(&self, target: KillWhat) -> Result<()> {
         match target {

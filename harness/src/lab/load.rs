@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_postgres::error::Severity;
 use tokio_postgres::{Client, NoTls};
 
 use super::host::{Host, Route};
@@ -152,8 +153,9 @@ async fn write(routes: Vec<Route>, table: String, interval: Duration, log: Arc<M
         let mut log = log.lock().expect("write log lock");
         match sent {
             Ok(Ok(_)) => log.acked.push(Ack { id, host, at: start.elapsed() }),
-            // The server answered with an error: the transaction did not commit.
-            Ok(Err(e)) if e.as_db_error().is_some() => log.refused += 1,
+            // An ERROR: the transaction did not commit. A FATAL or PANIC ends
+            // the session instead, and the commit may have been made durable.
+            Ok(Err(e)) if e.as_db_error().is_some_and(|d| !matches!(d.parsed_severity(), Some(Severity::Fatal | Severity::Panic))) => log.refused += 1,
             Ok(Err(_)) | Err(_) => {
                 log.unknown.push(id);
                 conn = None;

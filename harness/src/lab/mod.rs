@@ -23,7 +23,7 @@ pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
 pub use pgbackrest::{error_code, Br, BrCommand};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -95,6 +95,8 @@ pub enum Keep {
 pub struct LabSpec {
     pub platform: Platform,
     pub hosts: Vec<String>,
+    /// Small filesystems (tmpfs) per host: path and size in bytes.
+    pub volumes: BTreeMap<String, Vec<(String, i64)>>,
     pub keep: Keep,
     /// Scenario name, shown by `pglab list`.
     pub scenario: Option<String>,
@@ -105,7 +107,7 @@ pub struct LabSpec {
 
 impl LabSpec {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), keep: Keep::Never, scenario: None, attended: false }
+        LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), volumes: BTreeMap::new(), keep: Keep::Never, scenario: None, attended: false }
     }
 }
 
@@ -222,6 +224,9 @@ impl Lab {
             // systemd as PID 1 needs a writable cgroup tree. On cgroup v1 a rw
             // bind of /sys/fs/cgroup suffices (no capability, no privilege:
             // measured in docs/systemd.md); v2 needs a private namespace.
+            for (path, bytes) in spec.volumes.get(name).into_iter().flatten() {
+                req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
+            }
             req = if cgroup_v2 {
                 req.with_privileged(true).with_cgroupns_mode(testcontainers::core::CgroupnsMode::Private)
             } else {

@@ -44,6 +44,14 @@ pub async fn stop(host: &Host, how: StopHow) -> Result<String> {
     timed(format!("stopped ({mode:?})"), host.stop(mode)).await
 }
 
+pub async fn fill(host: &Host, path: &str) -> Result<String> {
+    Ok(format!("{path} on {} filled: {} bytes free", host.name, host.fill(path).await?))
+}
+
+pub async fn free(host: &Host, path: &str) -> Result<String> {
+    Ok(format!("{path} on {} freed: {} MiB free", host.name, host.free(path).await? >> 20))
+}
+
 /// What was done, and how long it took.
 async fn timed(what: String, done: impl std::future::Future<Output = Result<()>>) -> Result<String> {
     let t = Instant::now();

@@ -49,6 +49,8 @@ pub async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> 
         Action::Pause => fault::pause(host, true).await?,
         Action::Resume => fault::pause(host, false).await?,
         Action::Load(l) => fault::load(lab, host, l, vars).await?,
+        Action::Fill(path) => fault::fill(host, path.get_ref()).await?,
+        Action::Free(path) => fault::free(host, path.get_ref()).await?,
     };
     let (Some(re), Some(offset)) = (&step.expect.log, log_from) else { return Ok(observed) };
     let t = Instant::now();

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{Base, Extends, Scenario};
+use super::model::{Base, Extends, HostDecl, Scenario};
 use super::Problem;
 
 /// What this file set itself (a base's value is kept otherwise).
@@ -24,7 +24,7 @@ pub fn base_path(file: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// Puts the base's hosts, variables, secrets, defects, given state and
+/// Puts the base's hosts (amended by this file's of the same name), variables, secrets, defects, given state and
 /// steps (through `through`) in front of this file's own.
 pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem> {
     let path = base_path(&scn.path, ext.scenario.get_ref());
@@ -70,6 +70,14 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
         }
     }
     scn.given = scn.given.take().or(given);
+    // A base host declared again here (by name) is amended: this file's declaration wins.
+    let hosts: Vec<HostDecl> = hosts
+        .into_iter()
+        .map(|h| match scn.hosts.iter().position(|o| o.name.get_ref() == h.name.get_ref()) {
+            Some(i) => scn.hosts.remove(i),
+            None => h,
+        })
+        .collect();
     scn.hosts.splice(0..0, hosts);
     scn.defects.splice(0..0, defects);
     scn.steps.splice(0..0, steps);

@@ -77,6 +77,22 @@ pub struct HostDecl {
     /// What the host is for; shown in reports. Several hosts may share a role.
     #[serde(default)]
     pub role: Role,
+    /// Small filesystems of its own (tmpfs, in memory), for a `fill` fault:
+    /// `[{ path = "/mnt/wal", size_mb = 128 }]`. A file that extends another
+    /// may declare a base host again, by name, to give it volumes.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+}
+
+/// A host's own small filesystem.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// Where it is mounted (absolute).
+    pub path: String,
+    /// Its size in MiB.
+    #[schemars(range(min = 1))]
+    pub size_mb: u32,
 }
 
 /// A host's part in the setup, as pgBackRest's harness names them.
@@ -187,10 +203,15 @@ pub enum Action {
     Resume,
     /// Starts or stops a background writer.
     Load(LoadAction),
+    /// Fills a volume of the host to the brim (a fault).
+    Fill(Spanned<String>),
+    /// Frees what `fill` took.
+    Free(Spanned<String>),
 }
 
 impl Action {
-    pub const NAMES: [&'static str; 14] = ["run", "config", "sql", "file", "copy", "known_host", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load"];
+    pub const NAMES: [&'static str; 16] =
+        ["run", "config", "sql", "file", "copy", "known_host", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load", "fill", "free"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -208,12 +229,14 @@ impl Action {
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Load(_) => "load",
+            Action::Fill(_) => "fill",
+            Action::Free(_) => "free",
         }
     }
 
     /// A fault, or the undoing of one: shown as such in reports.
     pub fn is_fault(&self) -> bool {
-        matches!(self, Action::Partition(_) | Action::Heal(_) | Action::Kill(_) | Action::Stop(_) | Action::Pause | Action::Resume)
+        matches!(self, Action::Partition(_) | Action::Heal(_) | Action::Kill(_) | Action::Stop(_) | Action::Pause | Action::Resume | Action::Fill(_) | Action::Free(_))
     }
 }
 
@@ -348,8 +371,9 @@ fn default_interval_ms() -> u64 {
 }
 
 /// One `[[steps]]` entry: who does what where, and what must come of it.
-/// Exactly one action: `run`, `config`, `sql`, `file`, `copy`, `wait`, or a
-/// fault (`partition`, `heal`, `kill`, `stop`, `pause`, `resume`, `load`).
+/// Exactly one action: `run`, `config`, `sql`, `file`, `copy`, `known_host`,
+/// `wait`, or a fault (`partition`, `heal`, `kill`, `stop`, `pause`,
+/// `resume`, `load`, `fill`, `free`).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -401,6 +425,13 @@ pub(crate) struct RawStep {
     resume: Option<bool>,
     /// A background writer on the step's host: start it, or stop it.
     load: Option<LoadAction>,
+    /// Fault: fill this volume of the step's host (one of its `volumes`) to
+    /// the last byte, with a file `pglab-fill` written as root.
+    #[schemars(with = "Option<String>")]
+    fill: Option<Spanned<String>>,
+    /// Remove what `fill` wrote to this volume.
+    #[schemars(with = "Option<String>")]
+    free: Option<Spanned<String>>,
     /// What the step must produce; otherwise it fails and the run stops.
     #[serde(default)]
     expect: Expect,
@@ -456,6 +487,8 @@ impl TryFrom<RawStep> for Step {
             l.kind().map_err(|e| format!("step `{}`: {e}", r.id.get_ref()))?;
         }
         actions.extend(r.load.map(Action::Load));
+        actions.extend(r.fill.map(Action::Fill));
+        actions.extend(r.free.map(Action::Free));
         if let Some((key, _)) = [("timeout_s", r.timeout_s), ("retry_s", r.retry_s)].into_iter().find(|(_, v)| *v == Some(0)) {
             return Err(format!("step `{}`: `{key}` must be at least 1 (seconds)", r.id.get_ref()));
         }

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::model::{Scenario, Step};
+use super::model::{Action, Scenario, Step};
 use super::parse::Broken;
 use super::vars::Vars;
 use super::Problem;
@@ -92,6 +92,9 @@ fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str,
             found.extend(unknown_host(scn, h.get_ref(), h.span(), &format!("`{key}`")));
         }
     }
+    if let Action::Fill(path) | Action::Free(path) = &step.action {
+        found.extend(not_a_volume(scn, step, path));
+    }
     for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {
         found.extend(text.as_ref().and_then(|t| bad_regex(t, key, vars)));
     }
@@ -111,6 +114,19 @@ fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str,
         }
     }
     found
+}
+
+fn not_a_volume(scn: &Scenario, step: &Step, path: &Spanned<String>) -> Option<Problem> {
+    let host = scn.hosts.iter().find(|h| h.name.get_ref() == step.host.get_ref())?;
+    if host.volumes.iter().any(|v| v.path == *path.get_ref()) {
+        return None;
+    }
+    let key = step.action.name();
+    let p = Problem::new(Some(path.span()), format!("`{key}`: `{}` is not a volume of `{}`", path.get_ref(), host.name.get_ref()), "not a volume");
+    Some(p.help(format!(
+        "give the host one: volumes = [{{ path = \"{}\", size_mb = 128 }}] in its [[hosts]] entry (a file that extends another may declare the base's host again)",
+        path.get_ref()
+    )))
 }
 
 fn bad_regex(t: &Spanned<String>, key: &str, vars: &Vars) -> Option<Problem> {
