@@ -157,6 +157,8 @@ pub struct RunReport {
     #[serde(rename = "total_ms", with = "crate::time::millis")]
     pub total: Duration,
     pub transcript: Vec<TranscriptEntry>,
+    #[serde(skip_serializing_if = "Series::is_empty")]
+    pub series: Series,
 }
 
 impl RunReport {
@@ -167,6 +169,45 @@ impl RunReport {
             None => format!("{}-{}", self.scenario, self.lab),
         }
     }
+}
+
+/// Measured in the background while a fault scenario ran: what the
+/// timeline's plots show, in seconds of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    /// Replication lag about every 100 ms, as each writable host's
+    /// `pg_stat_replication` reported it.
+    pub lag: Vec<LagSample>,
+    /// Acknowledged commits of each harness writer, per second of the run.
+    pub writes: Vec<WriteRate>,
+}
+
+impl Series {
+    pub fn is_empty(&self) -> bool {
+        self.lag.is_empty() && self.writes.is_empty()
+    }
+}
+
+/// One row of `pg_stat_replication` at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct LagSample {
+    pub at_s: f64,
+    /// The host sending WAL.
+    pub primary: String,
+    /// The host receiving it (its address when it is not a lab host).
+    pub standby: String,
+    /// Sent WAL not yet replayed: `pg_current_wal_lsn() - replay_lsn`.
+    pub bytes: f64,
+    /// `replay_lag`, when PostgreSQL has a value for it.
+    pub seconds: Option<f64>,
+}
+
+/// Commits a writer had acknowledged in one second of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteRate {
+    pub writer: String,
+    pub second: u32,
+    pub commits: u32,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::host::{Host, Route};
 use crate::error::{Error, Result};
+use crate::outcome::WriteRate;
 
 /// Longest a single insert may take before its outcome counts as unknown
 /// (a frozen or cut-off server never answers).
@@ -71,8 +72,10 @@ impl WriteLog {
 struct Writer {
     table: String,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// Taken by the first stop.
+    task: Option<JoinHandle<()>>,
     log: Arc<Mutex<WriteLog>>,
+    started: Instant,
 }
 
 /// The writers of a lab, by name; a writer lives as long as this process.
@@ -97,8 +100,9 @@ impl Workloads {
         let routes: Vec<Route> = hosts.iter().map(|h| h.route()).collect();
         let (stop, stopped) = watch::channel(false);
         let log = Arc::new(Mutex::new(WriteLog::default()));
-        let task = tokio::spawn(write(routes, table.to_string(), interval, log.clone(), stopped));
-        self.0.lock().expect("workloads lock").insert(name.to_string(), Writer { table: table.to_string(), stop, task, log });
+        let started = Instant::now();
+        let task = Some(tokio::spawn(write(routes, table.to_string(), interval, log.clone(), stopped)));
+        self.0.lock().expect("workloads lock").insert(name.to_string(), Writer { table: table.to_string(), stop, task, log, started });
         Ok(())
     }
 
@@ -111,12 +115,30 @@ impl Workloads {
                 .get_mut(name)
                 .ok_or_else(|| Error::Usage(format!("no writer `{name}` in this run (writers live only as long as the run that started them)")))?;
             let _ = w.stop.send(true);
-            let task = std::mem::replace(&mut w.task, tokio::spawn(async {}));
-            (w.table.clone(), w.log.clone(), task)
+            (w.table.clone(), w.log.clone(), w.task.take())
         };
-        let _ = task.await;
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         let log = log.lock().expect("write log lock").clone();
         Ok((table, log))
+    }
+
+    /// Each writer's acknowledged commits per second since `clock`.
+    pub fn rates(&self, clock: Instant) -> Vec<WriteRate> {
+        let all = self.0.lock().expect("workloads lock");
+        let mut out = Vec::new();
+        for (name, w) in all.iter() {
+            let offset = w.started.saturating_duration_since(clock);
+            let mut per: BTreeMap<u32, u32> = BTreeMap::new();
+            for a in &w.log.lock().expect("write log lock").acked {
+                *per.entry((offset + a.at).as_secs() as u32).or_default() += 1;
+            }
+            // Seconds with no commit count as 0, from the first commit to the last.
+            let (Some(first), Some(last)) = (per.keys().next().copied(), per.keys().last().copied()) else { continue };
+            out.extend((first..=last).map(|second| WriteRate { writer: name.clone(), second, commits: per.get(&second).copied().unwrap_or(0) }));
+        }
+        out
     }
 
     /// Stops every writer: the end of a run.

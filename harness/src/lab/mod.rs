@@ -12,6 +12,7 @@ mod load;
 mod logs;
 mod pg;
 mod pgbackrest;
+mod sampler;
 pub mod signals;
 
 pub use boot::{wait_for_host_boot, BootGate};
@@ -19,6 +20,7 @@ pub use exec::{Cmd, ExecOutput};
 pub use files::{FileMeta, SSH_HOST_KEY};
 pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
 pub use load::{Ack, Workloads, WriteLog};
+pub use sampler::LagSampler;
 pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
 pub use pgbackrest::{error_code, Br, BrCommand};

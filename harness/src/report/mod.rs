@@ -114,6 +114,7 @@ pub(crate) mod tests {
                 entry("1-a", "first"),
                 entry("given", "CREATE TABLE"),
             ],
+            series: Default::default(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! The run as a picture: one lane per host and one for the checks, each
 //! step and check a bar from when it started to when it ended, faults in
 //! red, and the time a fault was active shaded across its host's lane.
+//! A run with faults or load adds plots below on the same time axis:
+//! replication lag in bytes and in seconds, and acknowledged writes per
+//! second, with every fault window shaded.
 //! Drawn with plotters' SVG backend; rendering only, from a `RunReport`.
 
 use std::time::Duration;
@@ -13,8 +16,9 @@ const WIDTH: u32 = 960;
 const LANE_PX: u32 = 34;
 
 /// Steps that start a fault on their host, and those that end one.
-const FAULTS: [&str; 4] = ["partition", "pause", "kill", "stop"];
-const UNDO: [&str; 2] = ["heal", "resume"];
+const FAULTS: [&str; 5] = ["partition", "pause", "kill", "stop", "fill"];
+const UNDO: [&str; 3] = ["heal", "resume", "free"];
+const PLOT_PX: u32 = 150;
 
 /// A window during which a fault was active on a host (lane index).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,16 +65,98 @@ fn end_of(r: &RunReport) -> f64 {
 /// The timeline as SVG text.
 pub fn timeline(r: &RunReport) -> String {
     let lanes = lanes(r);
-    let height = 70 + LANE_PX * lanes.len() as u32;
+    let top = 70 + LANE_PX * lanes.len() as u32;
+    let plots = plots(r);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        if draw(&root, r, &lanes).is_err() {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, top + PLOT_PX * plots.len() as u32)).into_drawing_area();
+        let (timeline, below) = root.split_vertically(top);
+        if draw(&timeline, r, &lanes).is_err() {
             return String::new();
+        }
+        for (area, plot) in below.split_evenly((plots.len().max(1), 1)).iter().zip(&plots) {
+            if draw_plot(area, r, plot).is_err() {
+                return String::new();
+            }
         }
         let _ = root.present();
     }
     svg
+}
+
+/// One plot under the timeline: named lines of (seconds, value) points.
+struct Plot {
+    title: &'static str,
+    lines: Vec<(String, Vec<(f64, f64)>)>,
+    /// Points further apart than this are not joined (nothing was reported
+    /// in between: a standby disconnected, a host down, no commit).
+    gap_s: f64,
+}
+
+/// The plots a run has data for.
+fn plots(r: &RunReport) -> Vec<Plot> {
+    let mut lag_bytes: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut lag_secs: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for s in &r.series.lag {
+        let name = format!("{} -> {}", s.primary, s.standby);
+        push(&mut lag_bytes, &name, (s.at_s, s.bytes / 1024.0));
+        if let Some(secs) = s.seconds {
+            push(&mut lag_secs, &name, (s.at_s, secs));
+        }
+    }
+    let mut writes: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for w in &r.series.writes {
+        push(&mut writes, &w.writer, (f64::from(w.second) + 0.5, f64::from(w.commits)));
+    }
+    [
+        ("replication lag, KiB not yet replayed (pg_stat_replication)", lag_bytes, 0.5),
+        ("replay_lag, seconds", lag_secs, 0.5),
+        ("acknowledged commits per second", writes, 1.5),
+    ]
+    .into_iter()
+    .filter(|(_, lines, _)| !lines.is_empty())
+    .map(|(title, lines, gap_s)| Plot { title, lines, gap_s })
+    .collect()
+}
+
+fn push(lines: &mut Vec<(String, Vec<(f64, f64)>)>, name: &str, point: (f64, f64)) {
+    match lines.iter_mut().find(|(n, _)| n == name) {
+        Some((_, points)) => points.push(point),
+        None => lines.push((name.to_string(), vec![point])),
+    }
+}
+
+/// Runs of points with no gap longer than `gap_s`.
+fn segments(points: &[(f64, f64)], gap_s: f64) -> Vec<&[(f64, f64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=points.len() {
+        if i == points.len() || points[i].0 - points[i - 1].0 > gap_s {
+            out.push(&points[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+fn draw_plot<'a>(area: &Area<'a>, r: &RunReport, plot: &Plot) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let end = end_of(r);
+    let top = plot.lines.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0, f64::max).max(1.0) * 1.1;
+    let mut chart =
+        ChartBuilder::on(area).caption(plot.title, ("sans-serif", 13)).margin(8).x_label_area_size(20).y_label_area_size(70).build_cartesian_2d(0.0..end * 1.02, 0.0..top)?;
+    chart.configure_mesh().y_labels(4).draw()?;
+    chart.draw_series(windows(r).into_iter().map(|w| Rectangle::new([(w.from, 0.0), (w.to, top)], RED.mix(0.12).filled())))?;
+    for (i, (name, points)) in plot.lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        for (k, seg) in segments(points, plot.gap_s).into_iter().enumerate() {
+            let s = chart.draw_series(LineSeries::new(seg.iter().copied(), color.stroke_width(2)))?;
+            if k == 0 {
+                s.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+        }
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    Ok(())
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -120,7 +206,7 @@ fn draw<'a>(root: &Area<'a>, r: &RunReport, lanes: &[String]) -> Result<(), Box<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{HostInfo, StepResult};
+    use crate::outcome::{HostInfo, LagSample, StepResult, WriteRate};
 
     fn step(id: &str, host: &str, action: &str, at_ms: u64, ms: u64) -> StepResult {
         StepResult {
@@ -162,5 +248,22 @@ mod tests {
         assert!(svg.contains("primary") && svg.contains("standby") && svg.contains("checks"), "lanes are labelled");
         // One bar per step, and two shaded windows.
         assert!(svg.matches("<rect").count() >= 5 + 2, "{svg}");
+    }
+
+    #[test]
+    fn lag_and_writes_are_plotted_under_the_timeline_with_gaps_left_open() {
+        let mut r = report(vec![step("cut", "standby", "partition", 1000, 100), step("heal", "standby", "heal", 3000, 100)]);
+        assert_eq!(plots(&r).len(), 0, "no series, no plots");
+        let lag = |at_s: f64, bytes: f64| LagSample { at_s, primary: "primary".into(), standby: "standby".into(), bytes, seconds: Some(0.1) };
+        r.series.lag = vec![lag(0.1, 0.0), lag(0.2, 2048.0), lag(2.5, 4096.0), lag(2.6, 0.0)];
+        r.series.writes = vec![WriteRate { writer: "app".into(), second: 0, commits: 90 }, WriteRate { writer: "app".into(), second: 1, commits: 0 }];
+        let plots = plots(&r);
+        let titles: Vec<&str> = plots.iter().map(|p| p.title).collect();
+        assert_eq!(titles.len(), 3, "{titles:?}");
+        assert_eq!(plots[0].lines[0].1[1], (0.2, 2.0), "bytes are shown in KiB");
+        // 0.2 s -> 2.5 s: nothing was reported in between, so two segments.
+        assert_eq!(segments(&plots[0].lines[0].1, plots[0].gap_s).len(), 2);
+        let svg = timeline(&r);
+        assert!(svg.contains("replication lag") && svg.contains("acknowledged commits per second") && svg.contains("primary -&gt; standby"), "{svg}");
     }
 }

@@ -257,6 +257,7 @@ fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Execute
         defects: scn.defects.clone(),
         total: meta.started.elapsed(),
         transcript: lab.transcript().entries(),
+        series: executed.series,
     }
 }
 

@@ -13,8 +13,8 @@ use super::select::PlannedCheck;
 use super::state::RunState;
 use super::step;
 use crate::error::{Error, Result};
-use crate::lab::{signals, BootGate, Hosts};
-use crate::outcome::{CheckOutcome, Phase, Phases, StepResult, StepStatus};
+use crate::lab::{signals, BootGate, Hosts, LagSampler};
+use crate::outcome::{CheckOutcome, Phase, Phases, Series, StepResult, StepStatus};
 use crate::progress::{Progress, StepLine};
 use crate::scenario::{Action, Scenario, Step, Vars};
 use crate::transcript::in_step;
@@ -38,6 +38,7 @@ pub struct Executed {
     pub checks: Vec<CheckOutcome>,
     pub phases: Phases,
     pub error: Option<Error>,
+    pub series: Series,
 }
 
 impl Executed {
@@ -65,6 +66,8 @@ pub struct Session<'a, L: Hosts> {
     /// The start of the steps phase: every `at` counts from it.
     clock: std::sync::OnceLock<Instant>,
     phases: Mutex<Phases>,
+    /// Replication lag, sampled while a run with faults or load goes on.
+    sampler: Mutex<Option<LagSampler>>,
 }
 
 impl<'a, L: Hosts> Session<'a, L> {
@@ -81,6 +84,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             checks: Mutex::default(),
             clock: std::sync::OnceLock::new(),
             phases: Mutex::default(),
+            sampler: Mutex::default(),
         }
     }
 
@@ -99,6 +103,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         }
         // Writers belong to the run: none outlives it, kept lab or not.
         self.lab.workloads().stop_all().await;
+        let series = self.series().await;
         if self.scn.steps.iter().any(|s| matches!(&s.action, Action::Load(l) if l.pgbench.is_some())) {
             for h in self.lab.hosts() {
                 h.pgbench_stop_all().await;
@@ -108,7 +113,8 @@ impl<'a, L: Hosts> Session<'a, L> {
         steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
         let mut checks = self.checks.into_inner().expect("checks lock");
         checks.sort_by_key(|(i, _)| *i);
-        let executed = Executed { steps, checks: checks.into_iter().map(|(_, c)| c).collect(), phases: self.phases.into_inner().expect("phases lock"), error };
+        let checks = checks.into_iter().map(|(_, c)| c).collect();
+        let executed = Executed { steps, checks, phases: self.phases.into_inner().expect("phases lock"), error, series };
         (executed, self.state.into_inner().expect("state lock"))
     }
 
@@ -123,6 +129,9 @@ impl<'a, L: Hosts> Session<'a, L> {
         let (early, tail): (Vec<&PlannedCheck>, Vec<&PlannedCheck>) = plan.checks.iter().partition(|p| !p.after.is_empty());
         let early = if plan.verify { early } else { Vec::new() };
         let clock = *self.clock.get_or_init(Instant::now);
+        if plan.steps.iter().any(|i| matches!(&self.scn.steps[*i].action, a if a.is_fault() || matches!(a, Action::Load(_)))) {
+            *self.sampler.lock().expect("sampler lock") = Some(LagSampler::start(self.lab.hosts(), clock));
+        }
         // Steps done before this session (a resume) count as done for `after`.
         let rerun: BTreeSet<&str> = plan.steps.iter().map(|i| self.scn.steps[*i].id.get_ref().as_str()).collect();
         let before = self.state.lock().expect("state lock").done.iter().filter(|d| !rerun.contains(d.as_str())).cloned().collect();
@@ -144,6 +153,17 @@ impl<'a, L: Hosts> Session<'a, L> {
             self.phase(Phase::Checks, t.elapsed());
         }
         Ok(())
+    }
+
+    /// What was sampled and written, in seconds of the run.
+    async fn series(&self) -> Series {
+        let Some(clock) = self.clock.get().copied() else { return Series::default() };
+        let sampler = self.sampler.lock().expect("sampler lock").take();
+        let lag = match sampler {
+            Some(s) => s.stop().await,
+            None => Vec::new(),
+        };
+        Series { lag, writes: self.lab.workloads().rates(clock) }
     }
 
     fn phase(&self, phase: Phase, took: Duration) {

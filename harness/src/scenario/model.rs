@@ -1048,7 +1048,7 @@ impl CheckDecl {
         matches!(self, CheckDecl::CronFires { .. })
     }
 
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "standby_data",
         "streaming",
         "not_streaming",
@@ -1060,6 +1060,8 @@ impl CheckDecl {
         "replication_role",
         "hba_refuses",
         "no_route_out",
+        "ssh_keys",
+        "same_data",
         "pgbackrest",
     ];
 
