@@ -294,6 +294,24 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
     let containers: Vec<_> = labs.iter().filter(|l| l.lab == lab.id).flat_map(|l| l.hosts.iter().map(|h| h.container.clone())).collect();
     assert_eq!(containers.len(), 3, "only the hosts: {containers:?}");
 
+    // Latency toward pg1's PostgreSQL, from pg3: every round trip of a
+    // postgres-owned connection takes at least 2 x 50 ms; heal takes it away.
+    pg1.safe_psql("ALTER SYSTEM SET listen_addresses = '*'").await.unwrap();
+    pg1.stop(pglab::lab::StopMode::Fast).await.unwrap();
+    pg1.start().await.unwrap();
+    let isready = format!("TIMEFORMAT=%R; time pg_isready -q -t 5 -h {}", pg1.ip);
+    let how = pg3.add_latency(pg1, 50).await.unwrap();
+    assert!(how.starts_with("relay:") || how.starts_with("netem:"), "{how}");
+    let (status, took) = support::exec_in(&docker, &pg3.container, "postgres", &["bash", "-c", &isready]).await;
+    let took: f64 = took.trim().lines().last().unwrap().parse().unwrap();
+    assert!(status == 0 && took >= 0.1, "pg_isready through the delay: status {status}, {took} s ({how})");
+    let relay = format!("{}-lat-pg1", pg3.container);
+    assert_eq!(docker.inspect_container(&relay, None).await.is_ok(), how.starts_with("relay:"), "the relay runs beside pg3");
+    pg3.heal(&[pg1]).await.unwrap();
+    assert!(docker.inspect_container(&relay, None).await.is_err(), "heal removed the relay");
+    let (status, out) = support::exec_in(&docker, &pg3.container, "postgres", &["bash", "-c", &isready]).await;
+    assert_eq!(status, 0, "pg1 answers directly after heal: {out}");
+
     // Pause freezes the host as the engine sees it.
     pg3.pause().await.unwrap();
     let state = docker.inspect_container(&pg3.container, None).await.unwrap().state.unwrap();

@@ -15,7 +15,7 @@ suite=$1 pg=$2 mirror=$3
 exec mmdebstrap \
   --variant=apt \
   --format=tar \
-  --include="systemd,systemd-sysv,dbus,postgresql-$pg,postgresql-client-$pg,openssh-server,openssh-client,sudo,cron,procps,iproute2,iputils-ping,nano,less,ca-certificates,apt-utils" \
+  --include="systemd,systemd-sysv,dbus,postgresql-$pg,postgresql-client-$pg,openssh-server,openssh-client,sudo,cron,procps,iproute2,iptables,iputils-ping,nano,less,ca-certificates,apt-utils" \
   --customize-hook='mkdir -p "$1/opt/pglab/apt/partial"' \
   --customize-hook='chroot "$1" apt-get install -y --download-only -o Dir::Cache::archives=/opt/pglab/apt pgbackrest' \
   --customize-hook='rm -rf "$1/opt/pglab/apt/partial" "$1/opt/pglab/apt/lock"' \

@@ -55,10 +55,7 @@ impl Host {
 /// `progress: 3.0 s, 812.0 tps, lat 4.9 ms stddev 1.2, 0 failed` lines, one
 /// a second, summed up.
 fn progress_summary(text: &str) -> String {
-    let tps: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.split(", ").nth(1)?.strip_suffix(" tps")?.trim().parse().ok())
-        .collect();
+    let tps: Vec<f64> = text.lines().filter_map(|l| l.split(", ").nth(1)?.strip_suffix(" tps")?.trim().parse().ok()).collect();
     if tps.is_empty() {
         return "stopped (no progress line yet)".into();
     }

@@ -34,11 +34,14 @@ impl Host {
         Ok(())
     }
 
-    /// Undoes [`Host::partition`] for `peers`; routes that are not there are fine.
+    /// Gives the network with `peers` back: undoes [`Host::partition`] and
+    /// [`Host::add_latency`]; what is not there is fine.
     pub async fn heal(&self, peers: &[&Host]) -> Result<()> {
         for peer in peers {
-            self.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; true", peer.ip)).await?;
-            peer.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; true", self.ip)).await?;
+            let (here, there) = self.latency_undo(peer);
+            self.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; {here}; true", peer.ip)).await?;
+            peer.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; {there}; true", self.ip)).await?;
+            self.remove_relay(peer).await;
         }
         Ok(())
     }
@@ -124,18 +127,32 @@ impl Host {
 
     /// Runs `line` in a short-lived helper that shares this host's network
     /// namespace and has NET_ADMIN; the host itself keeps none.
-    async fn net_helper(&self, line: &str) -> Result<()> {
+    pub(super) async fn net_helper(&self, line: &str) -> Result<()> {
         let t = Instant::now();
-        let helper = format!("{}-net", self.container);
+        let helper = self.start_helper("net", vec!["sleep".into(), "300".into()]).await?;
+        let ran = exec::run(&self.docker, &helper, &Cmd::shell(line), None).await;
+        let removed = self.remove_helper(&helper).await;
+        let out = ran?;
+        removed?;
+        self.transcript().command(&self.name, NET_HELPER, line, out.status, &out.stdout, &out.stderr, t.elapsed());
+        if out.status != 0 {
+            return Err(Error::Other(format!("{line} on {} (net helper) exited {}: {}", self.name, out.status, out.combined().trim())));
+        }
+        Ok(())
+    }
+
+    /// Starts `<container>-<suffix>` from the host's image, running `argv`
+    /// in the host's network namespace with NET_ADMIN, and labelled as the
+    /// lab's (so `gc` and the teardown remove it). Returns its name.
+    pub(super) async fn start_helper(&self, suffix: &str, argv: Vec<String>) -> Result<String> {
+        let helper = format!("{}-{suffix}", self.container);
         let info = self.docker.inspect_container(&self.container, None).await.map_err(|e| Error::docker(format!("inspect {}", self.container), e))?;
-        // The host's labels, so `gc` and the lab's teardown treat it as the lab's.
         let mut labels = info.config.and_then(|c| c.labels).unwrap_or_default();
         labels.remove(LABEL_HOST);
         labels.insert("pglab.helper".into(), self.name.clone());
         let body = ContainerCreateBody {
             image: Some(HostImage::for_platform(self.platform).reference()),
-            entrypoint: Some(vec!["sleep".into()]),
-            cmd: Some(vec!["300".into()]),
+            entrypoint: Some(argv),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some(format!("container:{}", self.container)),
@@ -147,19 +164,15 @@ impl Host {
         };
         let opts = CreateContainerOptions { name: Some(helper.clone()), ..Default::default() };
         self.docker.create_container(Some(opts), body).await.map_err(|e| Error::docker(format!("create {helper}"), e))?;
-        let ran = async {
-            self.docker.start_container(&helper, None).await.map_err(|e| Error::docker(format!("start {helper}"), e))?;
-            exec::run(&self.docker, &helper, &Cmd::shell(line), None).await
+        if let Err(e) = self.docker.start_container(&helper, None).await {
+            let _ = self.remove_helper(&helper).await;
+            return Err(Error::docker(format!("start {helper}"), e));
         }
-        .await;
+        Ok(helper)
+    }
+
+    pub(super) async fn remove_helper(&self, helper: &str) -> Result<()> {
         let remove = RemoveContainerOptions { force: true, ..Default::default() };
-        let removed = self.docker.remove_container(&helper, Some(remove)).await;
-        let out = ran?;
-        removed.map_err(|e| Error::docker(format!("remove {helper}"), e))?;
-        self.transcript().command(&self.name, NET_HELPER, line, out.status, &out.stdout, &out.stderr, t.elapsed());
-        if out.status != 0 {
-            return Err(Error::Other(format!("{line} on {} (net helper) exited {}: {}", self.name, out.status, out.combined().trim())));
-        }
-        Ok(())
+        self.docker.remove_container(helper, Some(remove)).await.map_err(|e| Error::docker(format!("remove {helper}"), e))
     }
 }

@@ -1,13 +1,14 @@
 //! A disposable lab: one private network, N systemd hosts on it, torn down
 //! exactly once on every path out (return, error, panic, signal).
 
-mod boot;
 mod bench;
+mod boot;
 pub mod exec;
 mod faults;
 mod files;
 mod host;
 pub mod inventory;
+mod latency;
 mod load;
 mod logs;
 mod pg;
@@ -20,10 +21,10 @@ pub use exec::{Cmd, ExecOutput};
 pub use files::{FileMeta, SSH_HOST_KEY};
 pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
 pub use load::{Ack, Workloads, WriteLog};
-pub use sampler::LagSampler;
 pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
 pub use pgbackrest::{error_code, Br, BrCommand};
+pub use sampler::LagSampler;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;

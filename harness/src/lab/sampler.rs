@@ -72,9 +72,7 @@ async fn sample(route: &Route, client: &mut Option<Client>) -> Option<Vec<(Strin
     match tokio::time::timeout(PATIENCE, client.as_ref()?.query(SQL, &[])).await {
         // A walsender that has not replayed anything yet has no lag to show.
         Ok(Ok(rows)) => Some(
-            rows.iter()
-                .filter_map(|r| Some((r.try_get::<_, Option<String>>(0).ok()??, r.try_get::<_, Option<f64>>(1).ok()??, r.try_get(2).ok()?)))
-                .collect(),
+            rows.iter().filter_map(|r| Some((r.try_get::<_, Option<String>>(0).ok()??, r.try_get::<_, Option<f64>>(1).ok()??, r.try_get(2).ok()?))).collect(),
         ),
         _ => {
             *client = None;

@@ -45,10 +45,29 @@ fn header(md: &mut String, r: &RunReport) {
         r.total.as_secs_f64()
     );
     let _ = writeln!(md, "![what ran when]({}.svg)\n", r.file_stem());
+    if let Some(line) = series_line(r) {
+        let _ = writeln!(md, "{line}\n");
+    }
     if let Some(e) = &r.error {
         let heading = if r.interrupted { "Interrupted" } else { "Failure" };
         let _ = writeln!(md, "## {heading}\n\n```\n{}\n```\n", e.trim_end());
     }
+}
+
+/// The peaks of what was sampled, beside the plots that show them.
+fn series_line(r: &RunReport) -> Option<String> {
+    let s = &r.series;
+    if s.is_empty() {
+        return None;
+    }
+    let bytes = s.lag.iter().map(|l| l.bytes).fold(0.0, f64::max);
+    let secs = s.lag.iter().filter_map(|l| l.seconds).fold(0.0, f64::max);
+    let peak = s.writes.iter().map(|w| w.commits).max().unwrap_or(0);
+    Some(format!(
+        "Sampled: {} replication lag samples (peak {:.0} KiB not yet replayed, replay_lag peak {secs:.2} s); writes peaked at {peak} acknowledged commits per second.",
+        s.lag.len(),
+        bytes / 1024.0
+    ))
 }
 
 /// Each defect the steps showed, with the steps that are its evidence.

@@ -16,7 +16,7 @@ const WIDTH: u32 = 960;
 const LANE_PX: u32 = 34;
 
 /// Steps that start a fault on their host, and those that end one.
-const FAULTS: [&str; 5] = ["partition", "pause", "kill", "stop", "fill"];
+const FAULTS: [&str; 6] = ["partition", "latency", "pause", "kill", "stop", "fill"];
 const UNDO: [&str; 3] = ["heal", "resume", "free"];
 const PLOT_PX: u32 = 150;
 
@@ -142,8 +142,12 @@ fn segments(points: &[(f64, f64)], gap_s: f64) -> Vec<&[(f64, f64)]> {
 fn draw_plot<'a>(area: &Area<'a>, r: &RunReport, plot: &Plot) -> Result<(), Box<dyn std::error::Error + 'a>> {
     let end = end_of(r);
     let top = plot.lines.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0, f64::max).max(1.0) * 1.1;
-    let mut chart =
-        ChartBuilder::on(area).caption(plot.title, ("sans-serif", 13)).margin(8).x_label_area_size(20).y_label_area_size(70).build_cartesian_2d(0.0..end * 1.02, 0.0..top)?;
+    let mut chart = ChartBuilder::on(area)
+        .caption(plot.title, ("sans-serif", 13))
+        .margin(8)
+        .x_label_area_size(20)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..end * 1.02, 0.0..top)?;
     chart.configure_mesh().y_labels(4).draw()?;
     chart.draw_series(windows(r).into_iter().map(|w| Rectangle::new([(w.from, 0.0), (w.to, top)], RED.mix(0.12).filled())))?;
     for (i, (name, points)) in plot.lines.iter().enumerate() {

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::lab::{Host, Hosts, LsnKind, StopMode};
-use crate::scenario::{KillWhat, LoadAction, LoadKind, Peers, StopHow, Vars};
+use crate::scenario::{KillWhat, LatencyAction, LoadAction, LoadKind, Peers, StopHow, Vars};
+use crate::time::Deadline;
 
 /// The hosts `peers` names, or every other host for `"all"`.
 fn peers<'a, L: Hosts>(lab: &'a L, host: &Host, peers: &Peers) -> Result<Vec<&'a Host>> {
@@ -30,6 +31,26 @@ pub async fn heal<L: Hosts>(lab: &L, host: &Host, p: &Peers) -> Result<String> {
     let peers = peers(lab, host, p)?;
     host.heal(&peers).await?;
     Ok(format!("{} reaches {} again", host.name, names(&peers)))
+}
+
+pub async fn latency<L: Hosts>(lab: &L, host: &Host, l: &LatencyAction) -> Result<String> {
+    let peer = lab.host(l.to.get_ref())?;
+    let how = host.add_latency(peer, l.ms).await?;
+    Ok(format!("{how}; {}", restream(host, peer).await?))
+}
+
+/// A replication connection made before a change of path goes on as it
+/// was: its walsender is ended so the standby connects again, by the new path.
+async fn restream(standby: &Host, primary: &Host) -> Result<String> {
+    let t = Instant::now();
+    let since = primary.safe_psql("SELECT now()").await?;
+    let ended = primary.safe_psql(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE client_addr = '{}'", standby.ip)).await?;
+    if ended == "0" {
+        return Ok(format!("no replication connection from {} to restart", standby.name));
+    }
+    let q = format!("SELECT count(*) > 0 FROM pg_stat_replication WHERE client_addr = '{}' AND state = 'streaming' AND backend_start > '{since}'", standby.ip);
+    primary.poll_query_until(&q, "t", Deadline::standard()).await?;
+    Ok(format!("{}'s replication connection restarted, streaming again after {} ms", standby.name, t.elapsed().as_millis()))
 }
 
 pub async fn kill(host: &Host, what: KillWhat) -> Result<String> {

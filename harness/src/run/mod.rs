@@ -103,7 +103,8 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     HostImage::for_platform(platform).ensure(&docker, false, &progress.main).await?;
     progress.phase(format!("{}: create lab", scn.name));
     let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect();
-    let volumes = scn.hosts.iter().map(|h| (h.name.get_ref().clone(), h.volumes.iter().map(|v| (v.path.clone(), i64::from(v.size_mb) << 20)).collect())).collect();
+    let volumes =
+        scn.hosts.iter().map(|h| (h.name.get_ref().clone(), h.volumes.iter().map(|v| (v.path.clone(), i64::from(v.size_mb) << 20)).collect())).collect();
     let spec = LabSpec { platform, hosts, volumes, keep: opts.keep, scenario: Some(scn.name.clone()), attended: true };
     let mut lab = Lab::start(&docker, &spec).await?;
     // After a signal the process stays until the report is written and the lab gone.

@@ -44,6 +44,7 @@ pub async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> 
         Action::Wait(w) => wait(lab, host, w, deadline).await?,
         Action::Partition(p) => fault::partition(lab, host, p).await?,
         Action::Heal(p) => fault::heal(lab, host, p).await?,
+        Action::Latency(l) => fault::latency(lab, host, l).await?,
         Action::Kill(k) => fault::kill(host, *k).await?,
         Action::Stop(s) => fault::stop(host, *s).await?,
         Action::Pause => fault::pause(host, true).await?,

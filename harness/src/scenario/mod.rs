@@ -16,8 +16,8 @@ use miette::LabeledSpan;
 
 pub use extend::PORTABLE_BASE;
 pub use model::{
-    Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LoadAction, LoadKind, Mode, Owner, Peers,
-    PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopHow, Verify, WaitAction,
+    Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LatencyAction, LoadAction,
+    LoadKind, Mode, Owner, Peers, PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopHow, Verify, WaitAction,
 };
 pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};

@@ -191,8 +191,10 @@ pub enum Action {
     Wait(WaitAction),
     /// Cuts the host off from peers (a fault).
     Partition(Peers),
-    /// Undoes a partition.
+    /// Undoes a partition and added latency.
     Heal(Peers),
+    /// Adds delay toward a peer's PostgreSQL (a fault).
+    Latency(LatencyAction),
     /// Kills the postmaster or the host (a fault).
     Kill(KillWhat),
     /// Stops the cluster.
@@ -210,8 +212,25 @@ pub enum Action {
 }
 
 impl Action {
-    pub const NAMES: [&'static str; 16] =
-        ["run", "config", "sql", "file", "copy", "known_host", "wait", "partition", "heal", "kill", "stop", "pause", "resume", "load", "fill", "free"];
+    pub const NAMES: [&'static str; 17] = [
+        "run",
+        "config",
+        "sql",
+        "file",
+        "copy",
+        "known_host",
+        "wait",
+        "partition",
+        "heal",
+        "latency",
+        "kill",
+        "stop",
+        "pause",
+        "resume",
+        "load",
+        "fill",
+        "free",
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -224,6 +243,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Partition(_) => "partition",
             Action::Heal(_) => "heal",
+            Action::Latency(_) => "latency",
             Action::Kill(_) => "kill",
             Action::Stop(_) => "stop",
             Action::Pause => "pause",
@@ -236,7 +256,18 @@ impl Action {
 
     /// A fault, or the undoing of one: shown as such in reports.
     pub fn is_fault(&self) -> bool {
-        matches!(self, Action::Partition(_) | Action::Heal(_) | Action::Kill(_) | Action::Stop(_) | Action::Pause | Action::Resume | Action::Fill(_) | Action::Free(_))
+        matches!(
+            self,
+            Action::Partition(_)
+                | Action::Heal(_)
+                | Action::Latency(_)
+                | Action::Kill(_)
+                | Action::Stop(_)
+                | Action::Pause
+                | Action::Resume
+                | Action::Fill(_)
+                | Action::Free(_)
+        )
     }
 }
 
@@ -286,6 +317,20 @@ impl JsonSchema for Peers {
             "anyOf": [{ "const": "all" }, { "type": "array", "items": { "type": "string" }, "minItems": 1 }]
         })
     }
+}
+
+/// Delay added between the step's host and a peer's PostgreSQL port, each
+/// way; `heal` with the peer takes it away. netem where the kernel has it,
+/// else a delaying relay (the step's outcome says which ran).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyAction {
+    /// The peer.
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+    /// Milliseconds added each way.
+    #[schemars(range(min = 1))]
+    pub ms: u32,
 }
 
 /// What a `kill` ends.
@@ -372,8 +417,8 @@ fn default_interval_ms() -> u64 {
 
 /// One `[[steps]]` entry: who does what where, and what must come of it.
 /// Exactly one action: `run`, `config`, `sql`, `file`, `copy`, `known_host`,
-/// `wait`, or a fault (`partition`, `heal`, `kill`, `stop`, `pause`,
-/// `resume`, `load`, `fill`, `free`).
+/// `wait`, or a fault (`partition`, `heal`, `latency`, `kill`, `stop`,
+/// `pause`, `resume`, `load`, `fill`, `free`).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -412,8 +457,12 @@ pub(crate) struct RawStep {
     /// both ways (blackhole routes set by a helper with NET_ADMIN that
     /// shares the host's network namespace); addresses stay.
     partition: Option<Peers>,
-    /// Undo a `partition` of the step's host from these hosts, or `"all"`.
+    /// Undo a `partition` or `latency` of the step's host with these hosts, or `"all"`.
     heal: Option<Peers>,
+    /// Fault: `{ to = "primary", ms = 50 }` delays the step's host's
+    /// connections to the peer's PostgreSQL by `ms` each way (its
+    /// replication connection is restarted to take the new path).
+    latency: Option<LatencyAction>,
     /// Fault: `"postmaster"` (SIGKILL; crash recovery on the next start) or
     /// `"host"` (the engine kills the whole host).
     kill: Option<KillWhat>,
@@ -474,6 +523,10 @@ impl TryFrom<RawStep> for Step {
         actions.extend(r.wait.map(Action::Wait));
         actions.extend(r.partition.map(Action::Partition));
         actions.extend(r.heal.map(Action::Heal));
+        if r.latency.as_ref().is_some_and(|l| l.ms == 0) {
+            return Err(format!("step `{}`: `latency.ms = 0` adds nothing; `heal` takes latency away", r.id.get_ref()));
+        }
+        actions.extend(r.latency.map(Action::Latency));
         actions.extend(r.kill.map(Action::Kill));
         actions.extend(r.stop.map(Action::Stop));
         for (key, flag, action) in [("pause", r.pause, Action::Pause), ("resume", r.resume, Action::Resume)] {
@@ -1121,6 +1174,7 @@ impl Step {
         match &self.action {
             Action::Copy(c) => vec![("copy.from_host", &c.from_host)],
             Action::KnownHost(h) => vec![("known_host", h)],
+            Action::Latency(l) => vec![("latency.to", &l.to)],
             Action::Partition(Peers::Hosts(p)) => p.iter().map(|h| ("partition", h)).collect(),
             Action::Heal(Peers::Hosts(p)) => p.iter().map(|h| ("heal", h)).collect(),
             Action::Load(l) => l.failover.iter().map(|h| ("load.failover", h)).collect(),
