@@ -29,25 +29,23 @@ pub async fn replication_role(host: &Host, role: &str) -> Result<String> {
 /// A replication connection as `role` from `outsider` is refused by
 /// pg_hba, and one from `standby` with a wrong password fails; each is
 /// asserted from the primary's log lines written during the check.
-pub async fn hba_refuses(primary: &Host, standby: &Host, outsider: &Host, role: &str) -> Result<String> {
+pub async fn hba_refuses<'a>(primary: &'a Host, standby: &'a Host, outsider: &'a Host, role: &str) -> Result<String> {
     let conninfo = format!("host={} user={role} dbname=replication replication=true connect_timeout=5", primary.ip);
-    let attempt = |password: &str| {
-        Cmd::shell(format!("PGPASSWORD={password} psql '{conninfo}' -Xc IDENTIFY_SYSTEM"))
-            .user("postgres")
-            .any_status()
-            .display(format!("psql '{conninfo}' -c IDENTIFY_SYSTEM  # PGPASSWORD={password}"))
+    let attempt = Cmd::shell(format!("PGPASSWORD=not-the-password psql '{conninfo}' -Xc IDENTIFY_SYSTEM")).user("postgres").any_status();
+    let attempt = &attempt;
+    // Each attempt fails with psql's exit 2, and the primary logs why.
+    let refused = |from: &'a Host, what: String, pattern: String| async move {
+        let offset = primary.log_offset().await?;
+        let out = from.exec(attempt.clone()).await?;
+        eq(&format!("exit status of {what} from {}", from.name), out.status, 2)?;
+        primary.wait_for_log(&pattern, offset, Deadline::standard()).await
     };
-    let offset = primary.log_offset().await?;
-    let out = outsider.exec(attempt("not-the-password")).await?;
-    eq(&format!("exit status of a replication connection from {}", outsider.name), out.status, 2)?;
-    let pattern = format!(r#"no pg_hba\.conf entry for replication connection from host "{}", user "{role}""#, regex::escape(&outsider.ip.to_string()));
-    let refused = primary.wait_for_log(&pattern, offset, Deadline::standard()).await?;
-
-    let offset = primary.log_offset().await?;
-    let out = standby.exec(attempt("not-the-password")).await?;
-    eq(&format!("exit status of a wrong password from {}", standby.name), out.status, 2)?;
-    let wrong = primary.wait_for_log(&format!(r#"password authentication failed for user "{role}""#), offset, Deadline::standard()).await?;
-    Ok(format!("{}: {}; {}: {}", outsider.name, tail(&refused), standby.name, tail(&wrong)))
+    let host = regex::escape(&outsider.ip.to_string());
+    let refused_host =
+        refused(outsider, "a replication connection".into(), format!(r#"no pg_hba\.conf entry for replication connection from host "{host}", user "{role}""#))
+            .await?;
+    let wrong = refused(standby, "a wrong password".into(), format!(r#"password authentication failed for user "{role}""#)).await?;
+    Ok(format!("{}: {}; {}: {}", outsider.name, tail(&refused_host), standby.name, tail(&wrong)))
 }
 
 /// A log line from its message on (no timestamp and pid).
