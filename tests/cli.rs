@@ -86,7 +86,8 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     assert_eq!(pglab(&["sql", &lab, "nohost", "SELECT 1"]).status.code(), Some(2));
 
     // The replicator's password is real: it is in the standby's .pgpass ...
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("/tmp/pglab/{lab}/run.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pglab::lab::inventory::lab_state_dir(&lab).join("run.json")).unwrap()).unwrap();
     let secret = state["secrets"][0].as_str().unwrap().to_string();
     assert!(secret.len() > 16);
     let pgpass = pglab(&["exec", &lab, "standby", "--", "cat", "/var/lib/postgresql/.pgpass"]);
@@ -133,7 +134,7 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     let down = pglab(&["down", &lab]);
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(leftovers(&docker().await, &lab).await, Vec::<String>::new());
-    assert!(!std::path::Path::new(&format!("/tmp/pglab/{lab}")).exists(), "the run state (with its secrets) goes with the lab");
+    assert!(!pglab::lab::inventory::lab_state_dir(&lab).exists(), "the run state (with its secrets) goes with the lab");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -290,7 +291,7 @@ async fn ctrl_c_during_a_step_marks_it_interrupted_and_removes_the_lab_once() {
     let lab = report["lab"].as_str().unwrap();
     assert_eq!(code, Some(130), "exit code after SIGINT");
     assert_eq!(leftovers(&docker().await, lab).await, Vec::<String>::new(), "nothing of lab {lab} is left");
-    assert!(!std::path::Path::new(&format!("/tmp/pglab/{lab}")).exists(), "its state dir went too");
+    assert!(!pglab::lab::inventory::lab_state_dir(lab).exists(), "its state dir went too");
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["passed"], false);
     let steps = report["steps"].as_array().unwrap();

@@ -57,11 +57,16 @@ async fn two_hosts_resolve_each_other_run_systemd_and_answer_sql() {
         assert!(v.starts_with(&h.platform.pg_major().to_string()), "{v}");
         assert_eq!(h.safe_psql("SELECT 1 + 1").await.unwrap(), "2");
     }
-    // The harness route is a socket-only rule; no TCP rule mentions it.
+    // The harness's route adds nothing to a host: no pg_hba line, no role,
+    // no mount of the harness's machine (only the cgroup tree systemd needs).
     let hba = primary.read_file(&format!("{}/pg_hba.conf", primary.platform.pg_config_dir())).await.unwrap();
-    let ours: Vec<&str> = hba.lines().filter(|l| l.contains("pglab")).collect();
-    assert_eq!(ours.len(), 1, "{ours:?}");
-    assert!(ours[0].starts_with("local"), "{ours:?}");
+    assert!(!hba.contains("pglab"), "{hba}");
+    assert_eq!(primary.safe_psql("SELECT current_user, (SELECT count(*) FROM pg_authid WHERE rolname = 'pglab')").await.unwrap(), "postgres|0");
+    for h in lab.hosts() {
+        let mounts = docker().await.inspect_container(&h.container, None).await.unwrap().mounts.unwrap_or_default();
+        let binds: Vec<_> = mounts.iter().filter(|m| m.typ.as_deref() == Some("bind")).filter_map(|m| m.source.clone()).collect();
+        assert!(binds.iter().all(|b| b == "/sys/fs/cgroup"), "{}: only the cgroup tree is bound from the machine: {binds:?}", h.name);
+    }
     lab.shutdown().await.unwrap();
 }
 

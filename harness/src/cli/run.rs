@@ -53,7 +53,13 @@ pub async fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let report = report?;
     let l = &report.lab;
     if !report.interrupted && (a.keep || (a.keep_on_failure && !report.passed)) {
-        out(format!("lab {l} kept: pglab shell {l} <host> / pglab step {l} / pglab report {l} / pglab down {l}"));
+        let hint = format!("lab {l} kept: pglab shell {l} <host> / pglab step {l} / pglab report {l} / pglab down {l}");
+        // With --json, stdout is the report alone.
+        if a.json {
+            eprintln!("{hint}");
+        } else {
+            out(hint);
+        }
     }
     finish(&report, a.json, a.junit.as_deref(), &a.transcript)
 }

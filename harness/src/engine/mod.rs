@@ -65,6 +65,16 @@ fn short_reason(e: &bollard::errors::Error) -> String {
     s
 }
 
+/// The user who made a lab (numeric uid): `list`, `gc` and `down` touch
+/// only a user's own labs (root's: all).
+pub const LABEL_UID: &str = "pglab.uid";
+
+/// This process's user id (the owner of `/proc/self`).
+pub fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
 /// This process, as written in [`LABEL_OWNER`].
 pub fn owner_id() -> String {
     format!("{}@{}", std::process::id(), boot_id())
@@ -89,6 +99,7 @@ pub fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashMap<Stri
         (LABEL_LAB.to_string(), lab.to_string()),
         (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
         (LABEL_OWNER.to_string(), owner_id()),
+        (LABEL_UID.to_string(), my_uid().to_string()),
         (LABEL_CREATED.to_string(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string()),
     ]);
     if keep {

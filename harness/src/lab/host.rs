@@ -1,25 +1,20 @@
 //! One host of a lab: commands as an OS user, and SQL through the
-//! harness's own socket route. Files are in `files`, the cluster's verbs in
+//! harness's route (an exec stream to the server's socket, `route`). Files are in `files`, the cluster's verbs in
 //! `pg`, pgBackRest in `pgbackrest`.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::exec::{self, Cmd, ExecOutput};
+use super::route::Route;
 use crate::error::{tail_lines, Error, ExecFailure, Result};
 use crate::platform::Platform;
 use crate::time::{poll_until, Deadline, Probe};
 use crate::transcript::Transcript;
-
-/// The harness's own PostgreSQL role. It logs in only over the Unix socket
-/// directory that pglab bind-mounts from the host; it is never in a `host`
-/// line, so no TCP rule of a scenario can pass because of it.
-pub const HARNESS_ROLE: &str = "pglab";
 
 /// Who the transcript shows for SQL the harness runs.
 const HARNESS_SQL: &str = "pglab (harness SQL)";
@@ -31,18 +26,9 @@ pub struct Host {
     pub container: String,
     pub ip: Ipv4Addr,
     pub platform: Platform,
-    /// Host-side directory bind-mounted at /run/postgresql.
-    pub socket_dir: PathBuf,
     pub(super) docker: Docker,
     transcript: Transcript,
     pub(super) client: Mutex<Option<Client>>,
-}
-
-/// A host's name and the harness's connection settings for it.
-#[derive(Clone)]
-pub struct Route {
-    pub host: String,
-    pub config: tokio_postgres::Config,
 }
 
 /// Result of a query whose failure is expected and inspected.
@@ -69,18 +55,8 @@ impl PsqlOutcome {
 }
 
 impl Host {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        name: String,
-        lab: String,
-        container: String,
-        ip: Ipv4Addr,
-        platform: Platform,
-        socket_dir: PathBuf,
-        docker: Docker,
-        transcript: Transcript,
-    ) -> Self {
-        Host { name, lab, container, ip, platform, socket_dir, docker, transcript, client: Mutex::new(None) }
+    pub(crate) fn new(name: String, lab: String, container: String, ip: Ipv4Addr, platform: Platform, docker: Docker, transcript: Transcript) -> Self {
+        Host { name, lab, container, ip, platform, docker, transcript, client: Mutex::new(None) }
     }
 
     pub fn transcript(&self) -> &Transcript {
@@ -139,25 +115,14 @@ impl Host {
 
     // ---- SQL -------------------------------------------------------------
 
-    /// The harness's route: its role over the bind-mounted socket directory.
-    fn pg_config(&self, timeout: Duration) -> tokio_postgres::Config {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.socket_dir).port(5432).user(HARNESS_ROLE).dbname("postgres").application_name("pglab").connect_timeout(timeout);
-        cfg
-    }
-
     /// How to reach this host's PostgreSQL without the host itself: for
     /// tasks that outlive a borrow of it (a background writer).
     pub fn route(&self) -> Route {
-        Route { host: self.name.clone(), config: self.pg_config(Duration::from_secs(2)) }
+        Route::new(&self.name, &self.docker, &self.container)
     }
 
     async fn connect(&self) -> Result<Client> {
-        let (client, conn) = self.pg_config(Duration::from_secs(5)).connect(NoTls).await.map_err(|e| self.sql_error("(connect)", e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        self.route().connect(Duration::from_secs(5)).await
     }
 
     fn sql_error(&self, sql: &str, e: tokio_postgres::Error) -> Error {
@@ -253,12 +218,10 @@ impl Host {
     /// Whether a postmaster answers on the socket at all, as pg_isready
     /// asks it; a refusal by the server (no such role yet) is an answer.
     pub async fn postmaster_answers(&self) -> Probe<()> {
-        match self.pg_config(Duration::from_secs(2)).connect(NoTls).await {
+        match self.route().connect(Duration::from_secs(2)).await {
             Ok(_) => Probe::Ready(()),
-            Err(e) => match e.as_db_error() {
-                Some(db) if *db.code() != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => Probe::Ready(()),
-                _ => Probe::NotYet(e.to_string()),
-            },
+            Err(Error::Sql { sqlstate: Some(code), .. }) if code != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW.code() => Probe::Ready(()),
+            Err(e) => Probe::NotYet(e.to_string()),
         }
     }
 }

@@ -10,12 +10,41 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::engine::{network_name, owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO};
+use crate::engine::{my_uid, network_name, owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO, LABEL_UID};
 use crate::error::{Error, Result};
 
-/// Host-side state of labs (socket directories, markers).
+/// Host-side state of labs (run state, markers), the user's own:
+/// `$XDG_RUNTIME_DIR/pglab`, else `<tmp>/pglab-<uid>`.
 pub fn state_root() -> PathBuf {
-    std::env::temp_dir().join("pglab")
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("pglab"),
+        None => std::env::temp_dir().join(format!("pglab-{}", my_uid())),
+    }
+}
+
+/// Creates a lab's state directory under [`state_root`], which is made
+/// mode 0700 and must belong to this user.
+pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let root = state_root();
+    let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root);
+    made.map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+    let meta = std::fs::metadata(&root).map_err(|e| Error::io(format!("reading {}", root.display()), e))?;
+    if meta.uid() != my_uid() {
+        return Err(Error::Usage(format!(
+            "{} belongs to uid {}, not to you (uid {}): set XDG_RUNTIME_DIR or TMPDIR to a directory of your own",
+            root.display(),
+            meta.uid(),
+            my_uid()
+        )));
+    }
+    let dir = lab_state_dir(lab);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
 }
 
 pub fn lab_state_dir(lab: &str) -> PathBuf {
@@ -101,6 +130,8 @@ pub struct LabSummary {
     /// Last step a scenario run completed on this lab.
     pub step: Option<String>,
     pub created: u64,
+    /// The user who made it (labs of pglab before 0.2 have none).
+    pub uid: Option<u32>,
     pub hosts: Vec<HostSummary>,
     pub networks: usize,
 }
@@ -114,7 +145,8 @@ pub struct HostSummary {
     pub ip: String,
 }
 
-/// Every lab with at least one labelled resource on the engine.
+/// Every lab with at least one labelled resource on the engine that this
+/// user may touch: their own (and labs without a uid); root may touch all.
 pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     let mut labs: BTreeMap<String, LabSummary> = BTreeMap::new();
     let entry = |labs: &mut BTreeMap<String, LabSummary>, labels: &std::collections::HashMap<String, String>| {
@@ -127,6 +159,7 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
             scenario: labels.get(LABEL_SCENARIO).cloned(),
             step: std::fs::read_to_string(lab_state_dir(&lab).join("step")).ok(),
             created: labels.get(LABEL_CREATED).and_then(|c| c.parse().ok()).unwrap_or(0),
+            uid: labels.get(LABEL_UID).and_then(|u| u.parse().ok()),
             lab,
             hosts: Vec::new(),
             networks: 0,
@@ -162,7 +195,8 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     for v in volumes.volumes.unwrap_or_default() {
         entry(&mut labs, &v.labels);
     }
-    Ok(labs.into_values().collect())
+    let me = my_uid();
+    Ok(labs.into_values().filter(|l| me == 0 || l.uid.is_none_or(|u| u == me)).collect())
 }
 
 /// Removes labs whose owning process is gone and that nobody kept; with

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::Severity;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::host::{Host, Route};
+use super::host::Host;
+use super::route::Route;
 use crate::error::{Error, Result};
 use crate::outcome::WriteRate;
 
@@ -189,10 +190,7 @@ async fn write(routes: Vec<Route>, table: String, interval: Duration, log: Arc<M
 /// The first host, in order, that accepts a connection and is not in recovery.
 async fn writable(routes: &[Route]) -> Option<(String, Client)> {
     for r in routes {
-        let Ok(Ok((client, connection))) = tokio::time::timeout(Duration::from_secs(2), r.config.connect(NoTls)).await else { continue };
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let Ok(client) = r.connect(Duration::from_secs(2)).await else { continue };
         let primary = tokio::time::timeout(Duration::from_secs(2), client.query_one("SELECT NOT pg_is_in_recovery()", &[])).await;
         if let Ok(Ok(row)) = primary {
             if row.get::<_, bool>(0) {

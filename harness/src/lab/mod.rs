@@ -13,17 +13,19 @@ mod load;
 mod logs;
 mod pg;
 mod pgbackrest;
+mod route;
 mod sampler;
 pub mod signals;
 
 pub use boot::{wait_for_host_boot, BootGate};
 pub use exec::{Cmd, ExecOutput};
 pub use files::{FileMeta, SSH_HOST_KEY};
-pub use host::{Host, PsqlOutcome, Route, HARNESS_ROLE};
+pub use host::{Host, PsqlOutcome};
 pub use load::{Ack, Workloads, WriteLog};
 pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
 pub use pgbackrest::{error_code, Br, BrCommand};
+pub use route::{Route, HARNESS_USER};
 pub use sampler::LagSampler;
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +45,7 @@ use crate::engine::{self, container_name, lab_labels, network_name, LABEL_HOST};
 use crate::error::{Error, Result};
 use crate::outcome::StartTimings;
 use crate::platform::Platform;
-use crate::time::{poll_until, Deadline};
+use crate::time::Deadline;
 use crate::transcript::Transcript;
 
 /// The hosts of a lab, started by this process or found on the engine: steps
@@ -145,6 +147,8 @@ impl Lab {
             return Err(Error::ImageMissing { image: image.reference(), hint: format!("build it first: `pglab image build {}`", spec.platform) });
         }
         let id = new_lab_id();
+        // Before anything is made on the engine: a state dir that cannot be made stops here.
+        inventory::create_lab_state_dir(&id)?;
         let network = network_name(&id);
         let labels = lab_labels(&id, spec.keep == Keep::Always, spec.scenario.as_deref());
         signals::starting(&id, spec.attended);
@@ -209,8 +213,6 @@ impl Lab {
         let t = Instant::now();
         let cgroup_v2 = docker.info().await.ok().and_then(|i| i.cgroup_version).is_some_and(|v| format!("{v:?}").contains('2'));
         let containers = try_join_all(spec.hosts.iter().map(|name| async move {
-            let socket_dir = inventory::lab_state_dir(id).join(name);
-            std::fs::create_dir_all(&socket_dir).map_err(|e| Error::io(format!("creating {}", socket_dir.display()), e))?;
             let container_name = container_name(id, name);
             let mut req = GenericImage::new(image.name.clone(), image.tag.clone())
                 .with_wait_for(WaitFor::Nothing)
@@ -222,7 +224,6 @@ impl Lab {
                 .with_env_var("container", "docker")
                 .with_mount(Mount::tmpfs_mount("/run"))
                 .with_mount(Mount::tmpfs_mount("/run/lock"))
-                .with_mount(Mount::bind_mount(socket_dir.to_string_lossy(), "/run/postgresql"))
                 .with_startup_timeout(crate::time::default_timeout());
             // systemd as PID 1 needs a writable cgroup tree. On cgroup v1 a rw
             // bind of /sys/fs/cgroup suffices (no capability, no privilege:
@@ -239,16 +240,16 @@ impl Lab {
             // The lab's one teardown removes it by label; testcontainers'
             // own removal on drop would race that one.
             std::mem::forget(c);
-            Ok::<_, Error>((name.clone(), container_name, socket_dir))
+            Ok::<_, Error>((name.clone(), container_name))
         }))
         .await?;
         timings.containers = t.elapsed();
 
         let t = Instant::now();
         let mut hosts = Vec::new();
-        for (name, container_name, socket_dir) in containers {
+        for (name, container_name) in containers {
             let ip = container_ip(docker, &container_name, network).await?;
-            hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, socket_dir, docker.clone(), transcript.clone()));
+            hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, docker.clone(), transcript.clone()));
         }
         try_join_all(hosts.iter().map(|h| async move {
             if let Err(e) = h.seal().await {
@@ -355,20 +356,19 @@ async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result
 /// role `pglab`, allowed only on the local socket. Both commands are in the
 /// transcript, so the route is never a hidden assumption. systemd may still
 /// be settling (see [`Lab::wait_for_boot`]).
+/// Waits until the harness's route reaches the host's PostgreSQL, and says
+/// in the transcript what the route is: it changes nothing on the host.
 async fn open_route(host: &Host) -> Result<()> {
-    let hba = format!("{}/pg_hba.conf", host.platform.pg_config_dir());
-    host.exec(Cmd::shell(format!("sed -i '1i local   all   {HARNESS_ROLE}   trust   # pglab harness route: Unix socket only' {hba}"))).await?;
-    poll_until(&format!("PostgreSQL to start on {}", host.name), "the postmaster answering on its socket", Deadline::standard(), || async {
-        Ok(host.postmaster_answers().await)
-    })
-    .await?;
-    host.exec(
-        Cmd::new(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE ROLE {HARNESS_ROLE} SUPERUSER LOGIN"), "-c", "SELECT pg_reload_conf()"])
-            .user("postgres")
-            .display(format!("psql -c 'CREATE ROLE {HARNESS_ROLE} SUPERUSER LOGIN' -c 'SELECT pg_reload_conf()'")),
-    )
-    .await?;
-    host.wait_for_pg_up(Deadline::standard()).await
+    let t = std::time::Instant::now();
+    host.wait_for_pg_up(Deadline::standard()).await?;
+    let what = format!("SQL route: {}", host.route().describe());
+    host.note(
+        "pglab (harness)",
+        &what,
+        &format!("connected as {HARNESS_USER} (peer authentication, Debian's own pg_hba line); no role or pg_hba line added"),
+        t.elapsed(),
+    );
+    Ok(())
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
@@ -405,16 +405,7 @@ impl Attached {
                 .unwrap_or_default();
             // A stopped (killed) host has no address; it is still the lab's, to inspect and bundle.
             let ip = container_ip(docker, container, &network).await.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            hosts.push(Host::new(
-                name.clone(),
-                id.to_string(),
-                container.clone(),
-                ip,
-                platform,
-                inventory::lab_state_dir(id).join(name),
-                docker.clone(),
-                transcript.clone(),
-            ));
+            hosts.push(Host::new(name.clone(), id.to_string(), container.clone(), ip, platform, docker.clone(), transcript.clone()));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Attached { id: id.to_string(), hosts, transcript, workloads: Workloads::default() })

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::host::{Host, Route};
+use super::host::Host;
+use super::route::Route;
 use crate::outcome::LagSample;
 
 const EVERY: Duration = Duration::from_millis(100);
@@ -63,11 +64,7 @@ impl LagSampler {
 /// One host's rows, connecting first when needed; `None` when it does not answer in time.
 async fn sample(route: &Route, client: &mut Option<Client>) -> Option<Vec<(String, f64, Option<f64>)>> {
     if client.as_ref().is_none_or(Client::is_closed) {
-        let (c, conn) = tokio::time::timeout(PATIENCE, route.config.connect(NoTls)).await.ok()?.ok()?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        *client = Some(c);
+        *client = Some(route.connect(PATIENCE).await.ok()?);
     }
     match tokio::time::timeout(PATIENCE, client.as_ref()?.query(SQL, &[])).await {
         // A walsender that has not replayed anything yet has no lag to show.
