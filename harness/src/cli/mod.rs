@@ -194,6 +194,12 @@ pub enum ImageCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print a platform's image reference (name:tag, the tag a hash of its
+    /// recipe): a cache key for CI, no engine needed.
+    Ref {
+        #[arg(default_value = "debian-12")]
+        platform: Platform,
+    },
 }
 
 fn parse_set(s: &str) -> std::result::Result<(String, String), String> {
@@ -215,6 +221,10 @@ pub async fn main(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Image { command: ImageCommand::Build { platform, force } } => lab::image_build(platform, force, quiet).await,
+        Command::Image { command: ImageCommand::Ref { platform } } => {
+            out(crate::engine::image::HostImage::for_platform(platform).reference());
+            Ok(())
+        }
         Command::Run(args) => run::run(args, quiet).await,
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
         Command::Bench { scenario, runs, json } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
