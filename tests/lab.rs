@@ -63,6 +63,17 @@ async fn two_hosts_resolve_each_other_run_systemd_and_answer_sql() {
     assert!(!hba.contains("pglab"), "{hba}");
     assert_eq!(primary.safe_psql("SELECT current_user, (SELECT count(*) FROM pg_authid WHERE rolname = 'pglab')").await.unwrap(), "postgres|0");
     for h in lab.hosts() {
+        // The least privilege the engine took (the probe's answer): never
+        // privileged on an engine that boots systemd without it, no capability.
+        let info = docker().await.inspect_container(&h.container, None).await.unwrap();
+        let cfg = info.host_config.unwrap();
+        let privileged_needed = std::fs::read_dir(pglab::lab::inventory::state_root())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("engine-"))
+            .any(|e| std::fs::read_to_string(e.path()).unwrap().contains("Privileged"));
+        assert_eq!(cfg.privileged.unwrap_or(false), privileged_needed, "{}", h.name);
+        assert!(cfg.cap_add.unwrap_or_default().is_empty(), "{}: no added capability", h.name);
         let mounts = docker().await.inspect_container(&h.container, None).await.unwrap().mounts.unwrap_or_default();
         let binds: Vec<_> = mounts.iter().filter(|m| m.typ.as_deref() == Some("bind")).filter_map(|m| m.source.clone()).collect();
         assert!(binds.iter().all(|b| b == "/sys/fs/cgroup"), "{}: only the cgroup tree is bound from the machine: {binds:?}", h.name);

@@ -1,6 +1,7 @@
 //! The `pglab` command line: parsing here, one small function per
 //! subcommand in `run` (scenarios) and `lab` (labs, images).
 
+mod bench;
 mod lab;
 mod run;
 
@@ -55,7 +56,11 @@ pub enum Command {
         scenario: String,
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Write the per-run reports here too.
+        /// Instead: N labs at once, each a `pglab run` of its own (repeat
+        /// for several batches: --parallel 1 --parallel 4).
+        #[arg(long)]
+        parallel: Vec<usize>,
+        /// Write the per-run reports (or batches) here too.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
@@ -227,7 +232,10 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         Command::Run(args) => run::run(args, quiet).await,
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
-        Command::Bench { scenario, runs, json } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
+        Command::Bench { scenario, parallel, json, .. } if !parallel.is_empty() => {
+            bench::parallel(&run::resolve_scenario(&scenario)?, &parallel, json.as_deref()).await
+        }
+        Command::Bench { scenario, runs, json, .. } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),
         Command::Validate { scenarios } => run::validate(&scenarios),
         Command::Schema { markdown } => {

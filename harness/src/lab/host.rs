@@ -121,8 +121,11 @@ impl Host {
         Route::new(&self.name, &self.docker, &self.container)
     }
 
+    /// A connection takes an exec and a Perl start: milliseconds on a quiet
+    /// engine, seconds when many labs boot at once (8 labs on 2 cores went
+    /// past 5 s), so the limit is the standard deadline's, not a test of speed.
     async fn connect(&self) -> Result<Client> {
-        self.route().connect(Duration::from_secs(5)).await
+        self.route().connect(crate::time::default_timeout()).await
     }
 
     fn sql_error(&self, sql: &str, e: tokio_postgres::Error) -> Error {

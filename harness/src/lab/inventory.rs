@@ -256,3 +256,30 @@ async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
     }
     Ok(removed)
 }
+
+/// Memory in use per lab right now, as `docker stats` counts it for each
+/// container (page cache that can be dropped left out), summed over the lab.
+pub async fn memory_by_lab(docker: &Docker) -> Result<BTreeMap<String, u64>> {
+    use futures_util::StreamExt;
+    let containers = docker
+        .list_containers(Some(ListContainersOptions { filters: Some(label_filter(LABEL_LAB)), ..Default::default() }))
+        .await
+        .map_err(|e| Error::docker("list containers", e))?;
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for c in containers {
+        let (Some(id), Some(lab)) = (c.id, c.labels.and_then(|l| l.get(LABEL_LAB).cloned())) else { continue };
+        let opts = bollard::query_parameters::StatsOptions { stream: false, one_shot: true };
+        if let Some(Ok(stats)) = docker.stats(&id, Some(opts)).next().await {
+            *out.entry(lab).or_default() += stats.memory_stats.map(|m| in_use(&m)).unwrap_or(0);
+        }
+    }
+    Ok(out)
+}
+
+/// Usage less inactive file cache, as the docker CLI shows it (cgroup v1
+/// and v2 name that cache differently).
+fn in_use(m: &bollard::models::ContainerMemoryStats) -> u64 {
+    let usage = m.usage.unwrap_or(0);
+    let cache = m.stats.as_ref().and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")).copied()).unwrap_or(0);
+    usage.saturating_sub(cache)
+}

@@ -7,6 +7,7 @@ pub mod exec;
 mod faults;
 mod files;
 mod host;
+mod cgroup;
 pub mod inventory;
 mod latency;
 mod load;
@@ -36,7 +37,7 @@ use bollard::models::NetworkCreateRequest;
 use bollard::Docker;
 use futures_util::future::try_join_all;
 use serde::Serialize;
-use testcontainers::core::{AccessMode, Mount, WaitFor};
+use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
@@ -211,7 +212,7 @@ impl Lab {
         timings: &mut StartTimings,
     ) -> Result<Vec<Host>> {
         let t = Instant::now();
-        let cgroup_v2 = docker.info().await.ok().and_then(|i| i.cgroup_version).is_some_and(|v| format!("{v:?}").contains('2'));
+        let access = cgroup::cgroup_access(docker, image).await?;
         let containers = try_join_all(spec.hosts.iter().map(|name| async move {
             let container_name = container_name(id, name);
             let mut req = GenericImage::new(image.name.clone(), image.tag.clone())
@@ -225,18 +226,11 @@ impl Lab {
                 .with_mount(Mount::tmpfs_mount("/run"))
                 .with_mount(Mount::tmpfs_mount("/run/lock"))
                 .with_startup_timeout(crate::time::default_timeout());
-            // systemd as PID 1 needs a writable cgroup tree. On cgroup v1 a rw
-            // bind of /sys/fs/cgroup suffices (no capability, no privilege:
-            // measured in docs/systemd.md); v2 needs a private namespace.
             for (path, bytes) in spec.volumes.get(name).into_iter().flatten() {
                 req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
             }
-            req = if cgroup_v2 {
-                req.with_privileged(true).with_cgroupns_mode(testcontainers::core::CgroupnsMode::Private)
-            } else {
-                req.with_mount(Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup").with_access_mode(AccessMode::ReadWrite))
-            };
-            let c = req.start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
+            // systemd as PID 1 needs a writable cgroup tree: the least privilege the engine takes.
+            let c = access.apply(req).start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
             // The lab's one teardown removes it by label; testcontainers'
             // own removal on drop would race that one.
             std::mem::forget(c);
