@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use support::{docker, leftovers, pglab_bin};
@@ -300,4 +301,28 @@ async fn ctrl_c_during_a_step_marks_it_interrupted_and_removes_the_lab_once() {
     assert_eq!(status("7-backup").as_deref(), Some("interrupted"), "the running step shows as interrupted, not failed: {steps:#?}");
     assert!(steps.iter().all(|s| s["status"] != "failed"), "{steps:#?}");
     assert!(status("9-backup").is_none(), "nothing after the interrupt ran");
+}
+
+/// From any directory the shipped scenarios are found (they are inside the
+/// binary); a `./scenarios/NAME.toml` of one's own comes first.
+#[test]
+fn shipped_scenarios_are_found_from_any_directory_and_a_local_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(pglab_bin()).args(args).current_dir(dir.path()).output().expect("pglab runs");
+    let listed = run(&["list-scenarios"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let shipped: Vec<&str> = listed.lines().filter(|l| l.contains("shipped with pglab")).collect();
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")).unwrap().count();
+    assert_eq!(shipped.len(), files, "every file of scenarios/ ships:\n{listed}");
+    let ok = run(&["validate", "tutorial", "failover-async"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("failover-async: 3 hosts"), "the base it extends was found: {}", text(&ok));
+
+    std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+    std::fs::write(dir.path().join("scenarios/tutorial.toml"), "name = \"mine\"\n").unwrap();
+    let listed = run(&["list-scenarios"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l.starts_with("tutorial ") && l.contains("./scenarios/tutorial.toml")));
+    let mine = run(&["validate", "tutorial"]);
+    assert_eq!(mine.status.code(), Some(2), "the local file is the one read: {}", text(&mine));
+    assert!(text(&mine).contains("scenarios/tutorial.toml"), "{}", text(&mine));
 }

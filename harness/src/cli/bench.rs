@@ -69,9 +69,9 @@ async fn batch(docker: &bollard::Docker, scenario: &Path, n: usize) -> Result<Ba
         })
     };
     let t = Instant::now();
-    let runs = futures_util::future::join_all((0..n).map(|_| {
-        tokio::process::Command::new(&exe).arg("run").arg(scenario).args(["-q", "--json", "--transcript"]).arg(reports.path()).output()
-    }))
+    let runs = futures_util::future::join_all(
+        (0..n).map(|_| tokio::process::Command::new(&exe).arg("run").arg(scenario).args(["-q", "--json", "--transcript"]).arg(reports.path()).output()),
+    )
     .await;
     let wall_s = t.elapsed().as_secs_f64();
     sampler.abort();

@@ -64,6 +64,8 @@ pub enum Command {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Every scenario `pglab run NAME` finds (./scenarios, then the shipped ones) and where it comes from.
+    ListScenarios,
     /// Start a lab and keep it (enter it with `docker exec`, remove it with `pglab down`).
     Up {
         #[arg(long, default_value = "debian-12")]
@@ -237,6 +239,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         Command::Bench { scenario, runs, json, .. } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),
+        Command::ListScenarios => run::list_scenarios(),
         Command::Validate { scenarios } => run::validate(&scenarios),
         Command::Schema { markdown } => {
             use crate::scenario::reference;

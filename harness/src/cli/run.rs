@@ -9,9 +9,9 @@ use crate::lab::{inventory, Keep};
 use crate::outcome::RunReport;
 use crate::progress::Progress;
 use crate::run::{bundle, CheckPick, Resume, RunOptions, Until};
-use crate::scenario::Scenario;
+use crate::scenario::{shipped, Scenario};
 
-/// A scenario by path, or by name in ./scenarios or this checkout's scenarios/.
+/// A scenario by path; else by name in ./scenarios; else a shipped one.
 pub fn resolve_scenario(arg: &str) -> Result<PathBuf> {
     let direct = PathBuf::from(arg);
     if direct.is_file() {
@@ -20,12 +20,52 @@ pub fn resolve_scenario(arg: &str) -> Result<PathBuf> {
     if arg.contains('/') {
         return Err(Error::Usage(format!("no scenario file {arg}")));
     }
-    let file = if arg.ends_with(".toml") { arg.to_string() } else { format!("{arg}.toml") };
-    let candidates = [PathBuf::from("scenarios").join(&file), Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(&file)];
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Usage(format!("no scenario `{arg}`: not a file, and no scenarios/{file} (list them with `ls scenarios/`)")))
+    let name = arg.strip_suffix(".toml").unwrap_or(arg);
+    let local = PathBuf::from("scenarios").join(format!("{name}.toml"));
+    if local.is_file() {
+        return Ok(local);
+    }
+    if shipped::text(name).is_some() {
+        return Ok(extract_shipped()?.join(format!("{name}.toml")));
+    }
+    Err(Error::Usage(format!("no scenario `{arg}`: not a file, not scenarios/{name}.toml, not a shipped one (see `pglab list-scenarios`)")))
+}
+
+/// Writes the shipped scenarios, all together so that `extends` finds its
+/// base beside them, into the user's state directory; returns where.
+fn extract_shipped() -> Result<PathBuf> {
+    let dir = inventory::state_root().join(format!("shipped-{}", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    for (name, text) in shipped::shipped() {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    Ok(dir)
+}
+
+/// Every scenario `pglab run NAME` finds, and where it comes from.
+pub fn list_scenarios() -> Result<()> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("scenarios") {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                names.push((name, format!("./{}", p.display())));
+            }
+        }
+    }
+    for (name, _) in shipped::shipped() {
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.to_string(), "shipped with pglab".into()));
+        }
+    }
+    names.sort();
+    for (name, from) in names {
+        let description = resolve_scenario(&name).and_then(|p| Scenario::load(&p)).map(|s| s.description).unwrap_or_default();
+        out(format_args!("{name:<20} {from:<34} {description}"));
+    }
+    Ok(())
 }
 
 pub async fn run(a: RunArgs, quiet: bool) -> Result<()> {
@@ -225,8 +265,8 @@ pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
     if path.exists() {
         return Err(Error::Usage(format!("{} exists; pick another name or remove it", path.display())));
     }
-    const TUTORIAL: &str = include_str!("../../../scenarios/tutorial.toml");
-    let body: String = TUTORIAL.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let tutorial = shipped::text("tutorial").expect("the tutorial ships");
+    let body: String = tutorial.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
     let body = body.replacen("name = \"tutorial\"", &format!("name = \"{name}\""), 1);
     let text = format!(
         "#:schema ../docs/scenario.schema.json\n\

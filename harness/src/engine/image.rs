@@ -25,20 +25,20 @@ struct RecipeFile {
 }
 
 const DEBIAN: &[RecipeFile] = &[
-    RecipeFile { name: "rootfs.sh", body: include_str!("../../../docker/debian/rootfs.sh"), mode: 0o755 },
-    RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/debian/Dockerfile"), mode: 0o644 },
-    RecipeFile { name: "sudoers-dba", body: include_str!("../../../docker/debian/sudoers-dba"), mode: 0o440 },
-    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/debian/journald-pglab.conf"), mode: 0o644 },
-    RecipeFile { name: "sshd-pglab.conf", body: include_str!("../../../docker/debian/sshd-pglab.conf"), mode: 0o644 },
-    RecipeFile { name: "ssh-hostkeys.conf", body: include_str!("../../../docker/debian/ssh-hostkeys.conf"), mode: 0o644 },
+    RecipeFile { name: "rootfs.sh", body: include_str!("../../docker/debian/rootfs.sh"), mode: 0o755 },
+    RecipeFile { name: "Dockerfile", body: include_str!("../../docker/debian/Dockerfile"), mode: 0o644 },
+    RecipeFile { name: "sudoers-dba", body: include_str!("../../docker/debian/sudoers-dba"), mode: 0o440 },
+    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../docker/debian/journald-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "sshd-pglab.conf", body: include_str!("../../docker/debian/sshd-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "ssh-hostkeys.conf", body: include_str!("../../docker/debian/ssh-hostkeys.conf"), mode: 0o644 },
 ];
 
 const UBUNTU: &[RecipeFile] = &[
-    RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/ubuntu/Dockerfile"), mode: 0o644 },
-    RecipeFile { name: "sudoers-dba", body: include_str!("../../../docker/ubuntu/sudoers-dba"), mode: 0o440 },
-    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/ubuntu/journald-pglab.conf"), mode: 0o644 },
-    RecipeFile { name: "sshd-pglab.conf", body: include_str!("../../../docker/ubuntu/sshd-pglab.conf"), mode: 0o644 },
-    RecipeFile { name: "ssh-hostkeys.conf", body: include_str!("../../../docker/ubuntu/ssh-hostkeys.conf"), mode: 0o644 },
+    RecipeFile { name: "Dockerfile", body: include_str!("../../docker/ubuntu/Dockerfile"), mode: 0o644 },
+    RecipeFile { name: "sudoers-dba", body: include_str!("../../docker/ubuntu/sudoers-dba"), mode: 0o440 },
+    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../docker/ubuntu/journald-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "sshd-pglab.conf", body: include_str!("../../docker/ubuntu/sshd-pglab.conf"), mode: 0o644 },
+    RecipeFile { name: "ssh-hostkeys.conf", body: include_str!("../../docker/ubuntu/ssh-hostkeys.conf"), mode: 0o644 },
 ];
 
 fn recipe(platform: Platform) -> &'static [RecipeFile] {

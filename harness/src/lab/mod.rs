@@ -3,11 +3,11 @@
 
 mod bench;
 mod boot;
+mod cgroup;
 pub mod exec;
 mod faults;
 mod files;
 mod host;
-mod cgroup;
 pub mod inventory;
 mod latency;
 mod load;

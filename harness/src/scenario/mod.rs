@@ -6,6 +6,7 @@ mod extend;
 mod model;
 mod parse;
 pub mod reference;
+pub mod shipped;
 mod validate;
 mod vars;
 
