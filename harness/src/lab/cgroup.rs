@@ -18,6 +18,7 @@ use super::inventory::state_root;
 use crate::engine::image::HostImage;
 use crate::engine::{container_name, lab_labels};
 use crate::error::{Error, Result};
+use crate::time::{poll_until, Deadline, Probe};
 
 /// The ways, least privilege first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +68,7 @@ pub async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<CgroupA
                 tracing::info!(?way, "systemd boots with {}", way.describe());
                 return Ok(way);
             }
-            Err(e) => answers.push(format!("{}: {}", way.describe(), e.to_string().lines().next().unwrap_or_default())),
+            Err(e) => answers.push(format!("{}: {}", way.describe(), e.to_string().lines().map(str::trim).collect::<Vec<_>>().join(" / "))),
         }
     }
     Err(Error::Other(format!("the engine runs no host with systemd as PID 1; tried {}", answers.join("; "))))
@@ -95,11 +96,17 @@ async fn probe(docker: &Docker, image: &HostImage, way: CgroupAccess) -> Result<
     };
     // Removed below, by name: testcontainers' removal on drop would race it.
     std::mem::forget(container);
-    let cmd = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(Duration::from_secs(30));
-    let booted = exec::run(docker, &name, &cmd, None).await.and_then(|out| match out.stdout.trim() {
-        "running" | "degraded" => Ok(()),
-        state => Err(Error::Other(format!("systemd did not boot ({state})"))),
-    });
+    // Polled: before systemd listens, systemctl fails at once instead of waiting.
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let cmd = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(deadline.budget());
+    let booted = poll_until("systemd to boot in a probe host", "running", deadline, || async {
+        let out = exec::run(docker, &name, &cmd, None).await?;
+        Ok(match out.stdout.trim() {
+            "running" | "degraded" => Probe::Ready(()),
+            state => Probe::NotYet(format!("{state} {}", out.stderr.trim())),
+        })
+    })
+    .await;
     let _ = remove().await;
     booted
 }
