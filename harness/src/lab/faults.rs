@@ -61,16 +61,24 @@ impl Host {
 
     /// Freezes every process of the host (the engine's cgroup freezer).
     pub async fn pause(&self) -> Result<()> {
-        let t = Instant::now();
-        self.docker.pause_container(&self.container).await.map_err(|e| Error::docker(format!("pause {}", self.container), e))?;
-        self.note(ENGINE, &format!("docker pause {}", self.container), "frozen", t.elapsed());
-        Ok(())
+        self.engine_call("pause", "frozen", self.docker.pause_container(&self.container)).await
     }
 
     pub async fn resume(&self) -> Result<()> {
+        self.engine_call("unpause", "running again", self.docker.unpause_container(&self.container)).await
+    }
+
+    /// One engine call on this host's container, recorded in the transcript
+    /// as the `docker` command it is.
+    async fn engine_call(
+        &self,
+        verb: &str,
+        outcome: &str,
+        call: impl std::future::Future<Output = std::result::Result<(), bollard::errors::Error>>,
+    ) -> Result<()> {
         let t = Instant::now();
-        self.docker.unpause_container(&self.container).await.map_err(|e| Error::docker(format!("unpause {}", self.container), e))?;
-        self.note(ENGINE, &format!("docker unpause {}", self.container), "running again", t.elapsed());
+        call.await.map_err(|e| Error::docker(format!("{verb} {}", self.container), e))?;
+        self.note(ENGINE, &format!("docker {verb} {}", self.container), outcome, t.elapsed());
         Ok(())
     }
 

@@ -18,13 +18,14 @@ mod route;
 mod sampler;
 pub mod signals;
 
+pub use crate::scenario::StopMode;
 pub use boot::{wait_for_host_boot, BootGate};
 pub use exec::{Cmd, ExecOutput};
 pub use files::{FileMeta, SSH_HOST_KEY};
 pub use host::{Host, PsqlOutcome};
 pub use load::{Ack, Workloads, WriteLog};
 pub use logs::{LogTail, Style as LogStyle};
-pub use pg::{LogOffset, Lsn, LsnKind, StopMode};
+pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
 pub use route::{Route, HARNESS_USER};
 pub use sampler::LagSampler;

@@ -8,16 +8,8 @@ use std::str::FromStr;
 use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
+use crate::scenario::StopMode;
 use crate::time::{poll_until, Deadline, Probe};
-
-/// How `stop` ends the server, as `pg_ctl -m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopMode {
-    /// Through systemd (`systemctl stop` of the cluster's unit: pg_ctl -m fast).
-    Fast,
-    /// `pg_ctl -m immediate`: no shutdown checkpoint, crash recovery on start.
-    Immediate,
-}
 
 /// Which WAL position `lsn` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::lab::{Host, Hosts, LsnKind, StopMode};
-use crate::scenario::{KillWhat, LatencyAction, LoadAction, LoadKind, Peers, StopHow, Vars};
+use crate::lab::{Host, Hosts, LsnKind};
+use crate::scenario::{KillWhat, LatencyAction, LoadAction, LoadKind, Peers, StopMode, Vars};
 use crate::time::Deadline;
 
 /// The hosts `peers` names, or every other host for `"all"`.
@@ -57,11 +57,7 @@ pub async fn kill(host: &Host, what: KillWhat) -> Result<String> {
     timed(format!("{what:?} of {} killed, gone", host.name), host.kill(what)).await
 }
 
-pub async fn stop(host: &Host, how: StopHow) -> Result<String> {
-    let mode = match how {
-        StopHow::Fast => StopMode::Fast,
-        StopHow::Immediate => StopMode::Immediate,
-    };
+pub async fn stop(host: &Host, mode: StopMode) -> Result<String> {
     timed(format!("stopped ({mode:?})"), host.stop(mode)).await
 }
 

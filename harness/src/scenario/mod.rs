@@ -18,7 +18,7 @@ use miette::LabeledSpan;
 pub use extend::PORTABLE_BASE;
 pub use model::{
     Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LatencyAction, LoadAction,
-    LoadKind, Mode, Owner, Peers, PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopHow, Verify, WaitAction,
+    LoadKind, Mode, Owner, Peers, PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopMode, Verify, WaitAction,
 };
 pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};

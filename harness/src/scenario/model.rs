@@ -198,7 +198,7 @@ pub enum Action {
     /// Kills the postmaster or the host (a fault).
     Kill(KillWhat),
     /// Stops the cluster.
-    Stop(StopHow),
+    Stop(StopMode),
     /// Freezes the host (a fault).
     Pause,
     /// Thaws a paused host.
@@ -343,13 +343,15 @@ pub enum KillWhat {
     Host,
 }
 
-/// How `stop` ends the cluster, as `pg_ctl -m`.
+/// How `stop` ends the cluster, as `pg_ctl -m`: one type for the scenario
+/// key and the host verb (`Host::stop`).
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StopHow {
-    /// Through systemd: a shutdown checkpoint, clients told.
+pub enum StopMode {
+    /// Through systemd (`systemctl stop` of the cluster's unit: pg_ctl -m
+    /// fast): a shutdown checkpoint, clients told.
     Fast,
-    /// No shutdown checkpoint: crash recovery on the next start.
+    /// `pg_ctl -m immediate`: no shutdown checkpoint, crash recovery on the next start.
     Immediate,
 }
 
@@ -467,7 +469,7 @@ pub(crate) struct RawStep {
     /// `"host"` (the engine kills the whole host).
     kill: Option<KillWhat>,
     /// Stop the step's cluster: `"fast"` or `"immediate"`; waits until it is down.
-    stop: Option<StopHow>,
+    stop: Option<StopMode>,
     /// Fault: `true` freezes every process of the host (`docker pause`).
     pause: Option<bool>,
     /// `true` thaws a paused host.
