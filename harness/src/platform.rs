@@ -77,6 +77,16 @@ impl Platform {
         format!("/var/log/postgresql/postgresql-{}-main.log", self.pg_major())
     }
 
+    /// The cluster's TCP port (postgresql-common's first cluster).
+    pub fn pg_port(self) -> u16 {
+        5432
+    }
+
+    /// The server's Unix socket, where postgresql-common puts it.
+    pub fn pg_socket(self) -> String {
+        format!("/var/run/postgresql/.s.PGSQL.{}", self.pg_port())
+    }
+
     /// The per-cluster systemd unit (the umbrella `postgresql` is a oneshot).
     pub fn pg_unit(self) -> String {
         format!("postgresql@{}-main", self.pg_major())

@@ -153,7 +153,7 @@ impl Host {
     /// in the host's network namespace with NET_ADMIN, and labelled as the
     /// lab's (so `gc` and the teardown remove it). Returns its name.
     pub(super) async fn start_helper(&self, suffix: &str, argv: Vec<String>) -> Result<String> {
-        let helper = format!("{}-{suffix}", self.container);
+        let helper = self.helper_name(suffix);
         let info = self.docker.inspect_container(&self.container, None).await.map_err(|e| Error::docker(format!("inspect {}", self.container), e))?;
         let mut labels = info.config.and_then(|c| c.labels).unwrap_or_default();
         labels.remove(LABEL_HOST);
@@ -177,6 +177,11 @@ impl Host {
             return Err(Error::docker(format!("start {helper}"), e));
         }
         Ok(helper)
+    }
+
+    /// The container name of this host's helper `suffix`.
+    pub(super) fn helper_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.container)
     }
 
     pub(super) async fn remove_helper(&self, helper: &str) -> Result<()> {

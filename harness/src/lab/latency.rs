@@ -13,7 +13,6 @@ use super::host::Host;
 use crate::error::Result;
 use crate::time::{poll_until, Deadline, Probe};
 
-const PG_PORT: u16 = 5432;
 const CHAIN: &str = "PGLAB_LATENCY";
 /// The relay: a Perl script (the hosts have Perl, not a relay program).
 const RELAY: &str = include_str!("relay.pl");
@@ -23,8 +22,15 @@ fn relay_port(peer: Ipv4Addr) -> u16 {
     15000 + u16::from(peer.octets()[3])
 }
 
-fn redirect(peer: Ipv4Addr) -> String {
-    format!("-p tcp -d {peer} --dport {PG_PORT} -m owner ! --uid-owner 0 -j REDIRECT --to-ports {}", relay_port(peer))
+/// The rule that sends the host's own (non-root) connections to the peer's
+/// PostgreSQL port through the relay.
+fn redirect(peer: &Host) -> String {
+    format!("-p tcp -d {} --dport {} -m owner ! --uid-owner 0 -j REDIRECT --to-ports {}", peer.ip, peer.platform.pg_port(), relay_port(peer.ip))
+}
+
+/// The relay's helper, by the peer it leads to.
+fn relay_suffix(peer: &Host) -> String {
+    format!("lat-{}", peer.name)
 }
 
 impl Host {
@@ -37,7 +43,7 @@ impl Host {
         };
         self.relay(peer, ms).await?;
         let why = netem.rsplit_once(" exited ").map_or(netem.as_str(), |(_, w)| w).trim();
-        Ok(format!("relay: +{ms} ms each way on {}'s connections to {}:{PG_PORT} (netem refused, tc exited {why})", self.name, peer.name))
+        Ok(format!("relay: +{ms} ms each way on {}'s connections to {}:{} (netem refused, tc exited {why})", self.name, peer.name, peer.platform.pg_port()))
     }
 
     /// netem on both hosts' egress to each other; undone when either fails.
@@ -61,8 +67,8 @@ impl Host {
     async fn relay(&self, peer: &Host, ms: u32) -> Result<()> {
         let t = Instant::now();
         let port = relay_port(peer.ip);
-        let argv = ["perl", "-e", RELAY, &port.to_string(), &peer.ip.to_string(), &PG_PORT.to_string(), &ms.to_string()];
-        self.start_helper(&format!("lat-{}", peer.name), argv.iter().map(|s| s.to_string()).collect()).await?;
+        let argv = ["perl", "-e", RELAY, &port.to_string(), &peer.ip.to_string(), &peer.platform.pg_port().to_string(), &ms.to_string()];
+        let helper = self.start_helper(&relay_suffix(peer), argv.iter().map(|s| s.to_string()).collect()).await?;
         let listening = Cmd::shell(format!("ss -ltnH 'sport = :{port}' | grep -q ."));
         poll_until(&format!("the relay on {}", self.name), &format!("listening on port {port}"), Deadline::standard(), || async {
             Ok(if self.probe(&listening.clone().any_status()).await?.status == 0 { Probe::Ready(()) } else { Probe::NotYet("not yet".into()) })
@@ -70,11 +76,11 @@ impl Host {
         .await?;
         self.note(
             "pglab (engine)",
-            &format!("start relay {}-lat-{}: 127.0.0.1:{port} -> {}:{PG_PORT}, +{ms} ms each way", self.container, peer.name, peer.ip),
+            &format!("start relay {helper}: 127.0.0.1:{port} -> {}:{}, +{ms} ms each way", peer.ip, peer.platform.pg_port()),
             "listening",
             t.elapsed(),
         );
-        let rules = format!("iptables -t nat -N {CHAIN} 2>/dev/null; iptables -t nat -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -t nat -A OUTPUT -j {CHAIN}; iptables -t nat -A {CHAIN} {}", redirect(peer.ip));
+        let rules = format!("iptables -t nat -N {CHAIN} 2>/dev/null; iptables -t nat -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -t nat -A OUTPUT -j {CHAIN}; iptables -t nat -A {CHAIN} {}", redirect(peer));
         self.net_helper(&rules).await
     }
 
@@ -82,11 +88,11 @@ impl Host {
     /// [`Host::add_latency`] set toward `peer`; harmless when nothing was.
     pub(super) fn latency_undo(&self, peer: &Host) -> (String, String) {
         let netem = "tc filter show dev eth0 | grep -q . && tc qdisc del dev eth0 root";
-        (format!("iptables -t nat -D {CHAIN} {} 2>/dev/null; {netem}", redirect(peer.ip)), netem.to_string())
+        (format!("iptables -t nat -D {CHAIN} {} 2>/dev/null; {netem}", redirect(peer)), netem.to_string())
     }
 
     /// Removes the relay toward `peer`, if there is one.
     pub(super) async fn remove_relay(&self, peer: &Host) {
-        let _ = self.remove_helper(&format!("{}-lat-{}", self.container, peer.name)).await;
+        let _ = self.remove_helper(&self.helper_name(&relay_suffix(peer))).await;
     }
 }

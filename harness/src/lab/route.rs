@@ -23,8 +23,6 @@ use crate::error::{Error, Result};
 
 /// The bridge: Perl, which every host has (Debian's perl-base).
 const BRIDGE: &str = include_str!("bridge.pl");
-/// Where postgresql-common puts the server's socket.
-const SOCKET: &str = "/var/run/postgresql/.s.PGSQL.5432";
 /// Who the harness is to PostgreSQL: the OS user and role `postgres`.
 pub const HARNESS_USER: &str = "postgres";
 
@@ -35,16 +33,18 @@ pub struct Route {
     pub host: String,
     docker: Docker,
     container: String,
+    /// The server's socket in the host (from the platform table).
+    socket: String,
 }
 
 impl Route {
-    pub fn new(host: &str, docker: &Docker, container: &str) -> Self {
-        Route { host: host.to_string(), docker: docker.clone(), container: container.to_string() }
+    pub fn new(host: &str, docker: &Docker, container: &str, socket: String) -> Self {
+        Route { host: host.to_string(), docker: docker.clone(), container: container.to_string(), socket }
     }
 
     /// What the transcript says the route is.
     pub fn describe(&self) -> String {
-        format!("docker exec -i -u {HARNESS_USER} {} perl bridge.pl {SOCKET}  (tokio-postgres over the exec's stdin/stdout)", self.container)
+        format!("docker exec -i -u {HARNESS_USER} {} perl bridge.pl {}  (tokio-postgres over the exec's stdin/stdout)", self.container, self.socket)
     }
 
     /// A new connection as `postgres` to database `postgres`, within `limit`.
@@ -75,7 +75,7 @@ impl Route {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             user: Some(HARNESS_USER.to_string()),
-            cmd: Some(vec!["perl".into(), "-e".into(), BRIDGE.into(), SOCKET.into()]),
+            cmd: Some(vec!["perl".into(), "-e".into(), BRIDGE.into(), self.socket.clone()]),
             ..Default::default()
         };
         let created = self.docker.create_exec(&self.container, opts).await.map_err(|e| Error::docker(format!("exec in {}", self.container), e))?;
