@@ -15,11 +15,60 @@ use support::{docker, lab, leftovers, pglab_bin};
 async fn image_is_found_in_cache_the_second_time() {
     let docker = docker().await;
     let image = HostImage::for_platform(Platform::Debian12);
-    let pb = indicatif::ProgressBar::hidden();
+    let pb = pglab::progress::Phases::hidden();
     image.ensure(&docker, false, &pb).await.expect("first ensure");
     let second = image.ensure(&docker, false, &pb).await.expect("second ensure");
     assert!(second.cached, "second ensure should be a cache hit");
     assert!(image.exists(&docker).await.unwrap());
+}
+
+/// Each platform's image says what it was built from, and a host of it
+/// agrees: the labels against the host's own files, psql and pgBackRest.
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_records_what_it_was_built_from(#[values(Platform::Debian11, Platform::Debian12, Platform::Debian13)] platform: Platform) {
+    let docker = docker().await;
+    let spec = pglab::LabSpec::new(platform, ["a"]);
+    let lab = pglab::lab::up(&spec, &pglab::progress::Phases::hidden()).await.expect("lab starts");
+    let image = HostImage::for_platform(platform);
+    let built = image.built(&docker).await.unwrap();
+    let h = lab.host("a").unwrap();
+    let sh = |cmd: &'static str| async move { h.sh("root", cmd).await.unwrap().stdout.trim().to_string() };
+
+    // The labels are what the host holds.
+    let in_host: std::collections::BTreeMap<String, String> =
+        sh("cat /etc/pglab/image").await.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(in_host, built, "labels and /etc/pglab/image");
+    assert_eq!(built["debian"], sh("cat /etc/debian_version").await);
+    assert_eq!(built["postgresql"], sh("dpkg-query -W -f '${Version}' postgresql-$(ls /usr/lib/postgresql)").await);
+    let suite = match platform.base() {
+        pglab::platform::Base::Mmdebstrap { suite } => suite,
+        _ => unreachable!(),
+    };
+    assert_eq!(built["suite"], suite);
+    assert!(built["os"].contains(&format!("({suite})")), "{built:?}");
+    assert!(built["packages"].len() == 16 && built["packages"].chars().all(|c| c.is_ascii_hexdigit()), "{built:?}");
+    assert!(!built["archive_date"].is_empty(), "{built:?}");
+    // The server is the platform's major; pgBackRest, once installed, the labelled one.
+    let v: String = h.query_value("SHOW server_version_num").await.unwrap();
+    assert_eq!(v[..v.len() - 4], platform.pg_major().to_string());
+    h.sh("root", "apt-get update -q >/dev/null && apt-get install -y -q pgbackrest >/dev/null").await.unwrap();
+    let br = sh("pgbackrest version").await;
+    assert!(built["pgbackrest"].starts_with(br.trim_start_matches("pgBackRest ")), "{br} vs {built:?}");
+    assert!(br.trim_start_matches("pgBackRest ").starts_with(platform.pgbackrest()), "the table says {}: {br}", platform.pgbackrest());
+    // What a lab never reads is not there; JIT is off rather than broken.
+    assert_eq!(sh("find /usr/share/doc /usr/share/man -type f | wc -l").await, "0");
+    assert_eq!(h.safe_psql("SELECT pg_jit_available()").await.unwrap(), "f");
+    // Metadata: systemd stops cleanly; `pglab image list` shows it as current.
+    let cfg = docker.inspect_image(&image.reference()).await.unwrap().config.unwrap();
+    assert_eq!(cfg.stop_signal.as_deref(), Some("SIGRTMIN+3"));
+    assert_eq!(cfg.cmd.unwrap(), platform.init_cmd());
+    let listed = pglab::engine::image::list(&docker).await.unwrap();
+    let me = listed.iter().find(|i| i.reference == image.reference()).expect("listed");
+    assert!(me.current && me.built == built, "{me:?}");
+    let id = lab.id.clone();
+    lab.shutdown().await.unwrap();
+    assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,7 +78,7 @@ async fn ubuntu_without_its_base_image_fails_fast_with_one_sentence() {
         return; // an engine that has it: nothing to refuse
     }
     let started = std::time::Instant::now();
-    let err = HostImage::for_platform(Platform::Ubuntu2204).ensure(&docker, false, &indicatif::ProgressBar::hidden()).await.expect_err("no ubuntu:22.04 here");
+    let err = HostImage::for_platform(Platform::Ubuntu2204).ensure(&docker, false, &pglab::progress::Phases::hidden()).await.expect_err("no ubuntu:22.04 here");
     assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
     assert!(err.to_string().contains("ubuntu:22.04"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "must not hang on a pull");

@@ -1,7 +1,8 @@
-//! One test per scenario file: each runs on a fresh lab and must pass, and
-//! what its checks claim is then looked at again on the kept lab with the
-//! test's own client (the engine's exec API and psql), so a runner that
-//! reports success wrongly is caught.
+//! One test per scenario file and platform: each runs on a fresh lab and
+//! must pass, and what its checks claim is then looked at again on the kept
+//! lab with the test's own client (the engine's exec API and psql), so a
+//! runner that reports success wrongly is caught. The same files run on
+//! every platform built here (PostgreSQL 13, 15 and 17).
 
 mod support;
 
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use pglab::lab::Keep;
-use pglab::outcome::RunReport;
+use pglab::outcome::{RunReport, StepStatus};
+use pglab::platform::Platform;
 use pglab::run::{run, RunOptions};
 use pglab::scenario::{Action, CheckDecl, Scenario};
 use rstest::rstest;
@@ -19,22 +21,24 @@ fn slow() -> bool {
     !std::env::var("PGLAB_FAST").is_ok_and(|v| v == "1")
 }
 
-async fn run_file(path: &Path) -> (Scenario, RunReport, tempfile::TempDir) {
+async fn run_file(path: &Path, platform: Platform) -> (Scenario, RunReport, tempfile::TempDir) {
     let scn = Scenario::load(path).expect("scenario parses");
     let dir = tempfile::tempdir().unwrap();
     // Kept, to be looked at independently below, then removed by the test.
-    let opts = RunOptions { slow: slow(), keep: Keep::Always, report_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let opts = RunOptions { platform: Some(platform), slow: slow(), keep: Keep::Always, report_dir: Some(dir.path().to_path_buf()), ..Default::default() };
     let report = run(&scn, &opts, &pglab::progress::Progress::hidden()).await.expect("scenario runs");
     (scn, report, dir)
 }
 
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
-async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) {
-    let (scn, report, dir) = run_file(&path).await;
+async fn scenario(#[files("scenarios/*.toml")] path: PathBuf, #[values(Platform::Debian11, Platform::Debian12, Platform::Debian13)] platform: Platform) {
+    let (scn, report, dir) = run_file(&path, platform).await;
     let docker = support::docker().await;
     let verified = std::panic::AssertUnwindSafe(async {
+        assert_eq!(report.platform, platform);
         assert_report(&scn, &report, dir.path());
+        ran_on(&docker, &report).await;
         verify_on_lab(&docker, &scn, &report).await;
         no_secret_anywhere(&docker, &report, dir.path()).await;
     });
@@ -76,10 +80,16 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
         }
     }
 
-    // Each declared defect was observed: its evidence steps ran as expected.
+    // Each declared defect was observed: its evidence steps ran as expected,
+    // unless every one is for other platforms (`when`).
+    let skipped = |id: &str| report.steps.iter().any(|s| s.id == id && s.status == StepStatus::Skipped);
+    for s in &scn.steps {
+        assert_eq!(skipped(s.id.get_ref()), s.skipped_on(report.platform).is_some(), "step {} skipped exactly when `when` says", s.id.get_ref());
+    }
     for d in &scn.defects {
-        let evidence = report.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id)).count();
-        assert!(evidence > 0, "defect {} has no evidence step", d.id);
+        let evidence = report.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id) && s.status == StepStatus::Passed).count();
+        let elsewhere = scn.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.get_ref() == &d.id)).all(|s| s.skipped_on(report.platform).is_some());
+        assert!(evidence > 0 || elsewhere, "defect {} has no evidence step on {}", d.id, report.platform);
     }
 
     // Secrets never reach transcripts or reports.
@@ -92,7 +102,7 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
 
     // An executed guide: every command a step runs is in the transcript as written.
     let cmds: Vec<&str> = report.transcript.iter().map(|e| e.cmd.as_str()).collect();
-    for step in &scn.steps {
+    for step in scn.steps.iter().filter(|s| !skipped(s.id.get_ref())) {
         match &step.action {
             Action::Run(line) if !line.get_ref().contains('{') => {
                 assert!(cmds.contains(&line.get_ref().as_str()), "`{}` is not in the transcript", line.get_ref())
@@ -125,13 +135,38 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
     }
 }
 
+/// The lab ran the platform's versions, asked of every host directly, and
+/// the transcript opens with them.
+async fn ran_on(docker: &Docker, report: &RunReport) {
+    let want = report.platform.pg_major().to_string();
+    let mut answered = 0;
+    for h in &report.hosts {
+        let c = format!("pglab-{}-{}", report.lab, h.name);
+        let running = docker.inspect_container(&c, None).await.ok().and_then(|i| i.state).and_then(|s| s.running).unwrap_or(false);
+        if !running {
+            continue; // a host a fault killed
+        }
+        let (_, os) = support::exec_in(docker, &c, "root", &["sh", "-c", ". /etc/os-release; echo $VERSION_ID"]).await;
+        assert_eq!(report.platform.name(), format!("debian-{}", os.trim()), "{} runs the platform's Debian", h.name);
+        let (status, v) = support::exec_in(docker, &c, "postgres", &["psql", "-XAtc", "SELECT current_setting('server_version_num')::int / 10000"]).await;
+        if status == 0 {
+            assert_eq!(v.trim(), want, "{} runs PostgreSQL {want}", h.name);
+            answered += 1;
+        }
+    }
+    assert!(answered > 0, "no host of lab {} answered psql", report.lab);
+    let versions = report.versions.as_ref().expect("the report says what it ran on");
+    assert!(versions.postgresql.starts_with(&format!("{want}.")), "{versions:?}");
+    assert!(versions.pgbackrest.starts_with(report.platform.pgbackrest()), "{versions:?}");
+}
+
 /// What each declared check claims, looked at again on the lab after the
 /// run, through the engine and psql rather than pglab's hosts.
 async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
     let lab = report.lab.as_str();
     let c = |host: &str| format!("pglab-{lab}-{host}");
     // The checks' own `{variables}` (the stanza) as the run resolved them.
-    let vars = pglab::scenario::Vars::declared(scn, scn.platform);
+    let vars = pglab::scenario::Vars::declared(scn, report.platform);
     for v in &scn.verify {
         match &v.resolved(&vars).expect("parameters resolve") {
             CheckDecl::StandbyData { primary, standby } => {
@@ -197,7 +232,7 @@ async fn verify_on_lab(docker: &Docker, scn: &Scenario, report: &RunReport) {
                 assert_eq!(support::psql(docker, &c(host), &q).await, "f|t|t|SCRAM-SHA-256$", "{role} on {host}");
             }
             CheckDecl::HbaRefuses { primary, outsider, role, .. } => {
-                let (_, text) = support::exec_in(docker, &c(primary), "root", &["cat", &scn.platform.pg_log()]).await;
+                let (_, text) = support::exec_in(docker, &c(primary), "root", &["cat", &report.platform.pg_log()]).await;
                 assert!(text.contains("no pg_hba.conf entry for replication connection from host"), "{outsider} refused, in {primary}'s log");
                 assert!(text.contains(&format!("password authentication failed for user \"{role}\"")), "wrong password refused, in {primary}'s log");
             }

@@ -42,6 +42,17 @@ fn the_suite_is_sharded_over_a_matrix_with_images_built_once() {
     let suite = &jobs["suite"];
     assert_eq!(suite["needs"].as_str(), Some("images"));
     assert_eq!(suite["strategy"]["matrix"]["platform"].as_vec().unwrap(), &platforms, "the suite covers every platform built");
+    let offline: Vec<&str> = pglab::Platform::OFFLINE.iter().map(|p| p.name()).collect();
+    assert_eq!(platforms.iter().map(|p| p.as_str().unwrap()).collect::<Vec<_>>(), offline, "every platform built offline, in CI");
+    // Each platform's shards run the tests named for it; the default platform's also the unnamed rest.
+    let include = suite["strategy"]["matrix"]["include"].as_vec().expect("a test filter per platform");
+    let case = |p: &pglab::Platform| format!("{:?}", p);
+    for p in pglab::Platform::OFFLINE {
+        let tests = include.iter().find(|i| i["platform"].as_str() == Some(p.name())).and_then(|i| i["tests"].as_str()).expect("a filter");
+        let others: Vec<String> = pglab::Platform::OFFLINE.iter().filter(|o| **o != p).map(case).collect();
+        let want = if p == pglab::Platform::default() { format!("not test(/{}/)", others.join("|")) } else { format!("test(/{}/)", case(&p)) };
+        assert_eq!(tests, want, "{p}");
+    }
     let shards: Vec<i64> = suite["strategy"]["matrix"]["shard"].as_vec().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
     assert_eq!(shards, (1..=shards.len() as i64).collect::<Vec<_>>(), "shards are 1..N");
     let suite_runs = runs(suite);
@@ -51,6 +62,7 @@ fn the_suite_is_sharded_over_a_matrix_with_images_built_once() {
     let line = &suite_runs[nextest];
     assert!(line.contains("--profile ci"), "{line}");
     assert!(line.contains(&format!("--partition count:${{{{ matrix.shard }}}}/{}", shards.len())), "{line}");
+    assert!(line.contains("-E '${{ matrix.tests }}'"), "{line}");
     // JUnit and reports uploaded; a failed lab bundled.
     let upload = suite["steps"].as_vec().unwrap().iter().find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact"))).unwrap();
     assert!(upload["with"]["path"].as_str().unwrap().contains("target/nextest/ci/junit.xml"));

@@ -6,39 +6,76 @@ use std::time::Duration;
 
 use miette::{Diagnostic, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
+/// pglab's result: its [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, each saying where: host, command, step,
+/// or file, line and column. [`Error::exit_code`] maps it to `pglab`'s exit codes.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
     /// The engine is not there at all; one line, with the fix.
     #[error("cannot reach the Docker daemon at {tried}: {reason}. Start it (`sudo systemctl start docker`) or point DOCKER_HOST at a running engine")]
     #[diagnostic(code(pglab::docker_unreachable))]
-    DockerUnreachable { tried: String, reason: String },
+    DockerUnreachable {
+        /// Where it was looked for (`DOCKER_HOST`, or the default socket).
+        tried: String,
+        /// What the connection answered.
+        reason: String,
+    },
 
+    /// The engine refused or failed a call.
     #[error("docker: {context}: {source}")]
     #[diagnostic(code(pglab::docker))]
     Docker {
+        /// What pglab was doing.
         context: String,
+        /// The engine's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A host image is not on the engine and cannot be built here.
     #[error("image {image} is not on this engine and there is no registry to pull it from: {hint}")]
     #[diagnostic(code(pglab::image_missing))]
-    ImageMissing { image: String, hint: String },
+    ImageMissing {
+        /// The image's reference.
+        image: String,
+        /// How to get it.
+        hint: String,
+    },
 
+    /// Building a host image failed.
     #[error("building image {image} failed at step `{step}`\n--- last lines ---\n{tail}")]
     #[diagnostic(code(pglab::image_build))]
-    ImageBuild { image: String, step: String, tail: String },
+    ImageBuild {
+        /// The image's reference.
+        image: String,
+        /// The phase that failed (mmdebstrap, the import, a Dockerfile step).
+        step: String,
+        /// The last lines it printed.
+        tail: String,
+    },
 
+    /// A command on a host did not end as expected.
     #[error("{0}")]
     #[diagnostic(code(pglab::exec))]
     Exec(Box<ExecFailure>),
 
+    /// A statement failed.
     #[error("SQL on {host} failed{code}: {message}\n  sql: {sql}", code = sqlstate.as_deref().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default())]
     #[diagnostic(code(pglab::sql))]
-    Sql { host: String, sql: String, sqlstate: Option<String>, message: String },
+    Sql {
+        /// The host that answered.
+        host: String,
+        /// The statement (secrets redacted).
+        sql: String,
+        /// PostgreSQL's SQLSTATE, when the server answered with one.
+        sqlstate: Option<String>,
+        /// The server's or the connection's message.
+        message: String,
+    },
 
+    /// A wait ran out of time; it says what it saw last.
     #[error(transparent)]
     #[diagnostic(code(pglab::timeout))]
     Timeout(#[from] Box<WaitTimeout>),
@@ -47,7 +84,9 @@ pub enum Error {
     #[error("step {id} failed: {source}")]
     #[diagnostic(code(pglab::step))]
     Step {
+        /// The step's id.
         id: String,
+        /// Why it failed.
         #[source]
         source: Box<Error>,
     },
@@ -62,22 +101,35 @@ pub enum Error {
     #[diagnostic(code(pglab::undefined_variable))]
     UndefinedVariable(String),
 
+    /// A check (or your assertion through one) found the lab not as claimed.
     #[error("check failed: {0}")]
     #[diagnostic(code(pglab::check))]
     Check(String),
 
+    /// No lab of that id (of this user) on the engine.
     #[error("no lab `{0}` on this engine (see `pglab list`)")]
     #[diagnostic(code(pglab::unknown_lab))]
     UnknownLab(String),
 
+    /// No host of that name in the lab.
     #[error("no host `{host}` in lab {lab}; hosts: {known}")]
     #[diagnostic(code(pglab::unknown_host))]
-    UnknownHost { lab: String, host: String, known: String },
+    UnknownHost {
+        /// The lab's id.
+        lab: String,
+        /// The name asked for.
+        host: String,
+        /// The names there are.
+        known: String,
+    },
 
+    /// A file of the harness's own (state, reports) could not be used.
     #[error("{context}: {source}")]
     #[diagnostic(code(pglab::io))]
     Io {
+        /// What pglab was doing.
         context: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -99,10 +151,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// An engine call that failed, with what pglab was doing.
     pub fn docker(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Docker { context: context.into(), source: Box::new(source) }
     }
 
+    /// An I/O error, with what pglab was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { context: context.into(), source }
     }
@@ -153,11 +207,15 @@ pub struct ScenarioError {
     /// `path:line:column: what is wrong`.
     pub message: String,
     #[source_code]
+    /// The lines of the file around the problem.
     pub src: Excerpt,
+    /// Where in them, each with what is wrong there.
     #[label(collection)]
     pub labels: Vec<LabeledSpan>,
+    /// How to fix it, when pglab knows.
     #[help]
     pub help: Option<String>,
+    /// The file's other problems.
     #[related]
     pub related: Vec<ScenarioError>,
 }
@@ -166,7 +224,9 @@ pub struct ScenarioError {
 /// an error carries this, never the whole file.
 #[derive(Debug, Default)]
 pub struct Excerpt {
+    /// The file's path.
     pub name: String,
+    /// The lines shown.
     pub text: String,
     /// Line (0-based) of the file where `text` begins.
     pub first_line: usize,
@@ -200,14 +260,21 @@ pub fn tail_lines(text: &str, n: usize) -> String {
 /// A command that did not end as expected, with everything needed to see why.
 #[derive(Debug)]
 pub struct ExecFailure {
+    /// The host it ran on.
     pub host: String,
+    /// The OS user it ran as.
     pub user: String,
+    /// The command as the transcript shows it.
     pub cmd: String,
+    /// Its exit status, if it exited.
     pub status: Option<i64>,
+    /// The status that was expected, if one was.
     pub expected: Option<i64>,
+    /// The last lines of its stdout and stderr.
     pub output_tail: String,
     /// Relevant PostgreSQL / pgBackRest log lines from the host.
     pub logs: String,
+    /// Why it counts as failed beyond its status (output not matching, a timeout).
     pub reason: Option<String>,
 }
 
@@ -236,9 +303,13 @@ impl fmt::Display for ExecFailure {
 #[derive(Debug, thiserror::Error)]
 #[error("timed out after {elapsed:?} waiting for {what}\n  expected: {expected}\n  last seen: {last}")]
 pub struct WaitTimeout {
+    /// The condition waited for.
     pub what: String,
+    /// The value that would have ended the wait.
     pub expected: String,
+    /// The last value seen.
     pub last: String,
+    /// How long it waited.
     pub elapsed: Duration,
 }
 

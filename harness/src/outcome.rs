@@ -32,6 +32,8 @@ pub enum StepStatus {
     Failed,
     /// A signal arrived while it ran; it was stopped.
     Interrupted,
+    /// Not for this platform (`when`); counts as done.
+    Skipped,
 }
 
 impl StepStatus {
@@ -41,6 +43,7 @@ impl StepStatus {
             StepStatus::Passed => "ok  ",
             StepStatus::Failed => "FAIL",
             StepStatus::Interrupted => "INT ",
+            StepStatus::Skipped => "skip",
         }
     }
 
@@ -50,6 +53,7 @@ impl StepStatus {
             StepStatus::Passed => "ok",
             StepStatus::Failed => "FAILED",
             StepStatus::Interrupted => "INTERRUPTED",
+            StepStatus::Skipped => "skipped",
         }
     }
 }
@@ -139,6 +143,9 @@ pub struct RunReport {
     pub description: String,
     pub platform: Platform,
     pub image: String,
+    /// What the image was built from; none for a recipe that cannot say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Versions>,
     pub lab: String,
     pub hosts: Vec<HostInfo>,
     /// Set when a kept lab went on from this step (`pglab step`, `run --from`).
@@ -159,6 +166,36 @@ pub struct RunReport {
     pub transcript: Vec<TranscriptEntry>,
     #[serde(skip_serializing_if = "Series::is_empty")]
     pub series: Series,
+}
+
+/// The OS and the versions a run ran on, read from its image's labels.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Versions {
+    pub os: String,
+    pub postgresql: String,
+    pub pgbackrest: String,
+    /// The `Date` of the suite's Release file the image was built from.
+    pub archive_date: String,
+    /// A digest of every package and version installed.
+    pub packages: String,
+}
+
+impl Versions {
+    /// From an image's `pglab.built.*` labels; `None` when they are not there.
+    pub fn from_built(built: &BTreeMap<String, String>) -> Option<Versions> {
+        let get = |k: &str| built.get(k).cloned();
+        let os = match (get("os"), get("debian")) {
+            (Some(os), Some(point)) => format!("{os}, {point}"),
+            (os, _) => os?,
+        };
+        Some(Versions {
+            os,
+            postgresql: get("postgresql")?,
+            pgbackrest: get("pgbackrest")?,
+            archive_date: get("archive_date").unwrap_or_default(),
+            packages: get("packages").unwrap_or_default(),
+        })
+    }
 }
 
 impl RunReport {

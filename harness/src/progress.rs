@@ -87,4 +87,54 @@ impl Progress {
     pub fn finish(&self) {
         self.main.finish_and_clear();
     }
+
+    /// A line for a job with phases but no steps (an image build): a bar of
+    /// its `total` phases on a terminal, a timed line per phase elsewhere.
+    pub fn phases(&self, label: impl Into<String>, total: u64) -> Phases {
+        let bar = self.multi.insert_before(&self.main, ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix} [{bar:20}] {pos}/{len} {msg} {elapsed}").expect("valid template").progress_chars("=> "),
+        );
+        bar.set_prefix(label.into());
+        if !self.plain && !self.quiet {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        Phases { bar, plain: self.plain && !self.quiet, started: Instant::now() }
+    }
+}
+
+/// What a long job without steps says while it runs; see [`Progress::phases`].
+#[derive(Clone)]
+pub struct Phases {
+    bar: ProgressBar,
+    plain: bool,
+    started: Instant,
+}
+
+impl Phases {
+    /// Says nothing (library callers, tests).
+    pub fn hidden() -> Self {
+        Phases { bar: ProgressBar::hidden(), plain: false, started: Instant::now() }
+    }
+
+    /// A phase begins; `done` moves the bar one phase on.
+    pub fn phase(&self, msg: impl Into<String>, done: bool) {
+        let msg = msg.into();
+        if done {
+            self.bar.inc(1);
+        }
+        if self.plain {
+            say(format_args!("[{:>6.1}s] {}: {msg}", self.started.elapsed().as_secs_f64(), self.bar.prefix()));
+        }
+        self.bar.set_message(msg);
+    }
+
+    /// Time since the job began.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

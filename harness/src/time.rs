@@ -16,7 +16,15 @@ fn parse_timeout(value: Option<&str>) -> Duration {
 }
 
 /// When a wait must give up. Built once per wait, so the time a probe takes
-/// counts against it.
+/// counts against it. [`Deadline::standard`] is `PGLAB_TIMEOUT_DEFAULT`
+/// seconds (180 unless set), like PostgreSQL's `PG_TEST_TIMEOUT_DEFAULT`.
+///
+/// ```
+/// use std::time::Duration;
+/// use pglab::time::Deadline;
+/// let d = Deadline::after(Duration::from_secs(5));
+/// assert!(!d.expired() && d.remaining() <= Duration::from_secs(5));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     start: Instant,
@@ -24,6 +32,7 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// A deadline this long from now.
     pub fn after(budget: Duration) -> Self {
         Deadline { start: Instant::now(), budget }
     }
@@ -38,18 +47,22 @@ impl Deadline {
         secs.map(|s| Deadline::after(Duration::from_secs(s))).unwrap_or_else(Deadline::standard)
     }
 
+    /// The whole budget it was made with.
     pub fn budget(&self) -> Duration {
         self.budget
     }
 
+    /// Time since it was made.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
 
+    /// Time left (zero once expired).
     pub fn remaining(&self) -> Duration {
         self.budget.saturating_sub(self.start.elapsed())
     }
 
+    /// No time is left.
     pub fn expired(&self) -> bool {
         self.start.elapsed() >= self.budget
     }
@@ -57,6 +70,7 @@ impl Deadline {
 
 /// Outcome of one probe of a polled condition.
 pub enum Probe<T> {
+    /// The condition holds, with this value.
     Ready(T),
     /// Not yet; the string is what was seen, reported on timeout.
     NotYet(String),
@@ -108,6 +122,7 @@ where
 /// Serde helper: durations as whole milliseconds.
 pub mod millis {
     use std::time::Duration;
+    /// Milliseconds, as reports write durations.
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }

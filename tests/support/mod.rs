@@ -15,7 +15,7 @@ pub async fn docker() -> Docker {
 /// A lab of `hosts` on debian-12, building the image on first use.
 pub async fn lab(hosts: &[&str]) -> Lab {
     let spec = LabSpec::new(Platform::Debian12, hosts.iter().copied());
-    pglab::lab::up(&spec, &indicatif::ProgressBar::hidden()).await.expect("lab starts")
+    pglab::lab::up(&spec, &pglab::progress::Phases::hidden()).await.expect("lab starts")
 }
 
 /// Every resource still labelled with this lab (containers, networks, volumes).

@@ -83,8 +83,13 @@ async fn record_targets(primary: &Host, kinds: &[PitrTarget]) -> Result<Vec<Targ
 /// start, and wait until promoted.
 async fn restore_to(host: &Host, stanza: &str, set: &str, t: &Target) -> Result<()> {
     host.stop(StopMode::Fast).await?;
-    let restore =
-        Br::new(BrCommand::Restore).stanza(stanza).flag("delta").opt("set", set).opt("type", t.kind).opt("target", &t.value).opt("target-action", "promote");
+    let base = Br::new(BrCommand::Restore).stanza(stanza).flag("delta").opt("set", set);
+    let restore = if t.kind == PitrTarget::Lsn && !host.platform.pgbackrest_restores_to_lsn() {
+        // Before 2.35 pgBackRest has no --type=lsn: PostgreSQL's own settings do the same.
+        base.opt("type", "default").opt("recovery-option", format!("recovery_target_lsn={}", t.value)).opt("recovery-option", "recovery_target_action=promote")
+    } else {
+        base.opt("type", t.kind).opt("target", &t.value).opt("target-action", "promote")
+    };
     host.pgbackrest(restore).await?;
     let promoted = async {
         host.start().await?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::out;
-use crate::engine::{self, image::HostImage};
+use crate::engine::{self, image, image::HostImage};
 use crate::error::{Error, Result};
 use crate::lab::{inventory, signals, Attached, Cmd, Hosts, Keep, Lab, LabSpec, LogTail};
 use crate::platform::Platform;
@@ -14,13 +14,49 @@ async fn attach(lab: &str) -> Result<Attached> {
     Attached::find(&engine::connect().await?, lab).await
 }
 
-pub async fn image_build(platform: Platform, force: bool, quiet: bool) -> Result<()> {
+/// Builds what is missing, every platform at once (each on its own line).
+pub async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let progress = Progress::new(quiet);
-    let ensured = HostImage::for_platform(platform).ensure(&docker, force, &progress.main).await;
+    progress.phase(format!("images: {}", platforms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")));
+    let builds = platforms.iter().map(|p| {
+        let phases = progress.phases(format!("image {p}"), image::BUILD_PHASES);
+        let docker = docker.clone();
+        async move { HostImage::for_platform(*p).ensure(&docker, force, &phases).await }
+    });
+    let ensured = futures_util::future::join_all(builds).await;
     progress.finish();
-    let e = ensured?;
-    out(format_args!("{} {} in {:.2}s", e.image.reference(), if e.cached { "found in cache" } else { "built" }, e.elapsed.as_secs_f64()));
+    let mut first_err = None;
+    for e in ensured {
+        match e {
+            Ok(e) => out(format_args!("{} {} in {:.2}s", e.image.reference(), if e.cached { "found in cache" } else { "built" }, e.elapsed.as_secs_f64())),
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// `pglab image list`: what each image on the engine was built from.
+pub async fn image_list(json: bool) -> Result<()> {
+    let images = image::list(&engine::connect().await?).await?;
+    if json {
+        out(serde_json::to_string_pretty(&images).expect("images serialize"));
+        return Ok(());
+    }
+    out(format_args!("{:<34} {:<8} {:>7}  {:<22} {:<18} {:<10} {}", "IMAGE", "STATE", "SIZE", "OS", "POSTGRESQL", "PGBACKREST", "ARCHIVE"));
+    for i in images {
+        let b = |k: &str| i.built.get(k).cloned().unwrap_or_else(|| "-".into());
+        out(format_args!(
+            "{:<34} {:<8} {:>5}MB  {:<22} {:<18} {:<10} {}",
+            i.reference,
+            if i.current { "current" } else { "stale" },
+            i.size_mb,
+            b("os").replace("Debian GNU/Linux", "Debian"),
+            b("postgresql"),
+            b("pgbackrest"),
+            b("archive_date"),
+        ));
+    }
     Ok(())
 }
 
@@ -31,7 +67,7 @@ pub async fn up(platform: Platform, hosts: Vec<String>, foreground: bool, quiet:
     spec.keep = if foreground { Keep::Never } else { Keep::Always };
     spec.attended = foreground;
     progress.phase("starting lab");
-    let lab = crate::lab::up(&spec, &progress.main).await;
+    let lab = crate::lab::up(&spec, &progress.phases(format!("image {platform}"), image::BUILD_PHASES)).await;
     progress.finish();
     let lab = lab?;
     print_lab(&lab);

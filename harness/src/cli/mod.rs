@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::platform::Platform;
 use crate::run::CheckPick;
 
-pub use run::{new_scenario, resolve_scenario};
+pub use run::new_scenario;
 
 #[derive(Parser, Debug)]
 #[command(name = "pglab", version, about = "Disposable PostgreSQL + pgBackRest replication labs")]
@@ -121,7 +121,7 @@ pub enum Command {
     /// configs, logs, `pgbackrest info`, versions; secrets redacted.
     Report {
         lab: String,
-        /// Default: pglab-report-<lab>.tar.gz
+        /// Default: `pglab-report-<lab>.tar.gz`
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
@@ -194,12 +194,22 @@ pub struct RunArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
-    /// Build a platform's host image (found in the cache unless --force).
+    /// Build platforms' host images (found in the cache unless --force);
+    /// several missing ones are built at once.
     Build {
         #[arg(default_value = "debian-12")]
-        platform: Platform,
+        platforms: Vec<Platform>,
+        /// Every platform built offline (debian-11, debian-12, debian-13).
+        #[arg(long, conflicts_with = "platforms")]
+        all: bool,
         #[arg(long)]
         force: bool,
+    },
+    /// The host images on the engine: platform, what each was built from
+    /// (suite, archive date, package versions), and whether it is current.
+    List {
+        #[arg(long)]
+        json: bool,
     },
     /// Print a platform's image reference (name:tag, the tag a hash of its
     /// recipe): a cache key for CI, no engine needed.
@@ -227,7 +237,11 @@ pub(crate) fn out(text: impl std::fmt::Display) {
 pub async fn main(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Image { command: ImageCommand::Build { platform, force } } => lab::image_build(platform, force, quiet).await,
+        Command::Image { command: ImageCommand::Build { platforms, all, force } } => {
+            let platforms = if all { Platform::OFFLINE.to_vec() } else { platforms };
+            lab::image_build(&platforms, force, quiet).await
+        }
+        Command::Image { command: ImageCommand::List { json } } => lab::image_list(json).await,
         Command::Image { command: ImageCommand::Ref { platform } } => {
             out(crate::engine::image::HostImage::for_platform(platform).reference());
             Ok(())
@@ -235,7 +249,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args, quiet).await,
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
         Command::Bench { scenario, parallel, json, .. } if !parallel.is_empty() => {
-            bench::parallel(&run::resolve_scenario(&scenario)?, &parallel, json.as_deref()).await
+            bench::parallel(&crate::run::locate(&scenario)?, &parallel, json.as_deref()).await
         }
         Command::Bench { scenario, runs, json, .. } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),

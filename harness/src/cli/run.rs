@@ -8,40 +8,8 @@ use crate::error::{Error, Result};
 use crate::lab::{inventory, Keep};
 use crate::outcome::RunReport;
 use crate::progress::Progress;
-use crate::run::{bundle, CheckPick, Resume, RunOptions, Until};
+use crate::run::{bundle, locate as resolve_scenario, CheckPick, Resume, RunOptions, Until};
 use crate::scenario::{shipped, Scenario};
-
-/// A scenario by path; else by name in ./scenarios; else a shipped one.
-pub fn resolve_scenario(arg: &str) -> Result<PathBuf> {
-    let direct = PathBuf::from(arg);
-    if direct.is_file() {
-        return Ok(direct);
-    }
-    if arg.contains('/') {
-        return Err(Error::Usage(format!("no scenario file {arg}")));
-    }
-    let name = arg.strip_suffix(".toml").unwrap_or(arg);
-    let local = PathBuf::from("scenarios").join(format!("{name}.toml"));
-    if local.is_file() {
-        return Ok(local);
-    }
-    if shipped::text(name).is_some() {
-        return Ok(extract_shipped()?.join(format!("{name}.toml")));
-    }
-    Err(Error::Usage(format!("no scenario `{arg}`: not a file, not scenarios/{name}.toml, not a shipped one (see `pglab list-scenarios`)")))
-}
-
-/// Writes the shipped scenarios, all together so that `extends` finds its
-/// base beside them, into the user's state directory; returns where.
-fn extract_shipped() -> Result<PathBuf> {
-    let dir = inventory::state_root().join(format!("shipped-{}", env!("CARGO_PKG_VERSION")));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    for (name, text) in shipped::shipped() {
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    }
-    Ok(dir)
-}
 
 /// Every scenario `pglab run NAME` finds, and where it comes from.
 pub fn list_scenarios() -> Result<()> {

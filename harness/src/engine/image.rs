@@ -1,20 +1,36 @@
 //! Host images: built here from `docker/` recipes, found by a content-hash tag,
 //! never pulled (the engine has no registry).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions, RemoveImageOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
-use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
 use super::{LABEL_IMAGE, LABEL_VERSION};
 use crate::error::{tail_lines, Error, Result};
 use crate::platform::{Base, Platform};
+use crate::progress::Phases;
+
+/// mmdebstrap's own phases (its `I:` lines) that a build shows.
+const MMDEBSTRAP_PHASES: [&str; 9] = [
+    "running apt-get update",
+    "downloading packages",
+    "extracting archives",
+    "installing essential",
+    "installing remaining",
+    "running --customize-hook",
+    "cleaning package lists",
+    "creating tarball",
+    "success in",
+];
+
+/// How many phases a build shows: mmdebstrap's, the import, the layer, the end.
+pub const BUILD_PHASES: u64 = MMDEBSTRAP_PHASES.len() as u64 + 3;
 
 /// A file of a recipe, embedded so the binary is self-contained and the
 /// content hash is exactly what gets built.
@@ -67,12 +83,8 @@ pub struct Ensured {
 impl HostImage {
     pub fn for_platform(platform: Platform) -> Self {
         let mut h = Sha256::new();
-        h.update(platform.name());
-        h.update(platform.pg_major().to_string());
-        match platform.base() {
-            Base::Mmdebstrap { suite } => h.update(suite),
-            Base::Registry { image } => h.update(image),
-        }
+        // The platform's row (suite, versions, init arguments) and the recipe's files.
+        h.update(format!("{:?}", platform.row()));
         for f in recipe(platform) {
             h.update(f.name);
             h.update(f.mode.to_le_bytes());
@@ -91,7 +103,13 @@ impl HostImage {
     }
 
     /// Finds the image, or builds it (always when `force`).
-    pub async fn ensure(&self, docker: &Docker, force: bool, progress: &ProgressBar) -> Result<Ensured> {
+    pub async fn ensure(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
+        let ensured = self.find_or_build(docker, force, progress).await;
+        progress.finish();
+        ensured
+    }
+
+    async fn find_or_build(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
         let start = Instant::now();
         if !force && self.exists(docker).await? {
             return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
@@ -101,12 +119,13 @@ impl HostImage {
         if !force && self.exists(docker).await? {
             return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
         }
-        progress.set_message(format!("building {} (first use; about a minute)", self.reference()));
+        progress.phase(format!("building {} (first use; under a minute)", self.reference()), false);
         tracing::info!(image = %self.reference(), "building host image");
         match self.platform.base() {
             Base::Mmdebstrap { suite } => self.build_debian(docker, suite, progress).await?,
             Base::Registry { image } => self.build_from_registry_base(docker, image, progress).await?,
         }
+        progress.phase(format!("built in {:.1}s", start.elapsed().as_secs_f64()), true);
         Ok(Ensured { image: self.clone(), cached: false, elapsed: start.elapsed() })
     }
 
@@ -119,72 +138,88 @@ impl HostImage {
             .map_err(|e| Error::io("locking the image build", e))
     }
 
-    async fn build_debian(&self, docker: &Docker, suite: &str, progress: &ProgressBar) -> Result<()> {
-        ensure_mmdebstrap(progress).await?;
+    async fn build_debian(&self, docker: &Docker, suite: &str, progress: &Phases) -> Result<()> {
+        ensure_mmdebstrap().await?;
         let mirror = host_apt_mirror()?;
         let dir = tempfile::tempdir().map_err(|e| Error::io("creating build dir", e))?;
-        let script = dir.path().join("rootfs.sh");
-        std::fs::write(&script, DEBIAN[0].body).map_err(|e| Error::io("writing rootfs.sh", e))?;
+        write_recipe(dir.path(), DEBIAN)?;
 
         let base = format!("{}-base:{}", self.name, self.tag);
-        progress.set_message("mmdebstrap: starting".to_string());
-        let mut child = tokio::process::Command::new("sh")
-            .arg(&script)
-            .arg(suite)
-            .arg(self.platform.pg_major().to_string())
-            .arg(&mirror)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Error::io("starting mmdebstrap", e))?;
-        let stdout = child.stdout.take().expect("piped stdout");
+        // The rootfs goes to a file first: its labels (what was installed)
+        // are known only at the end, and the import is the one place that
+        // sets them all at once (the builder makes a layer per label).
+        let scratch = tempfile::tempdir_in(fast_tmpdir().unwrap_or_else(std::env::temp_dir)).map_err(|e| Error::io("creating scratch dir", e))?;
+        let tar_path = scratch.path().join("rootfs.tar");
+        let tar = std::fs::File::create(&tar_path).map_err(|e| Error::io("creating rootfs.tar", e))?;
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg(dir.path().join("rootfs.sh")).arg(suite).arg(self.platform.pg_major().to_string()).arg(&mirror).arg(dir.path());
+        // dpkg writes the rootfs file by file: a tmpfs takes a quarter off.
+        cmd.env("TMPDIR", scratch.path());
+        let mut child = cmd.stdout(tar).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(|e| Error::io("starting mmdebstrap", e))?;
         let stderr = child.stderr.take().expect("piped stderr");
+        let log = self.follow_mmdebstrap(stderr, suite, progress).await;
+        let status = child.wait().await.map_err(|e| Error::io("waiting for mmdebstrap", e))?;
+        if !status.success() {
+            return Err(Error::ImageBuild { image: self.reference(), step: format!("mmdebstrap {suite} (exit {status})"), tail: tail_lines(&log, 20) });
+        }
+        let built = std::fs::read_to_string(dir.path().join("image.env")).map_err(|e| Error::io("reading what mmdebstrap installed (image.env)", e))?;
 
-        // The rootfs streams straight from mmdebstrap into the engine.
-        let import = docker
+        progress.phase("import: the rootfs, its command and labels", true);
+        let mut changes =
+            vec!["ENV container=docker".to_string(), format!("CMD {}", serde_json::to_string(&self.platform.init_cmd()).expect("strings serialize"))];
+        let mut labels = built_labels(&built);
+        labels.insert(LABEL_IMAGE.to_string(), self.platform.name().to_string());
+        labels.insert(LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string());
+        changes.extend(labels.iter().map(|(k, v)| format!("LABEL {k}={}", serde_json::to_string(v).expect("strings serialize"))));
+        let file = tokio::fs::File::open(&tar_path).await.map_err(|e| Error::io("opening rootfs.tar", e))?;
+        let imported = docker
             .create_image(
                 Some(CreateImageOptions {
                     from_src: Some("-".into()),
                     repo: Some(format!("{}-base", self.name)),
                     tag: Some(self.tag.clone()),
-                    changes: vec![format!("LABEL {LABEL_IMAGE}={}", self.platform.name())],
+                    changes,
                     ..Default::default()
                 }),
-                Some(bollard::body_try_stream(tokio_util::io::ReaderStream::with_capacity(stdout, 1 << 20))),
+                Some(bollard::body_try_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))),
                 None,
             )
-            .collect::<Vec<_>>();
-        let log = async {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            let mut all = String::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(phase) = line.strip_prefix("I: ") {
-                    progress.set_message(format!("mmdebstrap: {}", phase.chars().take(70).collect::<String>()));
-                }
-                tracing::debug!(target: "pglab::mmdebstrap", "{line}");
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        };
-        let (imported, log) = tokio::join!(import, log);
-        let status = child.wait().await.map_err(|e| Error::io("waiting for mmdebstrap", e))?;
-        if !status.success() {
-            return Err(Error::ImageBuild { image: self.reference(), step: format!("mmdebstrap {suite} (exit {status})"), tail: tail_lines(&log, 20) });
-        }
+            .collect::<Vec<_>>()
+            .await;
         for item in imported {
             item.map_err(|e| Error::ImageBuild { image: base.clone(), step: "docker import of the rootfs".into(), tail: e.to_string() })?;
         }
+        drop(scratch);
 
-        progress.set_message("layer: Dockerfile".to_string());
-        self.build_dockerfile(docker, DEBIAN, &base).await?;
+        progress.phase("layer: the stop signal", true);
+        self.build_dockerfile(docker, DEBIAN, &base, None).await?;
         // The base tag is an intermediate: the final image keeps its layers.
         let _ = docker.remove_image(&base, Some(RemoveImageOptions { noprune: true, ..Default::default() }), None).await;
         Ok(())
     }
 
-    async fn build_from_registry_base(&self, docker: &Docker, base: &str, progress: &ProgressBar) -> Result<()> {
+    /// Shows mmdebstrap's phases as they come; returns its whole log.
+    async fn follow_mmdebstrap(&self, stderr: tokio::process::ChildStderr, suite: &str, progress: &Phases) -> String {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut all = String::new();
+        let mut customizing = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(phase) = line.strip_prefix("I: ").filter(|p| MMDEBSTRAP_PHASES.iter().any(|s| p.starts_with(s))) {
+                let hook = phase.starts_with("running --customize-hook");
+                if !hook || !customizing {
+                    let what = if hook { "customize hooks (local apt repository, recipe files, versions)" } else { phase.trim_end_matches("...") };
+                    progress.phase(format!("mmdebstrap {suite}: {}", what.chars().take(70).collect::<String>()), true);
+                }
+                customizing = hook;
+            }
+            tracing::debug!(target: "pglab::mmdebstrap", "{line}");
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    }
+
+    async fn build_from_registry_base(&self, docker: &Docker, base: &str, progress: &Phases) -> Result<()> {
         if !image_exists(docker, base).await? {
             return Err(Error::ImageMissing {
                 image: base.to_string(),
@@ -194,12 +229,15 @@ impl HostImage {
                 ),
             });
         }
-        progress.set_message(format!("layer: Dockerfile FROM {base}"));
-        self.build_dockerfile(docker, recipe(self.platform), base).await
+        progress.phase(format!("layer: Dockerfile FROM {base}"), true);
+        let labels =
+            HashMap::from([(LABEL_IMAGE.to_string(), self.platform.name().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())]);
+        self.build_dockerfile(docker, recipe(self.platform), base, Some(labels)).await
     }
 
     /// Classic builder (no BuildKit: it asks a registry even for local bases).
-    async fn build_dockerfile(&self, docker: &Docker, files: &[RecipeFile], base: &str) -> Result<()> {
+    /// `labels`: each is a layer of its own (the classic builder's way), so few.
+    async fn build_dockerfile(&self, docker: &Docker, files: &[RecipeFile], base: &str, labels: Option<HashMap<String, String>>) -> Result<()> {
         let context = context_tar(files)?;
         let options = BuildImageOptions {
             dockerfile: "Dockerfile".into(),
@@ -208,10 +246,7 @@ impl HostImage {
             forcerm: true,
             pull: None,
             buildargs: Some(HashMap::from([("BASE".to_string(), base.to_string()), ("PG_MAJOR".to_string(), self.platform.pg_major().to_string())])),
-            labels: Some(HashMap::from([
-                (LABEL_IMAGE.to_string(), self.platform.name().to_string()),
-                (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ])),
+            labels,
             version: BuilderVersion::BuilderV1,
             ..Default::default()
         };
@@ -242,6 +277,60 @@ impl HostImage {
     }
 }
 
+/// An image on the engine that pglab built, and what it was built from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageInfo {
+    pub reference: String,
+    pub platform: String,
+    /// Its tag is the one this pglab's recipe gives (else an older recipe's).
+    pub current: bool,
+    pub size_mb: u64,
+    pub created: i64,
+    /// `pglab.built.*` labels without the prefix: os, suite, archive_date,
+    /// postgresql, pgbackrest, systemd, openssh, packages (a digest of every
+    /// installed package and version).
+    pub built: BTreeMap<String, String>,
+}
+
+/// The host images on the engine, newest first.
+pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
+    let filters = HashMap::from([("label".to_string(), vec![LABEL_IMAGE.to_string()])]);
+    let images = docker
+        .list_images(Some(bollard::query_parameters::ListImagesOptions { filters: Some(filters), ..Default::default() }))
+        .await
+        .map_err(|e| Error::docker("list images", e))?;
+    let mut out = Vec::new();
+    for i in images {
+        let platform = i.labels.get(LABEL_IMAGE).cloned().unwrap_or_default();
+        let current_ref = platform.parse::<Platform>().ok().map(|p| HostImage::for_platform(p).reference());
+        for reference in i.repo_tags.iter().filter(|t| !t.contains("-base:") && t.as_str() != "<none>:<none>") {
+            out.push(ImageInfo {
+                reference: reference.clone(),
+                platform: platform.clone(),
+                current: current_ref.as_deref() == Some(reference.as_str()),
+                size_mb: (i.size.max(0) as u64) >> 20,
+                created: i.created,
+                built: built_of(&i.labels),
+            });
+        }
+    }
+    out.sort_by_key(|i| std::cmp::Reverse(i.created));
+    Ok(out)
+}
+
+fn built_of(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    labels.iter().filter_map(|(k, v)| k.strip_prefix(LABEL_BUILT).map(|k| (k.to_string(), v.clone()))).collect()
+}
+
+impl HostImage {
+    /// What this image was built from (its `pglab.built.*` labels): empty
+    /// for a recipe that cannot say (ubuntu-22.04).
+    pub async fn built(&self, docker: &Docker) -> Result<BTreeMap<String, String>> {
+        let info = docker.inspect_image(&self.reference()).await.map_err(|e| Error::docker(format!("inspect image {}", self.reference()), e))?;
+        Ok(info.config.and_then(|c| c.labels).map(|l| built_of(&l)).unwrap_or_default())
+    }
+}
+
 async fn image_exists(docker: &Docker, reference: &str) -> Result<bool> {
     match docker.inspect_image(reference).await {
         Ok(_) => Ok(true),
@@ -263,8 +352,34 @@ fn context_tar(files: &[RecipeFile]) -> Result<Vec<u8>> {
     b.into_inner().map_err(|e| Error::io("build context", e))
 }
 
+/// Writes a recipe's files into a build directory, each with its mode.
+fn write_recipe(dir: &std::path::Path, files: &[RecipeFile]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for f in files {
+        let path = dir.join(f.name);
+        std::fs::write(&path, f.body).map_err(|e| Error::io(format!("writing {}", f.name), e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode)).map_err(|e| Error::io(format!("chmod {}", f.name), e))?;
+    }
+    Ok(())
+}
+
+/// `/dev/shm` when it has room for a rootfs build (2 GiB), else the default.
+fn fast_tmpdir() -> Option<std::path::PathBuf> {
+    let out = std::process::Command::new("df").args(["-Pk", "/dev/shm"]).output().ok()?;
+    let avail_kib: u64 = String::from_utf8_lossy(&out.stdout).lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    (avail_kib >= 2 << 20).then(|| "/dev/shm".into())
+}
+
+/// Prefix of the labels that say what an image was built from.
+pub const LABEL_BUILT: &str = "pglab.built.";
+
+/// `key=value` lines of `image.env` as image labels (`pglab.built.<key>`).
+fn built_labels(env: &str) -> HashMap<String, String> {
+    env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (format!("{LABEL_BUILT}{}", k.trim()), v.trim().to_string())).collect()
+}
+
 /// mmdebstrap runs on the host; install it when we can, say how when we can't.
-async fn ensure_mmdebstrap(progress: &ProgressBar) -> Result<()> {
+async fn ensure_mmdebstrap() -> Result<()> {
     if which("mmdebstrap") {
         return Ok(());
     }
@@ -274,7 +389,7 @@ async fn ensure_mmdebstrap(progress: &ProgressBar) -> Result<()> {
     if !(is_root && which("apt-get")) {
         return Err(Error::Other("mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into()));
     }
-    progress.println("mmdebstrap not found: installing it with apt-get (needed once, to build the host image)");
+    crate::progress::say("mmdebstrap not found: installing it with apt-get (needed once, to build the host image)");
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "mmdebstrap"][..]] {
         let out = tokio::process::Command::new("apt-get")
             .args(args)
@@ -376,6 +491,8 @@ mod tests {
         let a = HostImage::for_platform(Platform::Debian12);
         let b = HostImage::for_platform(Platform::Ubuntu2204);
         assert_ne!(a.tag, b.tag);
+        let tags: std::collections::BTreeSet<String> = Platform::ALL.iter().map(|p| HostImage::for_platform(*p).reference()).collect();
+        assert_eq!(tags.len(), Platform::ALL.len(), "one image per platform: {tags:?}");
         assert!(a.tag.starts_with("pg15-"), "{}", a.tag);
         assert_eq!(a.tag, HostImage::for_platform(Platform::Debian12).tag);
     }

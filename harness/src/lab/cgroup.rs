@@ -56,7 +56,8 @@ impl CgroupAccess {
 /// The way this engine takes: remembered, or found by probing.
 pub async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<CgroupAccess> {
     let engine = docker.info().await.ok().and_then(|i| i.id).unwrap_or_else(|| "unknown".into());
-    let cache = state_root().join(format!("engine-{}.json", engine.replace(['/', ':'], "_")));
+    // Per engine and image: another systemd (another platform) may boot another way.
+    let cache = state_root().join(format!("engine-{}-{}.json", engine.replace(['/', ':'], "_"), image.tag));
     if let Some(known) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
         return Ok(known);
     }

@@ -12,20 +12,33 @@ use tokio::io::AsyncWriteExt;
 use crate::error::{tail_lines, Error, Result, WaitTimeout};
 use crate::time::{poll_until, Deadline, Probe};
 
-/// A command to run inside a host.
+/// A command to run inside a host ([`Host::exec`](crate::Host::exec)): an
+/// argv, as root unless said, with a timeout that stops it inside the host too.
+///
+/// ```
+/// use pglab::Cmd;
+/// let c = Cmd::new(["pg_lsclusters", "-h"]).user("postgres");
+/// assert_eq!(c.shown(), "pg_lsclusters -h");
+/// assert_eq!(Cmd::shell("ls | wc -l").argv, ["bash", "-c", "ls | wc -l"]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Cmd {
+    /// The program and its arguments (no shell unless you ask for one).
     pub argv: Vec<String>,
+    /// The OS user it runs as.
     pub user: String,
+    /// Bytes written to its stdin, then closed.
     pub stdin: Option<Vec<u8>>,
     /// What the transcript shows instead of argv (a shell line, or a redacted form).
     pub display: Option<String>,
     /// `None` accepts any status (the caller inspects the output).
     pub expect_status: Option<i64>,
+    /// Stopped (inside the host too) after this long; default `PGLAB_TIMEOUT_DEFAULT`.
     pub timeout: Option<Duration>,
 }
 
 impl Cmd {
+    /// A program and its arguments, run as root.
     pub fn new<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -42,16 +55,19 @@ impl Cmd {
         c
     }
 
+    /// Runs it as this OS user (`postgres`, `dba`, `root`).
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = user.into();
         self
     }
 
+    /// Feeds it these bytes on stdin.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self
     }
 
+    /// The exit status that counts as success (default 0).
     pub fn expect_status(mut self, status: i64) -> Self {
         self.expect_status = Some(status);
         self
@@ -63,6 +79,7 @@ impl Cmd {
         self
     }
 
+    /// How the transcript shows it (a secret-free or shorter form).
     pub fn display(mut self, shown: impl Into<String>) -> Self {
         self.display = Some(shown.into());
         self
@@ -74,6 +91,7 @@ impl Cmd {
         self
     }
 
+    /// The command line as the transcript shows it.
     pub fn shown(&self) -> String {
         self.display.clone().unwrap_or_else(|| self.argv.join(" "))
     }
@@ -82,14 +100,19 @@ impl Cmd {
 /// What a finished command produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecOutput {
+    /// Its exit status.
     pub status: i64,
+    /// Everything it wrote to stdout.
     pub stdout: String,
+    /// Everything it wrote to stderr.
     pub stderr: String,
     #[serde(with = "crate::time::millis")]
+    /// How long it ran.
     pub elapsed: Duration,
 }
 
 impl ExecOutput {
+    /// It exited with status 0.
     pub fn success(&self) -> bool {
         self.status == 0
     }

@@ -64,6 +64,7 @@ impl Host {
         self.engine_call("pause", "frozen", self.docker.pause_container(&self.container)).await
     }
 
+    /// Thaws a paused host.
     pub async fn resume(&self) -> Result<()> {
         self.engine_call("unpause", "running again", self.docker.unpause_container(&self.container)).await
     }

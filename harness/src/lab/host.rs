@@ -19,12 +19,21 @@ use crate::transcript::Transcript;
 /// Who the transcript shows for SQL the harness runs.
 const HARNESS_SQL: &str = "pglab (harness SQL)";
 
+/// One host of a lab: a systemd container with its PostgreSQL cluster.
+/// Commands run as an OS user ([`exec`](Host::exec)); SQL goes through
+/// the engine to the server's socket ([`safe_psql`](Host::safe_psql),
+/// [`client`](Host::client)); the cluster's verbs follow PostgreSQL's
+/// TAP framework (`start`, `stop`, `promote`, `wait_for_catchup`, ...).
 pub struct Host {
+    /// Its name in the lab, which the other hosts resolve.
     pub name: String,
+    /// The lab it belongs to.
     pub lab: String,
     /// Container name (`pglab-<lab>-<host>`).
     pub container: String,
+    /// Its address on the lab's network.
     pub ip: Ipv4Addr,
+    /// What it runs (paths, versions, units come from here).
     pub platform: Platform,
     pub(super) docker: Docker,
     transcript: Transcript,
@@ -34,6 +43,7 @@ pub struct Host {
 /// Result of a query whose failure is expected and inspected.
 #[derive(Debug)]
 pub struct PsqlOutcome {
+    /// Each row, each column as text (`None` for NULL).
     pub rows: Vec<Vec<Option<String>>>,
     /// SQLSTATE and message.
     pub error: Option<(String, String)>,
@@ -55,10 +65,27 @@ impl PsqlOutcome {
 }
 
 impl Host {
+    /// A connection of your own to this host's PostgreSQL, as the superuser
+    /// `postgres` to database `postgres`: a tokio-postgres [`Client`] over
+    /// the engine (an exec stream to the server's socket), so it works with
+    /// a remote engine too and needs no port, role or pg_hba line.
+    ///
+    /// ```no_run
+    /// # async fn demo(host: &pglab::Host) -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = host.client().await?;
+    /// let n: i64 = client.query_one("SELECT count(*) FROM pg_class", &[]).await?.get(0);
+    /// assert!(n > 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn client(&self) -> Result<Client> {
+        self.route().connect(crate::time::default_timeout()).await
+    }
+
     pub(crate) fn new(name: String, lab: String, container: String, ip: Ipv4Addr, platform: Platform, docker: Docker, transcript: Transcript) -> Self {
         Host { name, lab, container, ip, platform, docker, transcript, client: Mutex::new(None) }
     }
 
+    /// The lab's record of commands, shared by its hosts.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
     }
@@ -79,6 +106,7 @@ impl Host {
         self.exec_streaming(cmd, None).await
     }
 
+    /// [`exec`](Host::exec), handing each chunk of output to `on_output` as it comes.
     pub async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
         let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
         self.transcript.command(&self.name, &cmd.user, &cmd.shown(), out.status, &out.stdout, &out.stderr, out.elapsed);

@@ -1,33 +1,51 @@
 //! A disposable lab: one private network, N systemd hosts on it, torn down
 //! exactly once on every path out (return, error, panic, signal).
 
-mod bench;
-mod boot;
-mod cgroup;
-pub mod exec;
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod boot;
+#[doc(hidden)]
+pub mod cgroup;
+mod exec;
 mod faults;
-mod files;
+#[doc(hidden)]
+pub mod files;
 mod host;
+#[doc(hidden)]
 pub mod inventory;
-mod latency;
-mod load;
-mod logs;
+#[doc(hidden)]
+pub mod latency;
+#[doc(hidden)]
+pub mod load;
+#[doc(hidden)]
+pub mod logs;
 mod pg;
 mod pgbackrest;
-mod route;
-mod sampler;
+#[doc(hidden)]
+pub mod route;
+#[doc(hidden)]
+pub mod sampler;
+#[doc(hidden)]
 pub mod signals;
 
-pub use crate::scenario::StopMode;
-pub use boot::{wait_for_host_boot, BootGate};
+pub use crate::scenario::{KillWhat, StopMode};
 pub use exec::{Cmd, ExecOutput};
-pub use files::{FileMeta, SSH_HOST_KEY};
 pub use host::{Host, PsqlOutcome};
-pub use load::{Ack, Workloads, WriteLog};
-pub use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
+// The harness's own machinery, public for its CLI and tests.
+#[doc(hidden)]
+pub use boot::{wait_for_host_boot, BootGate};
+#[doc(hidden)]
+pub use files::{FileMeta, SSH_HOST_KEY};
+#[doc(hidden)]
+pub use load::{Ack, Workloads, WriteLog};
+#[doc(hidden)]
+pub use logs::{LogTail, Style as LogStyle};
+#[doc(hidden)]
 pub use route::{Route, HARNESS_USER};
+#[doc(hidden)]
 pub use sampler::LagSampler;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,11 +71,19 @@ use crate::transcript::Transcript;
 /// The hosts of a lab, started by this process or found on the engine: steps
 /// and checks run on either.
 pub trait Hosts: Sync {
+    /// The lab's id (`pglab list`, the `pglab.lab` label).
     fn id(&self) -> &str;
+    /// Its hosts, in the order they were declared.
     fn hosts(&self) -> &[Host];
+    /// The record of every command and SQL statement run on the hosts.
     fn transcript(&self) -> &Transcript;
     /// Background writers started by this process's steps.
     fn workloads(&self) -> &Workloads;
+    /// The platform its hosts run (every host of a lab runs the same).
+    fn platform(&self) -> Platform {
+        self.hosts().first().map(|h| h.platform).unwrap_or_default()
+    }
+    /// A host by name, or an error naming the ones there are.
     fn host(&self, name: &str) -> Result<&Host> {
         self.hosts().iter().find(|h| h.name == name).ok_or_else(|| Error::UnknownHost {
             lab: self.id().to_string(),
@@ -92,18 +118,24 @@ impl_hosts!(Lab, Attached);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum Keep {
     #[default]
+    /// Removed on shutdown, on drop and on a panic.
     Never,
+    /// Kept when it failed or the test panicked; removed otherwise.
     OnFailure,
+    /// Always kept (`pglab down` removes it).
     Always,
 }
 
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct LabSpec {
+    /// What every host runs.
     pub platform: Platform,
+    /// Host names: each is its container's hostname, resolved by the others.
     pub hosts: Vec<String>,
     /// Small filesystems (tmpfs) per host: path and size in bytes.
     pub volumes: BTreeMap<String, Vec<(String, i64)>>,
+    /// What shutdown, drop and a panic do with it.
     pub keep: Keep,
     /// Scenario name, shown by `pglab list`.
     pub scenario: Option<String>,
@@ -113,15 +145,50 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
+    /// Hosts by name on a platform, each with the cluster initialised and
+    /// running (Debian's defaults), sshd and cron; nothing configured yet.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
         LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), volumes: BTreeMap::new(), keep: Keep::Never, scenario: None, attended: false }
     }
+
+    /// Whether [`Lab::shutdown`] (or a panic) leaves the lab up.
+    pub fn keep(mut self, keep: Keep) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// A small filesystem of its own (tmpfs) at `path` on `host`, to fill.
+    pub fn volume(mut self, host: &str, path: &str, size_mb: u32) -> Self {
+        self.volumes.entry(host.to_string()).or_default().push((path.to_string(), i64::from(size_mb) << 20));
+        self
+    }
+
+    /// Builds the platform's image if missing and starts the lab.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> pglab::Result<()> {
+    /// use pglab::prelude::*;
+    /// let lab = LabSpec::new(Platform::Debian12, ["pg1", "pg2"]).start().await?;
+    /// assert_eq!(lab.host("pg1")?.safe_psql("SELECT 1").await?, "1");
+    /// lab.shutdown().await
+    /// # }
+    /// ```
+    pub async fn start(&self) -> Result<Lab> {
+        up(self, &crate::progress::Phases::hidden()).await
+    }
 }
 
+/// A running lab: its hosts on a private network of their own. Removed
+/// exactly once, by [`Lab::shutdown`] or when dropped (even in a panic),
+/// unless its [`Keep`] says otherwise.
 pub struct Lab {
+    /// The lab's id, in every resource's `pglab.lab` label.
     pub id: String,
+    /// Its Docker network (`pglab-<id>`).
     pub network: String,
+    /// The image its hosts run.
     pub image: HostImage,
+    /// How long starting it took, by part.
     pub timings: StartTimings,
     docker: Docker,
     hosts: Vec<Host>,
@@ -265,6 +332,7 @@ impl Lab {
         try_join_all(self.hosts.iter().map(boot::wait_for_host_boot)).await.map(|_| ())
     }
 
+    /// The engine the lab runs on.
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -367,7 +435,7 @@ async fn open_route(host: &Host) -> Result<()> {
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
-pub async fn up(spec: &LabSpec, progress: &indicatif::ProgressBar) -> Result<Lab> {
+pub async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Result<Lab> {
     let docker = engine::connect().await?;
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
     Lab::start(&docker, spec).await
@@ -376,13 +444,16 @@ pub async fn up(spec: &LabSpec, progress: &indicatif::ProgressBar) -> Result<Lab
 /// A lab started by another process (a kept lab): its hosts, to enter and
 /// inspect. Attaching owns nothing; dropping it removes nothing.
 pub struct Attached {
+    /// The lab's id.
     pub id: String,
+    /// Its hosts, running or stopped.
     pub hosts: Vec<Host>,
     transcript: Transcript,
     workloads: Workloads,
 }
 
 impl Attached {
+    /// The kept lab `id` of this user, found by its labels.
     pub async fn find(docker: &Docker, id: &str) -> Result<Attached> {
         let labs = inventory::list_labs(docker).await?;
         let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;

@@ -88,6 +88,7 @@ impl Host {
         self.wait_for_pg_down(Deadline::standard()).await
     }
 
+    /// Restarts the cluster and waits until it answers.
     pub async fn restart(&self) -> Result<()> {
         self.exec(Cmd::new(["systemctl", "restart", &self.unit()])).await?;
         self.wait_for_pg_up(Deadline::standard()).await
@@ -105,6 +106,7 @@ impl Host {
         self.poll_query_until("SELECT pg_is_in_recovery()", "f", deadline).await.map(|_| ())
     }
 
+    /// A WAL position of this host: where it writes, flushes, receives or replays.
     pub async fn lsn(&self, kind: LsnKind) -> Result<Lsn> {
         let text = self.safe_psql(&format!("SELECT {}", kind.function())).await?;
         text.parse().map_err(|e: String| Error::Check(format!("{kind:?} LSN on {}: {e}", self.name)))

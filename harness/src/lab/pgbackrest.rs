@@ -9,15 +9,22 @@ use crate::error::{Error, Result};
 /// The pgBackRest commands pglab runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrCommand {
+    /// `backup`
     Backup,
+    /// `check`: archiving and configuration.
     Check,
+    /// `info`
     Info,
+    /// `restore`
     Restore,
+    /// `stanza-create`
     StanzaCreate,
+    /// `verify`: the repository's contents.
     Verify,
 }
 
 impl BrCommand {
+    /// The command as pgBackRest spells it.
     pub fn name(self) -> &'static str {
         match self {
             BrCommand::Backup => "backup",
@@ -30,7 +37,14 @@ impl BrCommand {
     }
 }
 
-/// One pgBackRest invocation, run as `postgres`.
+/// One pgBackRest invocation, run as `postgres` by [`Host::pgbackrest`](crate::Host::pgbackrest);
+/// `expect_error(38)` makes pgBackRest's error `[038]` the expected outcome.
+///
+/// ```
+/// use pglab::prelude::*;
+/// let restore = Br::new(BrCommand::Restore).stanza("main").flag("delta").opt("type", "standby");
+/// assert_eq!(restore.argv().join(" "), "pgbackrest --stanza=main --delta --type=standby restore");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Br {
     command: BrCommand,
@@ -40,10 +54,12 @@ pub struct Br {
 }
 
 impl Br {
+    /// A pgBackRest command with no options yet.
     pub fn new(command: BrCommand) -> Self {
         Br { command, stanza: None, options: Vec::new(), expect_error: None }
     }
 
+    /// `--stanza=NAME`.
     pub fn stanza(mut self, stanza: impl Into<String>) -> Self {
         self.stanza = Some(stanza.into());
         self
@@ -67,6 +83,7 @@ impl Br {
         self
     }
 
+    /// The full command line.
     pub fn argv(&self) -> Vec<String> {
         let mut argv = vec!["pgbackrest".to_string()];
         argv.extend(self.stanza.iter().map(|s| format!("--stanza={s}")));

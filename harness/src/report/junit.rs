@@ -17,6 +17,11 @@ pub fn junit(r: &RunReport) -> String {
             StepStatus::Passed => TestCaseStatus::success(),
             StepStatus::Failed => failed(format!("step {} failed on {}", s.id, s.host), &s.observed),
             StepStatus::Interrupted => failed(format!("step {} was interrupted on {}", s.id, s.host), &s.observed),
+            StepStatus::Skipped => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(s.observed.clone());
+                st
+            }
         };
         let mut case = TestCase::new(format!("step {}", s.id), status);
         case.set_classname(format!("{}.steps", r.scenario)).set_time(s.elapsed);

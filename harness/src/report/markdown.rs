@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::verdict;
-use crate::outcome::RunReport;
+use crate::outcome::{RunReport, StepStatus};
 use crate::scenario::Defect;
 use crate::transcript::{TranscriptEntry, REDACTED};
 
@@ -32,6 +32,13 @@ pub fn render_markdown(r: &RunReport) -> String {
 
 fn header(md: &mut String, r: &RunReport) {
     let _ = writeln!(md, "# {} ({})\n", r.scenario, verdict(r));
+    if let Some(v) = &r.versions {
+        let _ = writeln!(
+            md,
+            "Ran on **{}** with **PostgreSQL {}** and **pgBackRest {}** (archive of {}; packages digest `{}`).\n",
+            v.os, v.postgresql, v.pgbackrest, v.archive_date, v.packages
+        );
+    }
     if !r.description.is_empty() {
         let _ = writeln!(md, "{}\n", r.description.trim());
     }
@@ -73,7 +80,9 @@ fn series_line(r: &RunReport) -> Option<String> {
 /// Each defect the steps showed, with the steps that are its evidence.
 fn defects(md: &mut String, r: &RunReport) {
     let mut found: Vec<&Defect> = Vec::new();
-    for d in r.steps.iter().filter_map(|s| s.defect.as_ref()) {
+    // A skipped step (`when`) is no evidence: its defect is not this platform's.
+    let shown = || r.steps.iter().filter(|s| s.status != StepStatus::Skipped);
+    for d in shown().filter_map(|s| s.defect.as_ref()) {
         if !found.iter().any(|f| f.id == d.id) {
             found.push(d);
         }
@@ -83,7 +92,7 @@ fn defects(md: &mut String, r: &RunReport) {
     }
     let _ = writeln!(md, "## Defects diagnosed\n");
     for d in found {
-        let evidence: Vec<&str> = r.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id)).map(|s| s.id.as_str()).collect();
+        let evidence: Vec<&str> = shown().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id)).map(|s| s.id.as_str()).collect();
         let _ = writeln!(md, "- **{}: {}** — {} (evidence: steps {})", d.id, d.title, d.detail.trim(), evidence.join(", "));
     }
     md.push('\n');

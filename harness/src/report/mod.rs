@@ -87,6 +87,13 @@ pub(crate) mod tests {
             description: "A demo.".into(),
             platform: Platform::Debian12,
             image: "pglab/debian-12:x".into(),
+            versions: Some(crate::outcome::Versions {
+                os: "Debian GNU/Linux 12 (bookworm), 12.15".into(),
+                postgresql: "15.18-0+deb12u1".into(),
+                pgbackrest: "2.45-1".into(),
+                archive_date: "Sat, 11 Jul 2026 10:16:37 UTC".into(),
+                packages: "f0f5fe37a9bed5f5".into(),
+            }),
             lab: "abc".into(),
             hosts: vec![HostInfo { name: "primary".into(), role: Role::Primary, ip: "10.0.0.2".into() }],
             from: None,
@@ -122,6 +129,11 @@ pub(crate) mod tests {
     fn markdown_shows_the_verdict_hosts_and_steps_and_reads_in_file_order() {
         let md = render_markdown(&report());
         assert!(md.starts_with("# demo (INTERRUPTED)"), "{md}");
+        let second = md.lines().nth(2).unwrap_or("");
+        assert!(
+            second.starts_with("Ran on **Debian GNU/Linux 12 (bookworm), 12.15** with **PostgreSQL 15.18-0+deb12u1** and **pgBackRest 2.45-1**"),
+            "{second}"
+        );
         assert!(md.contains("## Interrupted"), "{md}");
         assert!(md.contains("| primary | primary | 10.0.0.2 |"), "{md}");
         assert!(md.contains("| 2-b | primary | dba | INTERRUPTED | 0.1 | 2500 | exit 0 \\| piped |"), "{md}");

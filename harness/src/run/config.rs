@@ -18,8 +18,15 @@ fn values(v: &toml::Value) -> Vec<String> {
     }
 }
 
+/// The names pgBackRest 1.x gave an option that 2.x numbers: `repo-path`
+/// for `repo1-path`, `db-path` for `pg1-path`. Both are still read, and
+/// both at once is an error ([031]); Debian 11's package ships `repo-path`.
+fn pgbackrest_old_name(key: &str) -> Option<String> {
+    key.strip_prefix("repo1-").map(|rest| format!("repo-{rest}")).or_else(|| key.strip_prefix("pg1-").map(|rest| format!("db-{rest}")))
+}
+
 /// Sets `key=value` lines in one INI section; repeated keys replace all
-/// earlier lines of that key in the section.
+/// earlier lines of that key in the section, and of its old name.
 pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let header = format!("[{section}]");
@@ -35,7 +42,8 @@ pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> Str
     };
     let mut end = lines[start + 1..].iter().position(|l| l.trim().starts_with('[')).map(|i| start + 1 + i).unwrap_or(lines.len());
     for (key, vals) in sets {
-        let is_key = |l: &str| l.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+        let old = pgbackrest_old_name(key);
+        let is_key = |l: &str| l.split_once('=').is_some_and(|(k, _)| k.trim() == key || Some(k.trim()) == old.as_deref());
         let first = lines[start + 1..end].iter().position(|l| is_key(l)).map(|i| start + 1 + i);
         let mut i = start + 1;
         while i < end {
@@ -174,6 +182,16 @@ mod tests {
         assert_eq!(out, "[global]\nrepo1-path=/var/lib/pgbackrest\nlog-level-file=debug\n\n[demo]\npg1-path=/x\n");
         let out = ini_set(&out, "tutorial", &[("recovery-option".into(), vec!["a=1".into(), "b=2".into()])]);
         assert!(out.ends_with("[tutorial]\nrecovery-option=a=1\nrecovery-option=b=2\n"), "{out}");
+    }
+
+    #[test]
+    fn an_old_option_name_is_replaced_not_doubled() {
+        // Debian 11's shipped /etc/pgbackrest.conf
+        let t = "[global]\nrepo-path=/var/lib/pgbackrest\n\n#[main]\n#db-path=/var/lib/postgresql/9.4/main\n";
+        let out = ini_set(t, "global", &[("repo1-path".into(), vec!["/var/lib/pgbackrest".into()])]);
+        assert_eq!(out, "[global]\nrepo1-path=/var/lib/pgbackrest\n\n#[main]\n#db-path=/var/lib/postgresql/9.4/main\n");
+        let out = ini_set("[s]\ndb-path=/a\n", "s", &[("pg1-path".into(), vec!["/b".into()])]);
+        assert_eq!(out, "[s]\npg1-path=/b\n");
     }
 
     #[test]

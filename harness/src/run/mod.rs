@@ -2,14 +2,23 @@
 //! destroy) or going on with a kept one. Both build a [`Session`] and
 //! execute a [`Plan`]; the report is written by `report`, never formatted here.
 
+#[doc(hidden)]
 pub mod bundle;
-mod config;
+#[doc(hidden)]
+pub mod config;
 mod expect;
 mod fault;
+mod locate;
+#[doc(hidden)]
 pub mod plan;
+mod scenario_lab;
+#[doc(hidden)]
 pub mod schedule;
+#[doc(hidden)]
 pub mod select;
-mod session;
+#[doc(hidden)]
+pub mod session;
+#[doc(hidden)]
 pub mod state;
 mod step;
 
@@ -17,13 +26,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use config::{guc_set, hba_append, ini_set, unified_diff};
+pub use locate::locate;
+pub use scenario_lab::ScenarioLab;
 pub use select::CheckPick;
 pub use session::{Executed, Plan, Session};
 
-use crate::engine::{self, image::HostImage};
+use crate::engine::{self, image, image::HostImage};
 use crate::error::{Error, Result};
 use crate::lab::{signals, Attached, Hosts, Keep, Lab, LabSpec};
-use crate::outcome::{HostInfo, RunReport, StartTimings};
+use crate::outcome::{HostInfo, RunReport, StartTimings, Versions};
 use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::scenario::{Scenario, Vars};
@@ -32,7 +43,9 @@ use state::RunState;
 /// How `pglab run` runs a scenario on a fresh lab.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Run on this platform instead of the scenario's.
     pub platform: Option<Platform>,
+    /// Keep the lab afterwards (always, or when it failed).
     pub keep: Keep,
     /// Stop after this step (id or tutorial step number); skips the checks.
     pub until: Option<String>,
@@ -62,9 +75,13 @@ pub enum Until {
 pub struct Resume {
     /// Re-run from this step (re-reading the scenario); `None`: the next not done.
     pub from: Option<String>,
+    /// How far to go.
     pub until: Until,
+    /// Run checks marked slow (cron firing).
     pub slow: bool,
+    /// Run only these checks; empty: all.
     pub checks: Vec<CheckPick>,
+    /// Where the transcript and report go.
     pub report_dir: Option<PathBuf>,
 }
 
@@ -89,6 +106,19 @@ fn step_index(scn: &Scenario, flag: &str, id: &str) -> Result<usize> {
 
 /// Runs `scn` on a fresh lab and removes the lab (unless kept).
 pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
+    let (report, lab) = start(scn, opts, progress).await?;
+    progress.phase(format!("{}: destroy", scn.name));
+    if report.interrupted {
+        lab.discard().await?;
+    } else {
+        lab.shutdown().await?;
+    }
+    Ok(report)
+}
+
+/// Runs `scn` on a fresh lab and hands the lab over, still up, with the
+/// report: the caller tears it down ([`Lab::shutdown`]).
+pub async fn start(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
     let last = match &opts.until {
@@ -100,7 +130,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| String::new())?;
     let docker = engine::connect().await?;
     progress.phase(format!("{}: image", scn.name));
-    HostImage::for_platform(platform).ensure(&docker, false, &progress.main).await?;
+    HostImage::for_platform(platform).ensure(&docker, false, &progress.phases(format!("image {platform}"), image::BUILD_PHASES)).await?;
     progress.phase(format!("{}: create lab", scn.name));
     let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect();
     let volumes =
@@ -116,7 +146,8 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     let plan =
         Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
     let (executed, state) = Session::new(scn, &lab, state, progress).execute(&plan).await;
-    let meta = Meta { platform, image: lab.image.reference(), lab_timings: lab.timings.clone(), from: None, started };
+    let versions = versions_of(&docker, &lab.image).await;
+    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, started };
     let report = build_report(scn, &lab, meta, executed);
     if !report.passed {
         lab.mark_failed();
@@ -124,13 +155,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
     if let Some(dir) = &opts.report_dir {
         write_report(dir, &report, Some(state))?;
     }
-    progress.phase(format!("{}: destroy", scn.name));
-    if report.interrupted {
-        lab.discard().await?;
-    } else {
-        lab.shutdown().await?;
-    }
-    Ok(report)
+    Ok((report, lab))
 }
 
 fn planned(scn: &Scenario, verify: bool, slow: bool, picks: &[CheckPick]) -> Vec<select::PlannedCheck> {
@@ -185,6 +210,7 @@ pub async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<Run
     let meta = Meta {
         platform: state.platform,
         image: state.image.clone(),
+        versions: versions_of(&docker, &HostImage::for_platform(state.platform)).await,
         lab_timings: StartTimings::default(),
         from: Some(scn.steps.get(first).map(|s| s.id.get_ref().clone()).unwrap_or_else(|| "verify".into())),
         started,
@@ -229,10 +255,16 @@ fn resumed_steps(scn: &Scenario, state: &RunState, r: &Resume) -> Result<Vec<usi
     Ok((first..=last).filter(|i| *i < scn.steps.len() && (r.from.is_some() || not_done(i))).collect())
 }
 
+/// What the image says it was built from (nothing when it cannot be read).
+async fn versions_of(docker: &bollard::Docker, image: &HostImage) -> Option<Versions> {
+    image.built(docker).await.ok().and_then(|b| Versions::from_built(&b))
+}
+
 /// What a report says about where it ran.
 struct Meta {
     platform: Platform,
     image: String,
+    versions: Option<Versions>,
     lab_timings: StartTimings,
     from: Option<String>,
     started: Instant,
@@ -245,6 +277,7 @@ fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Execute
         description: scn.description.clone(),
         platform: meta.platform,
         image: meta.image,
+        versions: meta.versions,
         lab: lab.id().to_string(),
         hosts,
         from: meta.from,

@@ -170,6 +170,89 @@ pub struct Step {
     pub retry_s: Option<u64>,
     /// Earlier steps (on other hosts) this one needs, for `parallel` scenarios.
     pub after: Vec<Spanned<String>>,
+    /// The platforms the step is for; elsewhere it is skipped.
+    pub when: When,
+}
+
+impl Step {
+    /// Why the step does not run on `platform`, if it does not.
+    pub fn skipped_on(&self, platform: Platform) -> Option<String> {
+        self.when.excludes(platform)
+    }
+}
+
+/// Versions a step is for, from the platform table; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// PostgreSQL's major version: `"13"`, `"< 14"`, `">= 15"`.
+    #[schemars(with = "Option<String>")]
+    pub pg: Option<VersionReq>,
+    /// pgBackRest's release on the platform: `"< 2.55"`, `">= 2.35"`.
+    #[schemars(with = "Option<String>")]
+    pub pgbackrest: Option<VersionReq>,
+}
+
+impl When {
+    /// The first condition `platform` fails, said as a reason.
+    pub fn excludes(&self, platform: Platform) -> Option<String> {
+        let pg = platform.pg_major().to_string();
+        let checks = [("pg", &self.pg, "PostgreSQL", pg.as_str()), ("pgbackrest", &self.pgbackrest, "pgBackRest", platform.pgbackrest())];
+        let why = checks.into_iter().find_map(|(key, req, what, have)| {
+            let req = req.as_ref()?;
+            (!req.matches(have)).then(|| format!("skipped: when {key} {req} ({platform} has {what} {have})"))
+        });
+        why
+    }
+}
+
+/// A comparison with a dotted version: `"< 14"`, `">= 2.55"`, `"13"` (equal).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct VersionReq {
+    op: std::cmp::Ordering,
+    or_equal: bool,
+    version: Vec<u32>,
+}
+
+impl VersionReq {
+    pub fn matches(&self, have: &str) -> bool {
+        let have = crate::platform::dotted(have).unwrap_or_default();
+        // Compare on the requirement's length: "2.55" holds for 2.55.1.
+        let have = &have[..have.len().min(self.version.len())];
+        let ord = have.cmp(&self.version[..]);
+        ord == self.op || (self.or_equal && ord == std::cmp::Ordering::Equal)
+    }
+}
+
+impl TryFrom<String> for VersionReq {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        use std::cmp::Ordering::*;
+        let t = s.trim();
+        let (op, or_equal, rest) = [("<=", Less, true), (">=", Greater, true), ("<", Less, false), (">", Greater, false), ("=", Equal, true)]
+            .into_iter()
+            .find_map(|(p, op, eq)| t.strip_prefix(p).map(|r| (op, eq, r)))
+            .unwrap_or((Equal, true, t));
+        let version = crate::platform::dotted(rest)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("`{s}` is not a version comparison such as \"< 14\" or \">= 2.55\""))?;
+        Ok(VersionReq { op, or_equal, version })
+    }
+}
+
+impl std::fmt::Display for VersionReq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::cmp::Ordering::*;
+        let op = match (self.op, self.or_equal) {
+            (Less, false) => "<",
+            (Less, true) => "<=",
+            (Greater, false) => ">",
+            (Greater, true) => ">=",
+            (Equal, _) => "=",
+        };
+        write!(f, "{op} {}", self.version.iter().map(u32::to_string).collect::<Vec<_>>().join("."))
+    }
 }
 
 /// What a step does: exactly one per step.
@@ -505,6 +588,13 @@ pub(crate) struct RawStep {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     after: Vec<Spanned<String>>,
+    /// Run the step only on platforms whose versions match: `pg` (PostgreSQL's
+    /// major, `when = { pg = "< 14" }`) and `pgbackrest` (its release,
+    /// `{ pgbackrest = ">= 2.55" }`), each `<`, `<=`, `>`, `>=` or `=` a
+    /// version, from the platform table. Elsewhere the step is reported as
+    /// skipped and counts as done for the steps after it: one file, every platform.
+    #[serde(default)]
+    when: When,
 }
 
 fn default_user() -> String {
@@ -570,6 +660,7 @@ impl TryFrom<RawStep> for Step {
             timeout_s: r.timeout_s,
             retry_s: r.retry_s,
             after: r.after,
+            when: r.when,
         })
     }
 }
@@ -1189,6 +1280,22 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_requirements_say_which_platforms_a_step_is_for() {
+        let req = |s: &str| VersionReq::try_from(s.to_string()).unwrap();
+        assert!(req("< 14").matches("13") && !req("< 14").matches("15"));
+        assert!(req(">= 2.55").matches("2.55.1") && !req(">= 2.55").matches("2.45"));
+        assert!(req("15").matches("15") && req("<=13").matches("13") && req("> 2.33").matches("2.45"));
+        assert!(VersionReq::try_from("~14".to_string()).is_err() && VersionReq::try_from("<".to_string()).is_err());
+        assert_eq!(req(">=14").to_string(), ">= 14");
+        let when = When { pg: Some(req("< 14")), pgbackrest: None };
+        assert_eq!(when.excludes(Platform::Debian11), None);
+        assert_eq!(when.excludes(Platform::Debian13).as_deref(), Some("skipped: when pg < 14 (debian-13 has PostgreSQL 17)"));
+        let both = When { pg: Some(req(">= 15")), pgbackrest: Some(req(">= 2.55")) };
+        assert!(both.excludes(Platform::Debian12).unwrap().contains("pgBackRest 2.45"));
+        assert_eq!(both.excludes(Platform::Debian13), None);
+    }
 
     #[test]
     fn modes_and_owners_are_parsed_once() {

@@ -197,7 +197,7 @@ fn templates(found: &mut Found, root: &DeTable<'_>, source: &str, vars: &Vars) {
 }
 
 /// Keys of a step whose strings are plain text, not templates.
-const STEP_PLAIN: [&str; 10] = ["id", "title", "host", "user", "defect", "added", "note", "timeout_s", "retry_s", "after"];
+const STEP_PLAIN: [&str; 11] = ["id", "title", "host", "user", "defect", "added", "note", "timeout_s", "retry_s", "after", "when"];
 
 /// Every `{name}` in the strings of `value` must be defined; each one that
 /// is not is reported where it is written.

@@ -112,8 +112,29 @@ pub fn markdown() -> String {
     section(&mut md, "expect = { ... }", &defs["Expect"], defs);
     variants(&mut md, "expect.status words", &defs["StatusWord"]);
     checks(&mut md, defs);
+    platforms(&mut md);
     variables(&mut md);
     md
+}
+
+/// The platform table, as `platform`, `--platform` and `when` see it.
+fn platforms(md: &mut String) {
+    use crate::platform::Base;
+    use std::fmt::Write;
+    let _ = writeln!(
+        md,
+        "## The platform table\n\nWhat `platform = \"...\"` in a file and `pglab run --platform` choose, and the versions \
+         `when` compares (pgBackRest: the release the suite ships; a transcript names what was installed).\n\n\
+         | platform | OS | PostgreSQL | pgBackRest | built from |\n|---|---|---|---|---|"
+    );
+    for p in Platform::ALL {
+        let from = match p.base() {
+            Base::Mmdebstrap { suite } => format!("mmdebstrap of `{suite}` from the host's Debian mirror"),
+            Base::Registry { image } => format!("`{image}`, which must already be on the engine"),
+        };
+        let _ = writeln!(md, "| `{}` | {} | {} | {} | {from} |", p.name(), p.os(), p.pg_major(), p.pgbackrest());
+    }
+    md.push('\n');
 }
 
 fn description(v: &Value) -> String {
@@ -255,7 +276,7 @@ fn variables(md: &mut String) {
          before it is used; an undefined name is an error at its line and column. Titles, notes and \
          descriptions are plain text. In `expect` regexes a variable's value matches literally.\n"
     );
-    let platforms = [Platform::Debian12, Platform::Ubuntu2204];
+    let platforms = Platform::ALL;
     let _ = writeln!(md, "| variable | {} | meaning |\n|---|{}---|", platforms.map(|p| p.name()).join(" | "), "---|".repeat(platforms.len()));
     for (name, doc) in super::vars::BUILTIN_DOCS {
         let values: Vec<String> = platforms.iter().map(|p| format!("`{}`", super::builtin_vars(*p)[name])).collect();
