@@ -325,4 +325,13 @@ fn shipped_scenarios_are_found_from_any_directory_and_a_local_one_wins() {
     let mine = run(&["validate", "tutorial"]);
     assert_eq!(mine.status.code(), Some(2), "the local file is the one read: {}", text(&mine));
     assert!(text(&mine).contains("scenarios/tutorial.toml"), "{}", text(&mine));
+
+    // A user's first command may be one that only unpacks the shipped
+    // scenarios: their state dir is still made private.
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tempfile::tempdir().unwrap();
+    let first = Command::new(pglab_bin()).args(["validate", "tutorial"]).env("XDG_RUNTIME_DIR", runtime.path()).current_dir(runtime.path()).output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let mode = std::fs::metadata(runtime.path().join("pglab")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the state dir is the user's alone");
 }

@@ -88,7 +88,9 @@ fn assert_report(scn: &Scenario, report: &RunReport, dir: &std::path::Path) {
     }
     for d in &scn.defects {
         let evidence = report.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.id == d.id) && s.status == StepStatus::Passed).count();
-        let elsewhere = scn.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.get_ref() == &d.id)).all(|s| s.skipped_on(report.platform).is_some());
+        let declaring: Vec<_> = scn.steps.iter().filter(|s| s.defect.as_ref().is_some_and(|x| x.get_ref() == &d.id)).collect();
+        assert!(!declaring.is_empty(), "defect {} has no step that shows it", d.id);
+        let elsewhere = declaring.iter().all(|s| s.skipped_on(report.platform).is_some());
         assert!(evidence > 0 || elsewhere, "defect {} has no evidence step on {}", d.id, report.platform);
     }
 

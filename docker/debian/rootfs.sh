@@ -18,7 +18,7 @@ suite=$1 pg=$2 mirror=$3 recipe=$4
 # PostgreSQL's JIT (llvmjit.so goes with it, so JIT is off, not broken).
 set --
 for p in '/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' '/usr/share/locale/*' '/usr/share/lintian/*' \
-         '/usr/lib/x86_64-linux-gnu/libLLVM*' '/usr/lib/x86_64-linux-gnu/libz3*' '/usr/lib/postgresql/*/lib/llvmjit*' \
+         '/usr/lib/*/libLLVM*' '/usr/lib/*/libz3*' '/usr/lib/postgresql/*/lib/llvmjit*' \
          '/usr/lib/postgresql/*/lib/bitcode/*'; do
   set -- "$@" "--dpkgopt=path-exclude=$p"
 done
@@ -44,7 +44,7 @@ exec mmdebstrap \
       echo \"systemd=\$(chroot \"\$1\" dpkg-query -W -f '\${Version}' systemd)\"; \
       echo \"openssh=\$(chroot \"\$1\" dpkg-query -W -f '\${Version}' openssh-server)\"; \
       echo \"packages=\$({ chroot \"\$1\" dpkg-query -W -f '\${Package}=\${Version}\\n'; ls \"\$1/opt/pglab/apt\"; } | LC_ALL=C sort | sha256sum | cut -c1-16)\"; \
-    } > \"\$1/etc/pglab/image\" && cp \"\$1/etc/pglab/image\" \"$recipe/image.env\"" \
+    } > \"\$1/etc/pglab/image\" && ! grep -q '=\$' \"\$1/etc/pglab/image\" && cp \"\$1/etc/pglab/image\" \"$recipe/image.env\"" \
   --customize-hook='rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*' \
   --customize-hook='echo "deb [trusted=yes] file:/opt/pglab/apt ./" > "$1/etc/apt/sources.list.d/pglab-local.list"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/*' \

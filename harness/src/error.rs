@@ -101,6 +101,21 @@ pub enum Error {
     #[diagnostic(code(pglab::undefined_variable))]
     UndefinedVariable(String),
 
+    /// A scenario run by [`ScenarioLab`](crate::ScenarioLab) failed: a step
+    /// (its command, output and log lines are in `error`) or a check.
+    #[error("scenario {scenario} on {platform} failed (lab {lab}): {error}")]
+    #[diagnostic(code(pglab::run))]
+    Run {
+        /// The scenario's name.
+        scenario: String,
+        /// The platform it ran on.
+        platform: String,
+        /// The lab's id (kept when asked to keep it on failure).
+        lab: String,
+        /// What failed, as the report says it.
+        error: String,
+    },
+
     /// A check (or your assertion through one) found the lab not as claimed.
     #[error("check failed: {0}")]
     #[diagnostic(code(pglab::check))]

@@ -19,7 +19,7 @@
 //! ```no_run
 //! use pglab::prelude::*;
 //!
-//! #[tokio::test(flavor = "multi_thread")]
+//! // In your tests: #[tokio::test(flavor = "multi_thread")]
 //! async fn my_rows_survive_a_failover() -> Result<()> {
 //!     let lab = ScenarioLab::new("tutorial").through("8-streaming").start().await?;
 //!     let (primary, standby) = (lab.host("primary")?, lab.host("standby")?);

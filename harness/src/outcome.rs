@@ -183,7 +183,7 @@ pub struct Versions {
 impl Versions {
     /// From an image's `pglab.built.*` labels; `None` when they are not there.
     pub fn from_built(built: &BTreeMap<String, String>) -> Option<Versions> {
-        let get = |k: &str| built.get(k).cloned();
+        let get = |k: &str| built.get(k).filter(|v| !v.is_empty()).cloned();
         let os = match (get("os"), get("debian")) {
             (Some(os), Some(point)) => format!("{os}, {point}"),
             (os, _) => os?,

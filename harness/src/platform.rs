@@ -99,7 +99,7 @@ const TABLE: [Row; 4] = [
         os: "Debian 13 (trixie)",
         base: Base::Mmdebstrap { suite: "trixie" },
         pg_major: 17,
-        pgbackrest: "2.55",
+        pgbackrest: "2.55.1",
         recipe_dir: "debian",
         init_args: &["SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"],
     },
@@ -208,10 +208,18 @@ pub fn dotted(s: &str) -> Option<Vec<u32>> {
     s.trim().split('.').map(|p| p.parse().ok()).collect()
 }
 
-/// `have` is `want` or later, compared on `want`'s length (2.55.1 is at least 2.55).
+/// Orders two dotted versions number by number, the shorter padded with
+/// zeros: 2.55.1 is after 2.55, 2.100 after 2.35.
+pub fn compare_versions(have: &[u32], want: &[u32]) -> std::cmp::Ordering {
+    let n = have.len().max(want.len());
+    let padded = |v: &[u32]| (0..n).map(|i| v.get(i).copied().unwrap_or(0)).collect::<Vec<_>>();
+    padded(have).cmp(&padded(want))
+}
+
+/// `have` is `want` or later (both from the table: always dotted numbers).
 pub fn version_at_least(have: &str, want: &str) -> bool {
-    let (have, want) = (dotted(have).unwrap_or_default(), dotted(want).unwrap_or_default());
-    have[..have.len().min(want.len())] >= want[..]
+    let parse = |v: &str| dotted(v).unwrap_or_else(|| panic!("`{v}` is not a dotted version"));
+    compare_versions(&parse(have), &parse(want)) != std::cmp::Ordering::Less
 }
 
 impl fmt::Display for Platform {
@@ -246,7 +254,8 @@ mod tests {
 
     #[test]
     fn versions_compare_by_their_numbers() {
-        assert!(version_at_least("2.55.1", "2.55"));
+        assert!(version_at_least("2.55.1", "2.55") && version_at_least("2.55.1", "2.55.1"));
+        assert!(!version_at_least("2.55", "2.55.1"));
         assert!(version_at_least("2.100", "2.35"), "numbers, not strings");
         assert!(!version_at_least("2.33", "2.35"));
         assert!(!Platform::Debian11.pgbackrest_restores_to_lsn());

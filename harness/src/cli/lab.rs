@@ -26,14 +26,18 @@ pub async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Re
     });
     let ensured = futures_util::future::join_all(builds).await;
     progress.finish();
-    let mut first_err = None;
-    for e in ensured {
+    let mut failed = Vec::new();
+    for (p, e) in platforms.iter().zip(ensured) {
         match e {
             Ok(e) => out(format_args!("{} {} in {:.2}s", e.image.reference(), if e.cached { "found in cache" } else { "built" }, e.elapsed.as_secs_f64())),
-            Err(e) => first_err = first_err.or(Some(e)),
+            Err(e) => {
+                crate::progress::say(format_args!("image {p}: {e}"));
+                failed.push(e);
+            }
         }
     }
-    first_err.map_or(Ok(()), Err)
+    // Each failure was said above; the exit code is the first one's.
+    failed.into_iter().next().map_or(Ok(()), Err)
 }
 
 /// `pglab image list`: what each image on the engine was built from.

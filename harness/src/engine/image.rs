@@ -11,6 +11,9 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
+/// Prefix of a build's scratch directory (the rootfs tar and mmdebstrap's tree).
+pub const SCRATCH_PREFIX: &str = "pglab-build-";
+
 use super::{LABEL_IMAGE, LABEL_VERSION};
 use crate::error::{tail_lines, Error, Result};
 use crate::platform::{Base, Platform};
@@ -148,7 +151,11 @@ impl HostImage {
         // The rootfs goes to a file first: its labels (what was installed)
         // are known only at the end, and the import is the one place that
         // sets them all at once (the builder makes a layer per label).
-        let scratch = tempfile::tempdir_in(fast_tmpdir().unwrap_or_else(std::env::temp_dir)).map_err(|e| Error::io("creating scratch dir", e))?;
+        // Named so that `pglab gc` finds what a killed build left (in RAM, on /dev/shm).
+        let scratch = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(fast_tmpdir().unwrap_or_else(std::env::temp_dir))
+            .map_err(|e| Error::io("creating scratch dir", e))?;
         let tar_path = scratch.path().join("rootfs.tar");
         let tar = std::fs::File::create(&tar_path).map_err(|e| Error::io("creating rootfs.tar", e))?;
         let mut cmd = tokio::process::Command::new("sh");
@@ -192,18 +199,23 @@ impl HostImage {
         drop(scratch);
 
         progress.phase("layer: the stop signal", true);
-        self.build_dockerfile(docker, DEBIAN, &base, None).await?;
-        // The base tag is an intermediate: the final image keeps its layers.
+        let layered = self.build_dockerfile(docker, DEBIAN, &base, None).await;
+        // The base tag is an intermediate, gone whether the layer worked or not
+        // (the final image keeps its layers).
         let _ = docker.remove_image(&base, Some(RemoveImageOptions { noprune: true, ..Default::default() }), None).await;
-        Ok(())
+        layered
     }
 
     /// Shows mmdebstrap's phases as they come; returns its whole log.
     async fn follow_mmdebstrap(&self, stderr: tokio::process::ChildStderr, suite: &str, progress: &Phases) -> String {
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut reader = tokio::io::BufReader::new(stderr);
         let mut all = String::new();
         let mut customizing = false;
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut raw = Vec::new();
+        // Read to the end whatever the bytes: a pipe closed early would kill mmdebstrap.
+        while reader.read_until(b'\n', &mut raw).await.is_ok_and(|n| n > 0) {
+            let line = String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string();
+            raw.clear();
             if let Some(phase) = line.strip_prefix("I: ").filter(|p| MMDEBSTRAP_PHASES.iter().any(|s| p.starts_with(s))) {
                 let hook = phase.starts_with("running --customize-hook");
                 if !hook || !customizing {
@@ -326,9 +338,14 @@ impl HostImage {
     /// What this image was built from (its `pglab.built.*` labels): empty
     /// for a recipe that cannot say (ubuntu-22.04).
     pub async fn built(&self, docker: &Docker) -> Result<BTreeMap<String, String>> {
-        let info = docker.inspect_image(&self.reference()).await.map_err(|e| Error::docker(format!("inspect image {}", self.reference()), e))?;
-        Ok(info.config.and_then(|c| c.labels).map(|l| built_of(&l)).unwrap_or_default())
+        built(docker, &self.reference()).await
     }
+}
+
+/// What the image `reference` was built from (its `pglab.built.*` labels).
+pub async fn built(docker: &Docker, reference: &str) -> Result<BTreeMap<String, String>> {
+    let info = docker.inspect_image(reference).await.map_err(|e| Error::docker(format!("inspect image {reference}"), e))?;
+    Ok(info.config.and_then(|c| c.labels).map(|l| built_of(&l)).unwrap_or_default())
 }
 
 async fn image_exists(docker: &Docker, reference: &str) -> Result<bool> {
@@ -363,8 +380,14 @@ fn write_recipe(dir: &std::path::Path, files: &[RecipeFile]) -> Result<()> {
     Ok(())
 }
 
-/// `/dev/shm` when it has room for a rootfs build (2 GiB), else the default.
+/// `/dev/shm` when it has room for a rootfs build (2 GiB) and may run
+/// programs (mmdebstrap's chroot does), else the default.
 fn fast_tmpdir() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    let shm = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/dev/shm"))?;
+    if shm.split_whitespace().nth(3).is_some_and(|opts| opts.split(',').any(|o| o == "noexec")) {
+        return None;
+    }
     let out = std::process::Command::new("df").args(["-Pk", "/dev/shm"]).output().ok()?;
     let avail_kib: u64 = String::from_utf8_lossy(&out.stdout).lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
     (avail_kib >= 2 << 20).then(|| "/dev/shm".into())

@@ -65,7 +65,11 @@ pub async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<CgroupA
     for way in CgroupAccess::ALL {
         match probe(docker, image, way).await {
             Ok(()) => {
-                let _ = std::fs::create_dir_all(state_root()).and_then(|_| std::fs::write(&cache, serde_json::to_vec(&way).expect("serializable")));
+                if let Err(e) = super::inventory::ensure_state_root().and_then(|_| {
+                    std::fs::write(&cache, serde_json::to_vec(&way).expect("serializable")).map_err(|e| Error::io("caching the cgroup answer", e))
+                }) {
+                    tracing::warn!("not remembered, probed again next time: {e}");
+                }
                 tracing::info!(?way, "systemd boots with {}", way.describe());
                 return Ok(way);
             }

@@ -107,6 +107,7 @@ impl Host {
     }
 
     /// [`exec`](Host::exec), handing each chunk of output to `on_output` as it comes.
+    #[doc(hidden)]
     pub async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
         let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
         self.transcript.command(&self.name, &cmd.user, &cmd.shown(), out.status, &out.stdout, &out.stderr, out.elapsed);

@@ -22,9 +22,9 @@ pub fn state_root() -> PathBuf {
     }
 }
 
-/// Creates a lab's state directory under [`state_root`], which is made
-/// mode 0700 and must belong to this user.
-pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
+/// [`state_root`], made mode 0700 if missing, and refused unless it is this
+/// user's: every writer of the user's state goes through here.
+pub fn ensure_state_root() -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let root = state_root();
     let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root);
@@ -38,6 +38,13 @@ pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
             my_uid()
         )));
     }
+    Ok(root)
+}
+
+/// Creates a lab's state directory (0700) under [`ensure_state_root`].
+pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    ensure_state_root()?;
     let dir = lab_state_dir(lab);
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -199,6 +206,11 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     Ok(labs.into_values().filter(|l| me == 0 || l.uid.is_none_or(|u| u == me)).collect())
 }
 
+/// A lab id as `Lab::start` makes them: eight lowercase hex digits.
+fn is_lab_id(name: &str) -> bool {
+    name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Removes labs whose owning process is gone and that nobody kept; with
 /// `all`, every lab. Stale state dirs without any resource go too.
 pub async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
@@ -215,32 +227,59 @@ pub async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
         total.networks += r.networks;
         total.volumes += r.volumes;
     }
+    // Only a lab's own state dir goes: the shipped scenarios and the
+    // engine's cgroup answers live beside them.
     if let Ok(rd) = std::fs::read_dir(state_root()) {
         for d in rd.flatten() {
             let name = d.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
+            if is_lab_id(&name) && d.file_type().is_ok_and(|t| t.is_dir()) && !known.contains(&name) {
                 let _ = std::fs::remove_dir_all(d.path());
             }
         }
     }
-    total.images = remove_dangling_images(docker).await?;
+    if image_build_running() {
+        tracing::info!("an image build is running: dangling images and build scratch left for the next gc");
+    } else {
+        total.images = remove_dangling_images(docker).await?;
+        remove_build_scratch();
+    }
     Ok(total)
 }
 
-/// Untagged images carrying our image label: what `image build --force`
-/// replaced. Skipped while any pglab image build holds its lock, since a
-/// build's intermediate layers are untagged too.
-async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
-    let building = std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|e| {
+/// Some pglab process holds an image build's lock.
+fn image_build_running() -> bool {
+    std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|e| {
         let name = e.file_name().to_string_lossy().into_owned();
         name.starts_with("pglab-image-")
             && name.ends_with(".lock")
             && std::fs::File::open(e.path()).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
-    });
-    if building {
-        tracing::info!("an image build is running: dangling images left for the next gc");
-        return Ok(0);
+    })
+}
+
+/// What a killed build left: its scratch dir, a rootfs of some 300 MB (in
+/// RAM on /dev/shm). Never one with a mount inside (a killed mmdebstrap may
+/// leave /proc or /dev mounted in its chroot): that is said, not removed.
+fn remove_build_scratch() {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for dir in [std::path::PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if !e.file_name().to_string_lossy().starts_with(crate::engine::image::SCRATCH_PREFIX) {
+                continue;
+            }
+            let path = e.path();
+            let prefix = format!("{}/", path.display());
+            if mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).any(|m| m.starts_with(&prefix)) {
+                tracing::warn!("{} has mounts inside (a killed image build): unmount them, then remove it", path.display());
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
+}
+
+/// Untagged images carrying our image label: what `image build --force`
+/// replaced (a build's intermediate layers are untagged too: never while one runs).
+async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
     let filters = std::collections::HashMap::from([
         ("dangling".to_string(), vec!["true".to_string()]),
         ("label".to_string(), vec![crate::engine::LABEL_IMAGE.to_string()]),
@@ -282,4 +321,15 @@ fn in_use(m: &bollard::models::ContainerMemoryStats) -> u64 {
     let usage = m.usage.unwrap_or(0);
     let cache = m.stats.as_ref().and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")).copied()).unwrap_or(0);
     usage.saturating_sub(cache)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_lab_ids_are_state_dirs_gc_may_sweep() {
+        assert!(super::is_lab_id("4b89fdf0"));
+        for other in ["shipped-0.1.0", "engine-abc-pg15-0123456789ab.json", "4B89FDF0", "4b89fdf", "probe1234"] {
+            assert!(!super::is_lab_id(other), "{other}");
+        }
+    }
 }

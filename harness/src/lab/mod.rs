@@ -435,6 +435,7 @@ async fn open_route(host: &Host) -> Result<()> {
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
+#[doc(hidden)]
 pub async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Result<Lab> {
     let docker = engine::connect().await?;
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;

@@ -18,15 +18,32 @@ fn values(v: &toml::Value) -> Vec<String> {
     }
 }
 
-/// The names pgBackRest 1.x gave an option that 2.x numbers: `repo-path`
-/// for `repo1-path`, `db-path` for `pg1-path`. Both are still read, and
-/// both at once is an error ([031]); Debian 11's package ships `repo-path`.
-fn pgbackrest_old_name(key: &str) -> Option<String> {
-    key.strip_prefix("repo1-").map(|rest| format!("repo-{rest}")).or_else(|| key.strip_prefix("pg1-").map(|rest| format!("db-{rest}")))
+/// The names pgBackRest gave an option before 2.x numbered it (its
+/// `deprecated` names): still read, and an old and a new name at once is an
+/// error ([031]). Debian 11's package ships `repo-path`.
+fn pgbackrest_old_names(key: &str) -> Vec<String> {
+    const RENAMED: [(&str, &[&str]); 6] = [
+        ("repo1-host", &["backup-host", "repo-host"]),
+        ("repo1-host-user", &["backup-user", "repo-host-user"]),
+        ("repo1-host-config", &["backup-config", "repo-host-config"]),
+        ("repo1-host-cmd", &["backup-cmd", "repo-host-cmd"]),
+        ("pg1-host-user", &["db-user", "db1-user"]),
+        ("pg1-host-cmd", &["db-cmd", "db1-cmd"]),
+    ];
+    if let Some((_, old)) = RENAMED.iter().find(|(k, _)| *k == key) {
+        return old.iter().map(|o| o.to_string()).collect();
+    }
+    if let Some(rest) = key.strip_prefix("repo1-") {
+        // repo1-retention-full was retention-full, then repo-retention-full.
+        let mut old = vec![format!("repo-{rest}")];
+        old.extend(rest.starts_with("retention-").then(|| rest.to_string()));
+        return old;
+    }
+    key.strip_prefix("pg1-").map(|rest| vec![format!("db-{rest}"), format!("db1-{rest}")]).unwrap_or_default()
 }
 
-/// Sets `key=value` lines in one INI section; repeated keys replace all
-/// earlier lines of that key in the section, and of its old name.
+/// Sets `key=value` lines in one section of pgbackrest.conf; repeated keys
+/// replace all earlier lines of that key in the section, and of its old names.
 pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let header = format!("[{section}]");
@@ -42,8 +59,8 @@ pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> Str
     };
     let mut end = lines[start + 1..].iter().position(|l| l.trim().starts_with('[')).map(|i| start + 1 + i).unwrap_or(lines.len());
     for (key, vals) in sets {
-        let old = pgbackrest_old_name(key);
-        let is_key = |l: &str| l.split_once('=').is_some_and(|(k, _)| k.trim() == key || Some(k.trim()) == old.as_deref());
+        let old = pgbackrest_old_names(key);
+        let is_key = |l: &str| l.split_once('=').is_some_and(|(k, _)| k.trim() == key || old.iter().any(|o| o == k.trim()));
         let first = lines[start + 1..end].iter().position(|l| is_key(l)).map(|i| start + 1 + i);
         let mut i = start + 1;
         while i < end {
@@ -192,6 +209,12 @@ mod tests {
         assert_eq!(out, "[global]\nrepo1-path=/var/lib/pgbackrest\n\n#[main]\n#db-path=/var/lib/postgresql/9.4/main\n");
         let out = ini_set("[s]\ndb-path=/a\n", "s", &[("pg1-path".into(), vec!["/b".into()])]);
         assert_eq!(out, "[s]\npg1-path=/b\n");
+        let out = ini_set(
+            "[global]\nbackup-user=x\nretention-full=1\n",
+            "global",
+            &[("repo1-host-user".into(), vec!["postgres".into()]), ("repo1-retention-full".into(), vec!["2".into()])],
+        );
+        assert_eq!(out, "[global]\nrepo1-host-user=postgres\nrepo1-retention-full=2\n");
     }
 
     #[test]

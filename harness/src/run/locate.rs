@@ -30,11 +30,16 @@ pub fn locate(arg: &str) -> Result<PathBuf> {
 /// Writes the shipped scenarios, all together so that `extends` finds its
 /// base beside them, into the user's state directory; returns where.
 fn extract_shipped() -> Result<PathBuf> {
-    let dir = inventory::state_root().join(format!("shipped-{}", env!("CARGO_PKG_VERSION")));
+    let dir = inventory::ensure_state_root()?.join(format!("shipped-{}", env!("CARGO_PKG_VERSION")));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     for (name, text) in shipped::shipped() {
         let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            continue;
+        }
+        // Another process may be reading it: it sees the old file or the new, never half of one.
+        let tmp = dir.join(format!(".{name}.toml.{}", std::process::id()));
+        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     Ok(dir)
 }

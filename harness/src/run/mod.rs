@@ -106,7 +106,7 @@ fn step_index(scn: &Scenario, flag: &str, id: &str) -> Result<usize> {
 
 /// Runs `scn` on a fresh lab and removes the lab (unless kept).
 pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
-    let (report, lab) = start(scn, opts, progress).await?;
+    let (report, lab) = run_keeping_lab(scn, opts, progress).await?;
     progress.phase(format!("{}: destroy", scn.name));
     if report.interrupted {
         lab.discard().await?;
@@ -117,8 +117,9 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
 }
 
 /// Runs `scn` on a fresh lab and hands the lab over, still up, with the
-/// report: the caller tears it down ([`Lab::shutdown`]).
-pub async fn start(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
+/// report, whether the run passed or not: the caller tears it down ([`Lab::shutdown`]).
+#[doc(hidden)]
+pub async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
     let last = match &opts.until {
@@ -146,7 +147,7 @@ pub async fn start(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     let plan =
         Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
     let (executed, state) = Session::new(scn, &lab, state, progress).execute(&plan).await;
-    let versions = versions_of(&docker, &lab.image).await;
+    let versions = versions_of(&docker, &lab.image.reference()).await;
     let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, started };
     let report = build_report(scn, &lab, meta, executed);
     if !report.passed {
@@ -210,7 +211,7 @@ pub async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<Run
     let meta = Meta {
         platform: state.platform,
         image: state.image.clone(),
-        versions: versions_of(&docker, &HostImage::for_platform(state.platform)).await,
+        versions: versions_of(&docker, &state.image).await,
         lab_timings: StartTimings::default(),
         from: Some(scn.steps.get(first).map(|s| s.id.get_ref().clone()).unwrap_or_else(|| "verify".into())),
         started,
@@ -256,8 +257,8 @@ fn resumed_steps(scn: &Scenario, state: &RunState, r: &Resume) -> Result<Vec<usi
 }
 
 /// What the image says it was built from (nothing when it cannot be read).
-async fn versions_of(docker: &bollard::Docker, image: &HostImage) -> Option<Versions> {
-    image.built(docker).await.ok().and_then(|b| Versions::from_built(&b))
+async fn versions_of(docker: &bollard::Docker, image: &str) -> Option<Versions> {
+    image::built(docker, image).await.ok().and_then(|b| Versions::from_built(&b))
 }
 
 /// What a report says about where it ran.

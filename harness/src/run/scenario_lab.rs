@@ -10,7 +10,7 @@ use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::scenario::Scenario;
 
-use super::{locate, start, RunOptions};
+use super::{locate, run_keeping_lab, RunOptions};
 
 /// Builds a lab by running a scenario: `ScenarioLab::new("tutorial")` runs
 /// the corrected tutorial shipped with pglab (or `./scenarios/tutorial.toml`,
@@ -89,18 +89,22 @@ impl ScenarioLab {
     }
 
     /// [`start`](ScenarioLab::start), and the run's report (steps, checks, timings).
+    #[doc(hidden)]
     pub async fn start_with_report(self) -> Result<(Lab, RunReport)> {
         let scn = Scenario::load(&locate(&self.scenario)?)?;
         let progress = if self.verbose { Progress::new(false) } else { Progress::hidden() };
-        let (report, mut lab) = start(&scn, &self.opts, &progress).await?;
+        let (report, mut lab) = run_keeping_lab(&scn, &self.opts, &progress).await?;
         progress.finish();
         if report.passed {
             return Ok((lab, report));
         }
         let error = report.error.clone().unwrap_or_else(|| failed_checks(&report));
         lab.mark_failed();
-        lab.shutdown().await?;
-        Err(Error::Check(format!("{} on {}: {error}", report.scenario, report.platform)))
+        if let Err(e) = lab.shutdown().await {
+            // The run's failure is the news; a teardown problem is said beside it.
+            tracing::warn!("removing lab {} after its failure: {e}", report.lab);
+        }
+        Err(Error::Run { scenario: report.scenario.clone(), platform: report.platform.to_string(), lab: report.lab.clone(), error })
     }
 }
 

@@ -228,9 +228,10 @@ impl<'a, L: Hosts> Session<'a, L> {
         let id = step.id.get_ref().clone();
         let t = Instant::now();
         self.running.lock().expect("running lock").insert(i, t);
+        let skipped = step.skipped_on(self.lab.platform());
         let result = async {
-            if let Some(why) = step.skipped_on(self.lab.platform()) {
-                return Ok(why);
+            if let Some(why) = &skipped {
+                return Ok(why.clone());
             }
             for host in step.boot_waits() {
                 boot.host(host).await?;
@@ -240,7 +241,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         .await;
         self.running.lock().expect("running lock").remove(&i);
         let (status, observed) = match &result {
-            Ok(o) if step.skipped_on(self.lab.platform()).is_some() => (StepStatus::Skipped, o.clone()),
+            Ok(o) if skipped.is_some() => (StepStatus::Skipped, o.clone()),
             Ok(o) => (StepStatus::Passed, o.clone()),
             Err(e) => (StepStatus::Failed, self.lab.transcript().redact(&e.to_string())),
         };

@@ -49,8 +49,7 @@ impl RunState {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = Self::path(&self.lab);
-        let dir = lab_state_dir(&self.lab);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        crate::lab::inventory::create_lab_state_dir(&self.lab)?;
         let tmp = path.with_extension("json.tmp");
         let mut f = std::fs::OpenOptions::new()
             .write(true)

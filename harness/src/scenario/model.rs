@@ -216,11 +216,14 @@ pub struct VersionReq {
 }
 
 impl VersionReq {
+    /// Whether the table's version `have` satisfies it. `=` names a series:
+    /// `= 2.55` holds for 2.55.1; the others compare number by number.
     pub fn matches(&self, have: &str) -> bool {
-        let have = crate::platform::dotted(have).unwrap_or_default();
-        // Compare on the requirement's length: "2.55" holds for 2.55.1.
-        let have = &have[..have.len().min(self.version.len())];
-        let ord = have.cmp(&self.version[..]);
+        let have = crate::platform::dotted(have).unwrap_or_else(|| panic!("the table's version `{have}` is not dotted"));
+        if self.op == std::cmp::Ordering::Equal {
+            return have.starts_with(&self.version);
+        }
+        let ord = crate::platform::compare_versions(&have, &self.version);
         ord == self.op || (self.or_equal && ord == std::cmp::Ordering::Equal)
     }
 }
@@ -1286,6 +1289,8 @@ mod tests {
         let req = |s: &str| VersionReq::try_from(s.to_string()).unwrap();
         assert!(req("< 14").matches("13") && !req("< 14").matches("15"));
         assert!(req(">= 2.55").matches("2.55.1") && !req(">= 2.55").matches("2.45"));
+        assert!(req(">= 2.55.1").matches("2.55.1") && req("> 2.55").matches("2.55.1") && !req("<= 2.55").matches("2.55.1"));
+        assert!(req("= 2.55").matches("2.55.1") && !req("= 2.5").matches("2.55.1") && req("2.55.1").matches("2.55.1"));
         assert!(req("15").matches("15") && req("<=13").matches("13") && req("> 2.33").matches("2.45"));
         assert!(VersionReq::try_from("~14".to_string()).is_err() && VersionReq::try_from("<".to_string()).is_err());
         assert_eq!(req(">=14").to_string(), ">= 14");
