@@ -332,6 +332,12 @@ fn shipped_scenarios_are_found_from_any_directory_and_a_local_one_wins() {
     let runtime = tempfile::tempdir().unwrap();
     let first = Command::new(pglab_bin()).args(["validate", "tutorial"]).env("XDG_RUNTIME_DIR", runtime.path()).current_dir(runtime.path()).output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
-    let mode = std::fs::metadata(runtime.path().join("pglab")).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "the state dir is the user's alone");
+    let state = runtime.path().join("pglab");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700, "the state dir is the user's alone");
+    // One an older pglab left open is closed again.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let again = Command::new(pglab_bin()).args(["validate", "tutorial"]).env("XDG_RUNTIME_DIR", runtime.path()).current_dir(runtime.path()).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(mode(&state), 0o700);
 }

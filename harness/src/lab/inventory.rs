@@ -38,6 +38,11 @@ pub fn ensure_state_root() -> Result<PathBuf> {
             my_uid()
         )));
     }
+    // One of ours left open (an older pglab made it 0755): closed again.
+    if meta.mode() & 0o077 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(format!("chmod 0700 {}", root.display()), e))?;
+    }
     Ok(root)
 }
 
