@@ -21,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let written = app.execute("INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 500) g", &[]).await?;
     // Replayed on the standby before the crash: nothing acknowledged is lost.
     primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
+    println!("before: {}", pglab::check::standby_data(primary, standby).await?);
 
     primary.kill(KillWhat::Postmaster).await?;
     standby.promote().await?;

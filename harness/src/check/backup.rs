@@ -45,6 +45,7 @@ async fn crontab(host: &Host) -> Result<String> {
     Ok(host.exec(Cmd::new(["crontab", "-l", "-u", "postgres"])).await?.stdout)
 }
 
+/// `postgres`'s crontab on `host` holds `line` (the nightly backup).
 pub async fn cron_line(host: &Host, line: &str) -> Result<String> {
     let tab = crontab(host).await?;
     if tab.lines().any(|l| l.trim() == line.trim()) {
@@ -78,6 +79,8 @@ pub async fn cron_fires(host: &Host, stanza: &str, metrics: &mut Metrics) -> Res
     Ok(format!("cron ran the backup command: new full backup {label}"))
 }
 
+/// `pgbackrest check` (archiving and configuration) and `verify` (the
+/// repository's contents) succeed for `stanza` from `host`.
 pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<String> {
     host.pgbackrest(Br::new(BrCommand::Check).stanza(stanza)).await?;
     let v = host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza)).await?;

@@ -1,6 +1,18 @@
 //! Built-in checks: each proves one outcome on the running lab through
 //! tokio-postgres and the host verbs (pgBackRest's own JSON included), and
-//! returns a named outcome. A check never calls the runner.
+//! says what it saw, or fails with what it saw instead. A check never calls
+//! the runner; each is a function you can call on your own lab's hosts.
+//!
+//! ```no_run
+//! # async fn demo() -> pglab::Result<()> {
+//! use pglab::prelude::*;
+//! let lab = ScenarioLab::new("tutorial").through("8-streaming").start().await?;
+//! let said = pglab::check::standby_data(lab.host("primary")?, lab.host("standby")?).await?;
+//! println!("{said}"); // standby in recovery, caught up with primary; 1 table(s) equal: ...
+//! pglab::check::check_and_verify(lab.host("primary")?, "tutorial").await?;
+//! lab.shutdown().await
+//! # }
+//! ```
 
 mod backup;
 mod pitr;
@@ -16,7 +28,11 @@ use crate::lab::{Host, Hosts};
 use crate::outcome::CheckOutcome;
 use crate::scenario::CheckDecl;
 
-pub use backup::full_backups;
+pub use backup::{check_and_verify, cron_fires, cron_line, full_backups, retention};
+pub use pitr::pitr;
+pub use replication::{not_streaming, same_data, standby_data, streaming};
+pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
+pub use writes::writes;
 
 /// Measurements a check reports besides its verdict.
 pub type Metrics = BTreeMap<String, f64>;

@@ -19,6 +19,10 @@ struct Target {
 
 const BATCH: i64 = 10;
 
+/// Point-in-time recovery of each target kind: rows and a target made on
+/// `primary`, the newest backup restored into `host` (given `like`'s
+/// pgBackRest client setup first), promoted, holding exactly the target's
+/// rows on a new timeline. Restore times go to metrics.
 pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str, kinds: &[PitrTarget], metrics: &mut Metrics) -> Result<String> {
     if let Some(like) = like {
         clone_client_setup(like, host).await?;

@@ -10,6 +10,9 @@ use crate::lab::{Host, Hosts};
 /// Ids shown in a failure, at most.
 const SHOWN: usize = 10;
 
+/// What a fault cost a background writer of the lab (`load = { writer }`):
+/// acknowledged commits missing on `host`, unknown outcomes, the failover
+/// gap; fails when more than `max_lost` are lost.
 pub async fn writes<L: Hosts>(lab: &L, writer: &str, host: &Host, max_lost: Option<u64>, metrics: &mut Metrics) -> Result<String> {
     let (table, log) = lab.workloads().stop(writer).await?;
     let present: BTreeSet<i64> = host.safe_psql(&format!("SELECT id FROM {table}")).await?.lines().filter_map(|l| l.parse().ok()).collect();
