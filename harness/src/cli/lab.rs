@@ -20,9 +20,10 @@ pub async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Re
     let progress = Progress::new(quiet);
     progress.phase(format!("images: {}", platforms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")));
     let builds = platforms.iter().map(|p| {
-        let phases = progress.phases(format!("image {p}"), image::BUILD_PHASES);
+        let image = HostImage::for_platform(*p);
+        let phases = image.phases(&progress);
         let docker = docker.clone();
-        async move { HostImage::for_platform(*p).ensure(&docker, force, &phases).await }
+        async move { image.ensure(&docker, force, &phases).await }
     });
     let ensured = futures_util::future::join_all(builds).await;
     progress.finish();
@@ -71,7 +72,7 @@ pub async fn up(platform: Platform, hosts: Vec<String>, foreground: bool, quiet:
     spec.keep = if foreground { Keep::Never } else { Keep::Always };
     spec.attended = foreground;
     progress.phase("starting lab");
-    let lab = crate::lab::up(&spec, &progress.phases(format!("image {platform}"), image::BUILD_PHASES)).await;
+    let lab = crate::lab::up(&spec, &HostImage::for_platform(platform).phases(&progress)).await;
     progress.finish();
     let lab = lab?;
     print_lab(&lab);

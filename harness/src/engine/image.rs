@@ -11,13 +11,13 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
-/// Prefix of a build's scratch directory (the rootfs tar and mmdebstrap's tree).
-pub const SCRATCH_PREFIX: &str = "pglab-build-";
-
 use super::{LABEL_IMAGE, LABEL_VERSION};
 use crate::error::{tail_lines, Error, Result};
 use crate::platform::{Base, Platform};
-use crate::progress::Phases;
+use crate::progress::{Phases, Progress};
+
+/// Prefix of a build's scratch directory (the rootfs tar and mmdebstrap's tree).
+pub const SCRATCH_PREFIX: &str = "pglab-build-";
 
 /// mmdebstrap's own phases (its `I:` lines) that a build shows.
 const MMDEBSTRAP_PHASES: [&str; 9] = [
@@ -33,7 +33,7 @@ const MMDEBSTRAP_PHASES: [&str; 9] = [
 ];
 
 /// How many phases a build shows: mmdebstrap's, the import, the layer, the end.
-pub const BUILD_PHASES: u64 = MMDEBSTRAP_PHASES.len() as u64 + 3;
+const BUILD_PHASES: u64 = MMDEBSTRAP_PHASES.len() as u64 + 3;
 
 /// A file of a recipe, embedded so the binary is self-contained and the
 /// content hash is exactly what gets built.
@@ -99,6 +99,22 @@ impl HostImage {
 
     pub fn reference(&self) -> String {
         format!("{}:{}", self.name, self.tag)
+    }
+
+    /// What this image was built from (its `pglab.built.*` labels): empty
+    /// for a recipe that cannot say (ubuntu-22.04).
+    pub async fn built(&self, docker: &Docker) -> Result<BTreeMap<String, String>> {
+        built(docker, &self.reference()).await
+    }
+
+    /// The line on which a build of this image shows its phases.
+    pub fn phases(&self, progress: &Progress) -> Phases {
+        progress.phases(format!("image {}", self.platform), BUILD_PHASES)
+    }
+
+    /// The labels every build of it carries: its platform and pglab's version.
+    fn own_labels(&self) -> HashMap<String, String> {
+        HashMap::from([(LABEL_IMAGE.to_string(), self.platform.name().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())])
     }
 
     pub async fn exists(&self, docker: &Docker) -> Result<bool> {
@@ -175,8 +191,7 @@ impl HostImage {
         let mut changes =
             vec!["ENV container=docker".to_string(), format!("CMD {}", serde_json::to_string(&self.platform.init_cmd()).expect("strings serialize"))];
         let mut labels = built_labels(&built);
-        labels.insert(LABEL_IMAGE.to_string(), self.platform.name().to_string());
-        labels.insert(LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string());
+        labels.extend(self.own_labels());
         changes.extend(labels.iter().map(|(k, v)| format!("LABEL {k}={}", serde_json::to_string(v).expect("strings serialize"))));
         let file = tokio::fs::File::open(&tar_path).await.map_err(|e| Error::io("opening rootfs.tar", e))?;
         let imported = docker
@@ -242,9 +257,7 @@ impl HostImage {
             });
         }
         progress.phase(format!("layer: Dockerfile FROM {base}"), true);
-        let labels =
-            HashMap::from([(LABEL_IMAGE.to_string(), self.platform.name().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())]);
-        self.build_dockerfile(docker, recipe(self.platform), base, Some(labels)).await
+        self.build_dockerfile(docker, recipe(self.platform), base, Some(self.own_labels())).await
     }
 
     /// Classic builder (no BuildKit: it asks a registry even for local bases).
@@ -332,14 +345,6 @@ pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
 
 fn built_of(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
     labels.iter().filter_map(|(k, v)| k.strip_prefix(LABEL_BUILT).map(|k| (k.to_string(), v.clone()))).collect()
-}
-
-impl HostImage {
-    /// What this image was built from (its `pglab.built.*` labels): empty
-    /// for a recipe that cannot say (ubuntu-22.04).
-    pub async fn built(&self, docker: &Docker) -> Result<BTreeMap<String, String>> {
-        built(docker, &self.reference()).await
-    }
 }
 
 /// What the image `reference` was built from (its `pglab.built.*` labels).

@@ -1,12 +1,10 @@
 //! A disposable lab: one private network, N systemd hosts on it, torn down
 //! exactly once on every path out (return, error, panic, signal).
 
-#[doc(hidden)]
-pub mod bench;
+mod bench;
 #[doc(hidden)]
 pub mod boot;
-#[doc(hidden)]
-pub mod cgroup;
+mod cgroup;
 mod exec;
 mod faults;
 #[doc(hidden)]
@@ -14,8 +12,7 @@ pub mod files;
 mod host;
 #[doc(hidden)]
 pub mod inventory;
-#[doc(hidden)]
-pub mod latency;
+mod latency;
 #[doc(hidden)]
 pub mod load;
 #[doc(hidden)]

@@ -131,12 +131,18 @@ pub async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progr
     Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| String::new())?;
     let docker = engine::connect().await?;
     progress.phase(format!("{}: image", scn.name));
-    HostImage::for_platform(platform).ensure(&docker, false, &progress.phases(format!("image {platform}"), image::BUILD_PHASES)).await?;
+    let image = HostImage::for_platform(platform);
+    image.ensure(&docker, false, &image.phases(progress)).await?;
     progress.phase(format!("{}: create lab", scn.name));
-    let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone()).collect();
-    let volumes =
-        scn.hosts.iter().map(|h| (h.name.get_ref().clone(), h.volumes.iter().map(|v| (v.path.clone(), i64::from(v.size_mb) << 20)).collect())).collect();
-    let spec = LabSpec { platform, hosts, volumes, keep: opts.keep, scenario: Some(scn.name.clone()), attended: true };
+    let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone());
+    let mut spec = LabSpec::new(platform, hosts).keep(opts.keep);
+    for h in &scn.hosts {
+        for v in &h.volumes {
+            spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb);
+        }
+    }
+    spec.scenario = Some(scn.name.clone());
+    spec.attended = true;
     let mut lab = Lab::start(&docker, &spec).await?;
     // After a signal the process stays until the report is written and the lab gone.
     let _hold = signals::hold();

@@ -228,15 +228,21 @@ impl VersionReq {
     }
 }
 
+/// The comparisons a requirement may write, two-character ones first.
+const VERSION_OPS: [(&str, std::cmp::Ordering, bool); 5] = [
+    ("<=", std::cmp::Ordering::Less, true),
+    (">=", std::cmp::Ordering::Greater, true),
+    ("<", std::cmp::Ordering::Less, false),
+    (">", std::cmp::Ordering::Greater, false),
+    ("=", std::cmp::Ordering::Equal, true),
+];
+
 impl TryFrom<String> for VersionReq {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         use std::cmp::Ordering::*;
         let t = s.trim();
-        let (op, or_equal, rest) = [("<=", Less, true), (">=", Greater, true), ("<", Less, false), (">", Greater, false), ("=", Equal, true)]
-            .into_iter()
-            .find_map(|(p, op, eq)| t.strip_prefix(p).map(|r| (op, eq, r)))
-            .unwrap_or((Equal, true, t));
+        let (op, or_equal, rest) = VERSION_OPS.into_iter().find_map(|(p, op, eq)| t.strip_prefix(p).map(|r| (op, eq, r))).unwrap_or((Equal, true, t));
         let version = crate::platform::dotted(rest)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| format!("`{s}` is not a version comparison such as \"< 14\" or \">= 2.55\""))?;
@@ -246,14 +252,7 @@ impl TryFrom<String> for VersionReq {
 
 impl std::fmt::Display for VersionReq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::cmp::Ordering::*;
-        let op = match (self.op, self.or_equal) {
-            (Less, false) => "<",
-            (Less, true) => "<=",
-            (Greater, false) => ">",
-            (Greater, true) => ">=",
-            (Equal, _) => "=",
-        };
+        let op = VERSION_OPS.iter().find(|(_, op, eq)| *op == self.op && *eq == self.or_equal).map_or("=", |(p, ..)| *p);
         write!(f, "{op} {}", self.version.iter().map(u32::to_string).collect::<Vec<_>>().join("."))
     }
 }
