@@ -229,6 +229,7 @@ pub struct ScenarioError {
     pub labels: Vec<LabeledSpan>,
     /// How to fix it, when pglab knows.
     #[help]
+    /// How to fix it, when it can be said.
     pub help: Option<String>,
     /// The file's other problems.
     #[related]
@@ -355,3 +356,38 @@ mod tests {
         assert_eq!(Error::Step { id: "8".into(), source: Box::new(Error::Check("x".into())) }.exit_code(), 1);
     }
 }
+
+/// One thing wrong in a scenario file, at its span.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Where, in bytes of the file (none: the file as a whole).
+    pub span: Option<std::ops::Range<usize>>,
+    /// What is wrong.
+    pub message: String,
+    /// The word under the span.
+    pub label: &'static str,
+    /// How to fix it, when it can be said.
+    pub help: Option<String>,
+    /// A second place that explains the first (where a duplicate was first used).
+    pub also: Option<Box<(std::ops::Range<usize>, &'static str)>>,
+}
+
+impl Problem {
+    /// A problem at `span`.
+    pub fn new(span: Option<std::ops::Range<usize>>, message: String, label: &'static str) -> Self {
+        Problem { span, message, label, help: None, also: None }
+    }
+
+    /// With a fix.
+    pub fn help(mut self, help: String) -> Self {
+        self.help = Some(help);
+        self
+    }
+
+    /// With a second place that explains it.
+    pub fn also(mut self, span: std::ops::Range<usize>, label: &'static str) -> Self {
+        self.also = Some(Box::new((span, label)));
+        self
+    }
+}
+

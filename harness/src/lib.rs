@@ -48,6 +48,7 @@
 //! imports nothing that runs; `progress` is what a person watching sees.
 //! Modules not shown in these docs are the CLI's and the harness's own.
 
+pub(crate) mod action;
 pub mod check;
 #[doc(hidden)]
 pub mod cli;
@@ -68,6 +69,8 @@ pub mod scenario;
 pub mod time;
 #[doc(hidden)]
 pub mod transcript;
+pub(crate) mod vars;
+pub mod vocab;
 
 pub use engine::image::HostImage;
 pub use error::{Error, Result};
@@ -81,6 +84,6 @@ pub mod prelude {
     pub use crate::lab::{Br, BrCommand, Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec, Lsn, LsnKind, StopMode};
     pub use crate::platform::Platform;
     pub use crate::run::ScenarioLab;
-    pub use crate::scenario::KillWhat;
+    pub use crate::vocab::{HostKind, KillWhat};
     pub use crate::time::Deadline;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::platform::Platform;
-use crate::scenario::{Defect, Role};
+use crate::vocab::{Defect, HostKind, Role};
 use crate::transcript::TranscriptEntry;
 
 /// How long each phase of `Lab::start` took, for reports.
@@ -36,6 +36,17 @@ pub enum StepStatus {
     Skipped,
 }
 
+impl CheckOutcome {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Passed
+    }
+
+    /// A check that failed before it could measure anything.
+    pub fn failed(name: impl Into<String>, evidence: String, at: Duration, elapsed: Duration) -> Self {
+        CheckOutcome { name: name.into(), verdict: Verdict::Failed, evidence, figures: Figures::default(), at, elapsed }
+    }
+}
+
 impl StepStatus {
     /// Four columns, for lines of finished steps.
     pub fn mark(self) -> &'static str {
@@ -58,6 +69,24 @@ impl StepStatus {
     }
 }
 
+/// What a step's action does to its host, as the report draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Not a fault.
+    No,
+    /// Breaks something on its host until an action that `Ends` one runs
+    /// there (`undo` names it, when one exists), or the run ends.
+    Starts {
+        /// The action that undoes it.
+        undo: Option<&'static str>,
+    },
+    /// Undoes a fault of its host.
+    Ends,
+    /// Breaks and mends within the step itself: the step is the window.
+    Within,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub id: String,
@@ -65,6 +94,8 @@ pub struct StepResult {
     pub host: String,
     pub user: String,
     pub action: String,
+    /// Whether the action is a fault, for the timeline.
+    pub fault: Fault,
     pub added: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defect: Option<Defect>,
@@ -82,14 +113,76 @@ pub struct StepResult {
     pub observed: String,
 }
 
+/// What a check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The property holds: the evidence says what was seen.
+    Passed,
+    /// It does not, or could not be shown: the evidence says why.
+    Failed,
+}
+
+/// What a figure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Milliseconds.
+    Ms,
+    /// A number of things (commits, inserts, rows).
+    Count,
+    /// Bytes.
+    Bytes,
+}
+
+impl Unit {
+    /// As a column header writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Ms => "ms",
+            Unit::Count => "",
+            Unit::Bytes => "B",
+        }
+    }
+}
+
+/// One measurement a check made, named, with its unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: Unit,
+}
+
+/// The figures of one check, in the order they were measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Figures(pub Vec<Figure>);
+
+impl Figures {
+    pub fn push(&mut self, name: impl Into<String>, value: f64, unit: Unit) {
+        self.0.push(Figure { name: name.into(), value, unit });
+    }
+
+    /// The value of the figure named `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|f| f.name == name).map(|f| f.value)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Figure> {
+        self.0.iter()
+    }
+}
+
 /// The result of one check, as reports show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckOutcome {
     pub name: String,
-    pub passed: bool,
-    pub detail: String,
+    pub verdict: Verdict,
+    /// What was seen: the proof when it passed, what was seen instead when not.
+    pub evidence: String,
     /// Measurements (ms, counts) for reports and benchmarks.
-    pub metrics: BTreeMap<String, f64>,
+    pub figures: Figures,
     /// When it started, from the start of the steps phase (a check may run
     /// beside steps).
     #[serde(rename = "at_ms", with = "crate::time::millis")]
@@ -133,6 +226,8 @@ impl Serialize for Phases {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostInfo {
     pub name: String,
+    /// What kind of host it is (`pg`, `repo`).
+    pub kind: HostKind,
     pub role: Role,
     pub ip: String,
 }

@@ -3,10 +3,99 @@
 
 use std::time::Instant;
 
-use super::{eq, Metrics};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{any, eq, ms_since, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
-use crate::lab::{Br, BrCommand, Cmd, Host};
+use crate::lab::{Br, BrCommand, Cmd, Host, Hosts};
+use crate::outcome::{Figures, Unit};
 use crate::time::{poll_until, Deadline, Probe};
+
+/// `backups` more full backups leave exactly `expect_full` full backups
+/// in `pgbackrest info`, and expiry moved the archive's start. Writes
+/// those backups to the repository.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Where pgBackRest backs up (the repository's side).
+    pub host: String,
+    /// The pgBackRest stanza.
+    pub stanza: String,
+    /// How many more full backups to take.
+    pub backups: u32,
+    /// How many full backups `repo1-retention-full` must leave.
+    pub expect_full: u32,
+}
+
+/// The postgres crontab on `host` holds this line. Writes nothing.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CronLine {
+    /// The host whose crontab it is.
+    pub host: String,
+    /// The crontab line, as `crontab -l` prints it.
+    pub line: String,
+}
+
+/// The nightly backup command, scheduled for every minute for a while,
+/// makes a new full backup (a minute or more: runs with `--slow`). Adds
+/// a line to the postgres crontab and puts the crontab back afterwards.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CronFires {
+    /// The host whose crontab it is.
+    pub host: String,
+    /// The stanza the line backs up.
+    pub stanza: String,
+}
+
+/// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pgbackrest {
+    /// Where to run them (the repository's side).
+    pub host: String,
+    /// The pgBackRest stanza.
+    pub stanza: String,
+}
+
+impl Proof for Retention {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![any("host", &self.host)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        retention(lab.host(&self.host)?, &self.stanza, self.backups, self.expect_full).await
+    }
+}
+
+impl Proof for CronLine {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![any("host", &self.host)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        cron_line(lab.host(&self.host)?, &self.line).await
+    }
+}
+
+impl Proof for CronFires {
+    const SLOW: bool = true;
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![any("host", &self.host)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        cron_fires(lab.host(&self.host)?, &self.stanza).await
+    }
+}
+
+impl Proof for Pgbackrest {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![any("host", &self.host)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        check_and_verify(lab.host(&self.host)?, &self.stanza).await
+    }
+}
 
 /// Labels of the full backups in a stanza's `pgbackrest info`.
 pub fn full_backups(info: &serde_json::Value) -> Vec<String> {
@@ -22,14 +111,15 @@ fn full_backup(stanza: &str) -> Br {
 
 /// `backups` more full backups leave `expect_full`, and expiry moved the
 /// archive's start.
-pub async fn retention(host: &Host, stanza: &str, backups: u32, expect_full: u32, metrics: &mut Metrics) -> Result<String> {
+pub async fn retention(host: &Host, stanza: &str, backups: u32, expect_full: u32) -> Result<Evidence> {
+    let mut figures = Figures::default();
     let before = host.backup_info(stanza).await?;
     let archive_min = |i: &serde_json::Value| i["archive"][0]["min"].as_str().unwrap_or("").to_string();
     let min_before = archive_min(&before);
     for n in 1..=backups {
         let t = Instant::now();
         host.pgbackrest(full_backup(stanza)).await?;
-        metrics.insert(format!("backup_{n}_ms"), t.elapsed().as_secs_f64() * 1000.0);
+        figures.push(format!("backup_{n}"), ms_since(t), Unit::Ms);
     }
     let after = host.backup_info(stanza).await?;
     let fulls = full_backups(&after);
@@ -38,7 +128,8 @@ pub async fn retention(host: &Host, stanza: &str, backups: u32, expect_full: u32
     if min_after <= min_before {
         return Err(Error::Check(format!("archive min did not advance with expiry: {min_before} -> {min_after}")));
     }
-    Ok(format!("{backups} full backups taken, {} kept ({}); archive min {min_before} -> {min_after}", fulls.len(), fulls.join(", ")))
+    let said = format!("{backups} full backups taken, {} kept ({}); archive min {min_before} -> {min_after}", fulls.len(), fulls.join(", "));
+    Ok(Evidence::new(said).with(figures))
 }
 
 async fn crontab(host: &Host) -> Result<String> {
@@ -46,10 +137,10 @@ async fn crontab(host: &Host) -> Result<String> {
 }
 
 /// `postgres`'s crontab on `host` holds `line` (the nightly backup).
-pub async fn cron_line(host: &Host, line: &str) -> Result<String> {
+pub async fn cron_line(host: &Host, line: &str) -> Result<Evidence> {
     let tab = crontab(host).await?;
     if tab.lines().any(|l| l.trim() == line.trim()) {
-        Ok(format!("postgres crontab on {} holds `{line}`", host.name))
+        Ok(format!("postgres crontab on {} holds `{line}`", host.name).into())
     } else {
         Err(Error::Check(format!("postgres crontab lacks `{line}`; it holds:\n{tab}")))
     }
@@ -57,7 +148,7 @@ pub async fn cron_line(host: &Host, line: &str) -> Result<String> {
 
 /// Adds the backup line for every minute, waits for the backup it makes,
 /// and puts the crontab back.
-pub async fn cron_fires(host: &Host, stanza: &str, metrics: &mut Metrics) -> Result<String> {
+pub async fn cron_fires(host: &Host, stanza: &str) -> Result<Evidence> {
     let before = full_backups(&host.backup_info(stanza).await?);
     let saved = crontab(host).await?;
     let every_minute = format!("* * * * * {}\n", full_backup(stanza).argv().join(" "));
@@ -75,17 +166,18 @@ pub async fn cron_fires(host: &Host, stanza: &str, metrics: &mut Metrics) -> Res
     .await;
     host.exec(Cmd::new(["crontab", "-u", "postgres", "-"]).stdin(saved).display("crontab -u postgres - (restore the original)")).await?;
     let label = seen?;
-    metrics.insert("cron_wait_ms".into(), t.elapsed().as_secs_f64() * 1000.0);
-    Ok(format!("cron ran the backup command: new full backup {label}"))
+    let mut figures = Figures::default();
+    figures.push("cron_wait", ms_since(t), Unit::Ms);
+    Ok(Evidence::new(format!("cron ran the backup command: new full backup {label}")).with(figures))
 }
 
 /// `pgbackrest check` (archiving and configuration) and `verify` (the
 /// repository's contents) succeed for `stanza` from `host`.
-pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<String> {
+pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<Evidence> {
     host.pgbackrest(Br::new(BrCommand::Check).stanza(stanza)).await?;
     let v = host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza)).await?;
     if v.combined().contains("ERROR") {
         return Err(Error::Check(format!("pgbackrest verify reported errors:\n{}", v.combined())));
     }
-    Ok(format!("pgbackrest check and verify succeed for stanza {stanza}"))
+    Ok(format!("pgbackrest check and verify succeed for stanza {stanza}").into())
 }

@@ -7,8 +7,8 @@
 //! # async fn demo() -> pglab::Result<()> {
 //! use pglab::prelude::*;
 //! let lab = ScenarioLab::new("tutorial").through("8-streaming").start().await?;
-//! let said = pglab::check::standby_data(lab.host("primary")?, lab.host("standby")?).await?;
-//! println!("{said}"); // standby in recovery, caught up with primary; 1 table(s) equal: ...
+//! let seen = pglab::check::standby_data(lab.host("primary")?, lab.host("standby")?).await?;
+//! println!("{seen}"); // standby in recovery, caught up with primary; 1 table(s) equal: ...
 //! pglab::check::check_and_verify(lab.host("primary")?, "tutorial").await?;
 //! lab.shutdown().await
 //! # }
@@ -20,13 +20,16 @@ mod replication;
 mod security;
 mod writes;
 
-use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lab::{Host, Hosts};
-use crate::outcome::CheckOutcome;
-use crate::scenario::CheckDecl;
+use crate::outcome::{CheckOutcome, Figures, Verdict};
+use crate::vocab::Needs;
 
 pub use backup::{check_and_verify, cron_fires, cron_line, full_backups, retention};
 pub use pitr::pitr;
@@ -34,8 +37,41 @@ pub use replication::{not_streaming, same_data, standby_data, streaming};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
 pub use writes::writes;
 
-/// Measurements a check reports besides its verdict.
-pub type Metrics = BTreeMap<String, f64>;
+pub(crate) use pitr::Pitr;
+
+/// What a check saw when it passed: a sentence, and figures with units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    /// What was seen, in a sentence or two.
+    pub said: String,
+    /// What was measured on the way.
+    pub figures: Figures,
+}
+
+impl Evidence {
+    /// Evidence of what was seen, with figures to follow.
+    pub fn new(said: impl Into<String>) -> Self {
+        Evidence { said: said.into(), figures: Figures::default() }
+    }
+
+    /// The same evidence with these figures.
+    pub fn with(mut self, figures: Figures) -> Self {
+        self.figures = figures;
+        self
+    }
+}
+
+impl From<String> for Evidence {
+    fn from(said: String) -> Self {
+        Evidence::new(said)
+    }
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.said)
+    }
+}
 
 /// Named equality, the building block of checks.
 pub fn eq<T: PartialEq + std::fmt::Debug>(name: &str, got: T, want: T) -> Result<()> {
@@ -46,48 +82,118 @@ pub fn eq<T: PartialEq + std::fmt::Debug>(name: &str, got: T, want: T) -> Result
     }
 }
 
-/// Runs one check; its `at` is left for the caller, who knows the clock.
-pub async fn run<L: Hosts>(lab: &L, decl: &CheckDecl) -> CheckOutcome {
-    let start = Instant::now();
-    let mut metrics = Metrics::new();
-    let result = dispatch(lab, decl, &mut metrics).await;
-    let (passed, detail) = match result {
-        Ok(d) => (true, d),
-        Err(e) => (false, lab.transcript().redact(&e.to_string())),
-    };
-    CheckOutcome { name: decl.name().to_string(), passed, detail, metrics, at: Duration::ZERO, elapsed: start.elapsed() }
+/// A host a check names, by the key that names it, and what it needs of it.
+pub(crate) struct Uses<'a> {
+    pub key: &'static str,
+    pub host: &'a str,
+    pub needs: Needs,
 }
 
-async fn dispatch<L: Hosts>(lab: &L, decl: &CheckDecl, metrics: &mut Metrics) -> Result<String> {
-    match decl {
-        CheckDecl::StandbyData { primary, standby } => replication::standby_data(lab.host(primary)?, lab.host(standby)?).await,
-        CheckDecl::Streaming { primary, standby, inserts, deadline_s } => {
-            replication::streaming(lab.host(primary)?, lab.host(standby)?, *inserts, Duration::from_secs(*deadline_s), metrics).await
-        }
-        CheckDecl::SameData { primary, copy } => replication::same_data(lab.host(primary)?, lab.host(copy)?).await,
-        CheckDecl::NotStreaming { standby, log } => replication::not_streaming(lab.host(standby)?, log).await,
-        CheckDecl::Pitr { primary, target_host, like, stanza, targets } => {
-            let like = like.as_deref().filter(|l| l != target_host).map(|l| lab.host(l)).transpose()?;
-            pitr::pitr(lab.host(primary)?, lab.host(target_host)?, like, stanza, targets, metrics).await
-        }
-        CheckDecl::Retention { host, stanza, backups, expect_full } => backup::retention(lab.host(host)?, stanza, *backups, *expect_full, metrics).await,
-        CheckDecl::CronLine { host, line } => backup::cron_line(lab.host(host)?, line).await,
-        CheckDecl::CronFires { host, stanza } => backup::cron_fires(lab.host(host)?, stanza, metrics).await,
-        CheckDecl::Pgbackrest { host, stanza } => backup::check_and_verify(lab.host(host)?, stanza).await,
-        CheckDecl::ReplicationRole { host, role } => security::replication_role(lab.host(host)?, role).await,
-        CheckDecl::HbaRefuses { primary, standby, outsider, role } => {
-            security::hba_refuses(lab.host(primary)?, lab.host(standby)?, lab.host(outsider)?, role).await
-        }
-        CheckDecl::NoRouteOut { hosts } => {
-            let hosts = hosts.iter().map(|h| lab.host(h)).collect::<Result<Vec<_>>>()?;
-            security::no_route_out(&hosts).await
-        }
-        CheckDecl::SshKeys { hosts } => {
-            let hosts = hosts.iter().map(|h| lab.host(h)).collect::<Result<Vec<_>>>()?;
-            security::ssh_keys(&hosts).await
-        }
-        CheckDecl::Writes { writer, host, max_lost } => writes::writes(lab, writer, lab.host(host)?, *max_lost, metrics).await,
+fn pg<'a>(key: &'static str, host: &'a str) -> Uses<'a> {
+    Uses { key, host, needs: Needs::Postgres }
+}
+
+fn any<'a>(key: &'static str, host: &'a str) -> Uses<'a> {
+    Uses { key, host, needs: Needs::Any }
+}
+
+/// One built-in check: implemented by each check's parameter type, beside
+/// the function that proves it.
+pub(crate) trait Proof {
+    /// Takes a minute or more; runs with `--slow` / `PGLAB_SLOW=1`.
+    const SLOW: bool = false;
+    /// Parameters that are regexes (a variable's value matches literally there).
+    const REGEX_PARAMS: &'static [&'static str] = &[];
+    /// The hosts it names.
+    fn uses(&self) -> Vec<Uses<'_>>;
+    /// What is wrong with its parameters beyond their types, by key.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
+    /// Proves it on the lab.
+    fn prove<L: Hosts>(&self, lab: &L) -> impl Future<Output = Result<Evidence>> + Send;
+}
+
+/// The one registration table: a line per check, `name => Variant(type)`.
+macro_rules! checks {
+    ($($key:literal => $variant:ident($ty:ty),)*) => {
+        /// A built-in check and its parameters. In the file the name is the
+        /// `check` key beside them.
+        #[derive(Debug, Deserialize, Serialize, Clone, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        #[schemars(tag = "check")]
+        pub(crate) enum CheckDecl {
+            $(#[serde(rename = $key)] $variant($ty),)*
+        }
+
+        impl CheckDecl {
+            /// Every check's name, in the table's order.
+            pub const NAMES: &'static [&'static str] = &[$($key),*];
+
+            pub fn name(&self) -> &'static str {
+                match self { $(CheckDecl::$variant(_) => $key,)* }
+            }
+
+            pub fn is_slow(&self) -> bool {
+                match self { $(CheckDecl::$variant(_) => <$ty as Proof>::SLOW,)* }
+            }
+
+            pub fn regex_params(&self) -> &'static [&'static str] {
+                match self { $(CheckDecl::$variant(_) => <$ty as Proof>::REGEX_PARAMS,)* }
+            }
+
+            pub fn uses(&self) -> Vec<Uses<'_>> {
+                match self { $(CheckDecl::$variant(c) => c.uses(),)* }
+            }
+
+            pub fn problems(&self) -> Vec<(&'static str, String)> {
+                match self { $(CheckDecl::$variant(c) => c.problems(),)* }
+            }
+
+            async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+                match self { $(CheckDecl::$variant(c) => c.prove(lab).await,)* }
+            }
+        }
+    };
+}
+
+checks! {
+    "standby_data" => StandbyData(replication::StandbyData),
+    "streaming" => Streaming(replication::Streaming),
+    "not_streaming" => NotStreaming(replication::NotStreaming),
+    "pitr" => Pitr(pitr::Pitr),
+    "retention" => Retention(backup::Retention),
+    "cron_line" => CronLine(backup::CronLine),
+    "cron_fires" => CronFires(backup::CronFires),
+    "writes" => Writes(writes::Writes),
+    "replication_role" => ReplicationRole(security::ReplicationRole),
+    "hba_refuses" => HbaRefuses(security::HbaRefuses),
+    "no_route_out" => NoRouteOut(security::NoRouteOut),
+    "ssh_keys" => SshKeys(security::SshKeys),
+    "same_data" => SameData(replication::SameData),
+    "pgbackrest" => Pgbackrest(backup::Pgbackrest),
+}
+
+impl CheckDecl {
+    /// Hosts the check uses, by the key that names each.
+    pub fn hosts(&self) -> Vec<(&'static str, &str)> {
+        self.uses().into_iter().map(|u| (u.key, u.host)).collect()
+    }
+}
+
+/// Runs one check; its `at` is left for the caller, who knows the clock.
+pub(crate) async fn run<L: Hosts>(lab: &L, decl: &CheckDecl) -> CheckOutcome {
+    let start = Instant::now();
+    let (verdict, evidence, figures) = match decl.prove(lab).await {
+        Ok(e) => (Verdict::Passed, e.said, e.figures),
+        Err(e) => (Verdict::Failed, lab.transcript().redact(&e.to_string()), Figures::default()),
+    };
+    CheckOutcome { name: decl.name().to_string(), verdict, evidence, figures, at: Duration::ZERO, elapsed: start.elapsed() }
+}
+
+/// Milliseconds since `t`, as a figure's value.
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Leaves the primary as a check found it: its table gone and no dirty

@@ -4,11 +4,58 @@
 
 use std::time::Instant;
 
-use super::{drop_and_checkpoint, eq, Metrics};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{any, drop_and_checkpoint, eq, ms_since, pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
-use crate::lab::{Br, BrCommand, Cmd, Host, StopMode};
-use crate::scenario::PitrTarget;
+use crate::lab::{Br, BrCommand, Cmd, Host, Hosts, StopMode};
+use crate::outcome::{Figures, Unit};
+use crate::vocab::PitrTarget;
 use crate::time::Deadline;
+
+/// Point-in-time recovery: on the primary, batches of rows with a target
+/// recorded after each (a restore point `pglab_pitr_N`, a time, an xid,
+/// an LSN), then more rows and a DELETE; then for each target a restore
+/// of the newest backup (fixed when the check starts) into `target_host`,
+/// promoted, must hold exactly the rows of its target on a new timeline.
+/// Writes table `pglab_pitr` on the primary (dropped at the end, with a
+/// checkpoint) and replaces `target_host`'s cluster.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pitr {
+    /// The host that takes the writes the targets are recorded between.
+    pub primary: String,
+    /// Host restored into; it ends promoted. A spare host keeps the
+    /// standby a standby.
+    pub target_host: String,
+    /// For a spare host: the host whose pgBackRest client setup the target
+    /// gets first (/etc/pgbackrest.conf and ~postgres/.ssh: keys and
+    /// known_hosts). pgBackRest itself is installed there if missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like: Option<String>,
+    /// The pgBackRest stanza (`{stanza}` when the scenario has that var).
+    pub stanza: String,
+    /// Which kinds of target to restore to, in this order.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<PitrTarget>,
+}
+
+impl Proof for Pitr {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        let mut u = vec![pg("primary", &self.primary), pg("target_host", &self.target_host)];
+        u.extend(self.like.as_deref().map(|l| any("like", l)));
+        u
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        let like = self.like.as_deref().filter(|l| *l != self.target_host).map(|l| lab.host(l)).transpose()?;
+        pitr(lab.host(&self.primary)?, lab.host(&self.target_host)?, like, &self.stanza, &self.targets).await
+    }
+}
+
+fn default_targets() -> Vec<PitrTarget> {
+    PitrTarget::ALL.to_vec()
+}
 
 /// A point to recover to, and the rows that exist there.
 struct Target {
@@ -22,8 +69,9 @@ const BATCH: i64 = 10;
 /// Point-in-time recovery of each target kind: rows and a target made on
 /// `primary`, the newest backup restored into `host` (given `like`'s
 /// pgBackRest client setup first), promoted, holding exactly the target's
-/// rows on a new timeline. Restore times go to metrics.
-pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str, kinds: &[PitrTarget], metrics: &mut Metrics) -> Result<String> {
+/// rows on a new timeline. Restore times are its figures.
+pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str, kinds: &[PitrTarget]) -> Result<Evidence> {
+    let mut figures = Figures::default();
     if let Some(like) = like {
         clone_client_setup(like, host).await?;
     }
@@ -35,18 +83,18 @@ pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str
     for t in &targets {
         let started = Instant::now();
         restore_to(host, stanza, &set, t).await?;
-        let restore_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let restore_ms = ms_since(started);
         let got = host.safe_psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM pglab_pitr").await?;
         eq(&format!("rows after restore to {} {}", t.kind, t.value), got.as_str(), t.expected_ids.as_str())?;
         let tli = timeline(host).await?;
         if tli <= primary_tli {
             return Err(Error::Check(format!("{} target: timeline {tli} is not newer than the primary's {primary_tli}", t.kind)));
         }
-        metrics.insert(format!("restore_{}_ms", t.kind), restore_ms);
+        figures.push(format!("restore_{}", t.kind), restore_ms, Unit::Ms);
         let rows = got.split(',').filter(|s| !s.is_empty()).count();
         lines.push(format!("{}: {rows} rows, timeline {tli}, {:.1}s", t.kind, restore_ms / 1000.0));
     }
-    Ok(format!("restored {set} into {}: {}", host.name, lines.join("; ")))
+    Ok(Evidence::new(format!("restored {set} into {}: {}", host.name, lines.join("; "))).with(figures))
 }
 
 /// Writes a batch per target and records the target after it; then a batch

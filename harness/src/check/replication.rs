@@ -3,10 +3,115 @@
 
 use std::time::{Duration, Instant};
 
-use super::{drop_and_checkpoint, eq, Metrics};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{drop_and_checkpoint, eq, pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
-use crate::lab::{Host, LsnKind};
+use crate::lab::{Host, Hosts, LsnKind};
+use crate::outcome::{Figures, Unit};
 use crate::time::{poll_every, Deadline, Probe};
+
+/// The standby is in recovery, streams, has replayed the primary's
+/// position, and every user table's row count and checksum match.
+/// Writes nothing.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyData {
+    /// The host that takes writes.
+    pub primary: String,
+    /// The host that must have the data.
+    pub standby: String,
+}
+
+/// The standby streams (a walsender for it on the primary), then
+/// `inserts` single-row inserts are each seen on the standby, no backup
+/// taken; latency p50/p95/max go to the report. Writes table
+/// `pglab_stream` on the primary, then drops it and checkpoints.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Streaming {
+    /// The host that takes the inserts.
+    pub primary: String,
+    /// The host that must see them.
+    pub standby: String,
+    /// How many inserts to time.
+    #[serde(default = "default_inserts")]
+    pub inserts: u32,
+    /// Seconds each insert may take to show up on the standby.
+    #[serde(default = "default_deadline")]
+    pub deadline_s: u64,
+}
+
+/// The standby has no WAL receiver, and its PostgreSQL log says why in a
+/// line written while the check runs. Writes nothing.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotStreaming {
+    /// The host that should stream but does not.
+    pub standby: String,
+    /// Regex for that log line.
+    pub log: String,
+}
+
+/// Every user table of `copy` has the rows and checksum it has on
+/// `primary`: for a host restored to a point after which the primary
+/// changed none of them. Writes nothing.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SameData {
+    /// The source of truth.
+    pub primary: String,
+    /// The restored host.
+    pub copy: String,
+}
+
+impl Proof for StandbyData {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![pg("primary", &self.primary), pg("standby", &self.standby)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        standby_data(lab.host(&self.primary)?, lab.host(&self.standby)?).await
+    }
+}
+
+impl Proof for SameData {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![pg("primary", &self.primary), pg("copy", &self.copy)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        same_data(lab.host(&self.primary)?, lab.host(&self.copy)?).await
+    }
+}
+
+impl Proof for Streaming {
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![pg("primary", &self.primary), pg("standby", &self.standby)]
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        streaming(lab.host(&self.primary)?, lab.host(&self.standby)?, self.inserts, Duration::from_secs(self.deadline_s)).await
+    }
+}
+
+impl Proof for NotStreaming {
+    const REGEX_PARAMS: &'static [&'static str] = &["log"];
+    fn uses(&self) -> Vec<Uses<'_>> {
+        vec![pg("standby", &self.standby)]
+    }
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        regex::Regex::new(&self.log).err().map(|e| ("log", format!("not a valid regex: {e}"))).into_iter().collect()
+    }
+    async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
+        not_streaming(lab.host(&self.standby)?, &self.log).await
+    }
+}
+
+fn default_inserts() -> u32 {
+    100
+}
+fn default_deadline() -> u64 {
+    10
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -18,17 +123,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// In recovery, streaming, caught up, and every user table equal (count and
 /// an order-independent checksum).
-pub async fn standby_data(primary: &Host, standby: &Host) -> Result<String> {
+pub async fn standby_data(primary: &Host, standby: &Host) -> Result<Evidence> {
     eq("pg_is_in_recovery() on the standby", standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
     primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
     let summary = tables_equal(primary, standby).await?;
-    Ok(format!("{} in recovery, caught up with {}; {summary}", standby.name, primary.name))
+    Ok(format!("{} in recovery, caught up with {}; {summary}", standby.name, primary.name).into())
 }
 
 /// Every user table of `copy` has the rows and checksum it has on `primary`:
 /// a host restored to a point after which the primary changed nothing.
-pub async fn same_data(primary: &Host, copy: &Host) -> Result<String> {
-    Ok(format!("{} equals {}: {}", copy.name, primary.name, tables_equal(primary, copy).await?))
+pub async fn same_data(primary: &Host, copy: &Host) -> Result<Evidence> {
+    Ok(format!("{} equals {}: {}", copy.name, primary.name, tables_equal(primary, copy).await?).into())
 }
 
 /// Compares every user table of `primary` with `other`: row count and a
@@ -55,8 +160,8 @@ async fn tables_equal(primary: &Host, other: &Host) -> Result<String> {
 }
 
 /// Streaming, then `inserts` single-row inserts, each polled on the standby
-/// until visible; no backup in between. Latency percentiles go to metrics.
-pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: Duration, metrics: &mut Metrics) -> Result<String> {
+/// until visible; no backup in between. Latency percentiles are its figures.
+pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: Duration) -> Result<Evidence> {
     standby.wait_for_streaming(Deadline::standard()).await?;
     let senders = primary.safe_psql(&format!("SELECT count(*) FROM pg_stat_replication WHERE client_addr = '{}' AND state = 'streaming'", standby.ip)).await?;
     eq(&format!("walsenders streaming to {} on the primary", standby.ip), senders.as_str(), "1")?;
@@ -78,20 +183,22 @@ pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: D
     drop_and_checkpoint(primary, "pglab_stream").await?;
     lat.sort_by(|a, b| a.total_cmp(b));
     let (p50, p95, max) = (percentile(&lat, 50.0), percentile(&lat, 95.0), *lat.last().unwrap_or(&f64::NAN));
-    metrics.insert("inserts".into(), inserts as f64);
-    metrics.insert("latency_p50_ms".into(), p50);
-    metrics.insert("latency_p95_ms".into(), p95);
-    metrics.insert("latency_max_ms".into(), max);
-    Ok(format!("streaming; {inserts} inserts each visible on {} without a backup: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms", standby.name))
+    let mut figures = Figures::default();
+    figures.push("inserts", inserts as f64, Unit::Count);
+    figures.push("latency_p50", p50, Unit::Ms);
+    figures.push("latency_p95", p95, Unit::Ms);
+    figures.push("latency_max", max, Unit::Ms);
+    let said = format!("streaming; {inserts} inserts each visible on {} without a backup: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms", standby.name);
+    Ok(Evidence::new(said).with(figures))
 }
 
 /// No WAL receiver, and the log says why in a line written while the check
 /// runs (the WAL receiver retries every few seconds), not an old one.
-pub async fn not_streaming(standby: &Host, log: &str) -> Result<String> {
+pub async fn not_streaming(standby: &Host, log: &str) -> Result<Evidence> {
     let offset = standby.log_offset().await?;
     let line = standby.wait_for_log(log, offset, Deadline::standard()).await?;
     eq("WAL receivers on the standby", standby.safe_psql("SELECT count(*) FROM pg_stat_wal_receiver").await?.as_str(), "0")?;
-    Ok(format!("no WAL receiver on {}; its log says now: {}", standby.name, line.trim()))
+    Ok(format!("no WAL receiver on {}; its log says now: {}", standby.name, line.trim()).into())
 }
 
 #[cfg(test)]

@@ -214,10 +214,10 @@ fn print_report(r: &RunReport, dir: &Path) {
     for c in &r.checks {
         out(format_args!(
             "  {} check {:<18} {:>6} ms  {}",
-            if c.passed { "ok  " } else { "FAIL" },
+            if c.passed() { "ok  " } else { "FAIL" },
             c.name,
             c.elapsed.as_millis(),
-            c.detail.lines().next().unwrap_or("")
+            c.evidence.lines().next().unwrap_or("")
         ));
     }
     let base = dir.join(r.file_stem());

@@ -31,6 +31,8 @@ pub const LABEL_OWNER: &str = "pglab.owner";
 pub const LABEL_KEEP: &str = "pglab.keep";
 /// Host name inside the lab.
 pub const LABEL_HOST: &str = "pglab.host";
+/// The host's kind (`pg`, `repo`).
+pub const LABEL_KIND: &str = "pglab.kind";
 /// Scenario a lab was started for, for `pglab list`.
 pub const LABEL_SCENARIO: &str = "pglab.scenario";
 /// Unix time a lab was created.

@@ -8,14 +8,14 @@
 use std::time::Instant;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions, RemoveContainerOptions};
+use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RestartContainerOptionsBuilder};
 
 use super::exec::{self, Cmd};
 use super::host::Host;
 use crate::engine::image::HostImage;
 use crate::engine::LABEL_HOST;
 use crate::error::{Error, Result};
-use crate::scenario::KillWhat;
+use crate::vocab::KillWhat;
 use crate::time::{poll_until, Deadline, Probe};
 
 /// Who the transcript shows for what the harness does through the engine.
@@ -123,6 +123,27 @@ impl Host {
         }
         *self.client.lock().await = None;
         Ok(())
+    }
+
+    /// Restarts the whole host through the engine: systemd shuts down
+    /// cleanly (its stop signal), the container starts again, systemd boots,
+    /// and the host is ready again as its kind says (the cluster back, for a
+    /// `pg` host). Partitions and latency of the host go with the old
+    /// network namespace; it is sealed again. Its address must stay, since
+    /// configs hold it.
+    pub async fn restart_host(&self) -> Result<()> {
+        let t = Instant::now();
+        *self.client.lock().await = None;
+        let opts = RestartContainerOptionsBuilder::new().t(30).build();
+        self.docker.restart_container(&self.container, Some(opts)).await.map_err(|e| Error::docker(format!("restart {}", self.container), e))?;
+        let ip = super::container_ip(&self.docker, &self.container, &crate::engine::network_name(&self.lab)).await?;
+        if ip != self.ip {
+            return Err(Error::Other(format!("{} came back at {ip}, not {}: configs that hold its address no longer reach it", self.name, self.ip)));
+        }
+        self.note(ENGINE, &format!("docker restart {}", self.container), &format!("back at {ip}"), t.elapsed());
+        super::boot::wait_for_host_boot(self).await?;
+        self.seal().await?;
+        super::kind::spec(self.kind).ready(self).await
     }
 
     async fn wait_for_host_stopped(&self) -> Result<()> {

@@ -13,6 +13,7 @@ use super::exec::{self, Cmd, ExecOutput};
 use super::route::Route;
 use crate::error::{tail_lines, Error, ExecFailure, Result};
 use crate::platform::Platform;
+use crate::vocab::{HostKind, Needs};
 use crate::time::{poll_until, Deadline, Probe};
 use crate::transcript::Transcript;
 
@@ -35,9 +36,21 @@ pub struct Host {
     pub ip: Ipv4Addr,
     /// What it runs (paths, versions, units come from here).
     pub platform: Platform,
+    /// What kind of host it is: which verbs it has.
+    pub kind: HostKind,
     pub(super) docker: Docker,
     transcript: Transcript,
     pub(super) client: Mutex<Option<Client>>,
+}
+
+/// Where a host is: what [`Host`] is made from, besides the engine.
+pub(crate) struct Placement {
+    pub name: String,
+    pub kind: HostKind,
+    pub lab: String,
+    pub container: String,
+    pub ip: Ipv4Addr,
+    pub platform: Platform,
 }
 
 /// Result of a query whose failure is expected and inspected.
@@ -78,11 +91,12 @@ impl Host {
     /// # Ok(()) }
     /// ```
     pub async fn client(&self) -> Result<Client> {
-        self.route().connect(crate::time::default_timeout()).await
+        self.connect().await
     }
 
-    pub(crate) fn new(name: String, lab: String, container: String, ip: Ipv4Addr, platform: Platform, docker: Docker, transcript: Transcript) -> Self {
-        Host { name, lab, container, ip, platform, docker, transcript, client: Mutex::new(None) }
+    pub(crate) fn new(at: Placement, docker: Docker, transcript: Transcript) -> Self {
+        let Placement { name, kind, lab, container, ip, platform } = at;
+        Host { name, lab, container, ip, platform, kind, docker, transcript, client: Mutex::new(None) }
     }
 
     /// The lab's record of commands, shared by its hosts.
@@ -154,7 +168,16 @@ impl Host {
     /// engine, seconds when many labs boot at once (8 labs on 2 cores went
     /// past 5 s), so the limit is the standard deadline's, not a test of speed.
     async fn connect(&self) -> Result<Client> {
+        self.runs_postgres()?;
         self.route().connect(crate::time::default_timeout()).await
+    }
+
+    /// An error unless this kind of host runs PostgreSQL.
+    fn runs_postgres(&self) -> Result<()> {
+        match super::kind::spec(self.kind).has(Needs::Postgres) {
+            true => Ok(()),
+            false => Err(Error::Usage(format!("{} is a `{}` host ({}): it has no PostgreSQL to talk to", self.name, self.kind, super::kind::spec(self.kind).about()))),
+        }
     }
 
     fn sql_error(&self, sql: &str, e: tokio_postgres::Error) -> Error {

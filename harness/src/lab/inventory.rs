@@ -151,6 +151,8 @@ pub struct LabSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostSummary {
     pub host: String,
+    /// Its kind, from its label (labs of older pglab: `pg`).
+    pub kind: crate::vocab::HostKind,
     pub container: String,
     pub state: String,
     /// Address on the lab's network (empty when stopped).
@@ -189,6 +191,7 @@ pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         let ip = c.network_settings.and_then(|n| n.networks).and_then(|n| n.get(&network_name(&lab)).and_then(|e| e.ip_address.clone())).unwrap_or_default();
         labs.get_mut(&lab).expect("inserted").hosts.push(HostSummary {
             host: labels.get(LABEL_HOST).cloned().unwrap_or_default(),
+            kind: crate::vocab::HostKind::ALL.into_iter().find(|k| labels.get(crate::engine::LABEL_KIND).is_some_and(|l| l == k.name())).unwrap_or_default(),
             container: name,
             state: c.state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
             ip,

@@ -10,6 +10,7 @@ mod faults;
 #[doc(hidden)]
 pub mod files;
 mod host;
+pub(crate) mod kind;
 #[doc(hidden)]
 pub mod inventory;
 mod latency;
@@ -26,9 +27,10 @@ pub mod sampler;
 #[doc(hidden)]
 pub mod signals;
 
-pub use crate::scenario::{KillWhat, StopMode};
+pub use crate::vocab::{HostKind, KillWhat, StopMode};
 pub use exec::{Cmd, ExecOutput};
 pub use host::{Host, PsqlOutcome};
+use host::Placement;
 pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
 // The harness's own machinery, public for its CLI and tests.
@@ -45,7 +47,7 @@ pub use route::{Route, HARNESS_USER};
 #[doc(hidden)]
 pub use sampler::LagSampler;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -58,11 +60,10 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use crate::engine::image::HostImage;
-use crate::engine::{self, container_name, lab_labels, network_name, LABEL_HOST};
+use crate::engine::{self, container_name, lab_labels, network_name, LABEL_HOST, LABEL_KIND};
 use crate::error::{Error, Result};
 use crate::outcome::StartTimings;
 use crate::platform::Platform;
-use crate::time::Deadline;
 use crate::transcript::Transcript;
 
 /// The hosts of a lab, started by this process or found on the engine: steps
@@ -123,15 +124,24 @@ pub enum Keep {
     Always,
 }
 
+/// One host to start: its name, its kind, its own small filesystems.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// Its container's hostname, resolved by the others.
+    pub name: String,
+    /// What runs there.
+    pub kind: HostKind,
+    /// Small filesystems (tmpfs): path and size in bytes.
+    pub volumes: Vec<(String, i64)>,
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct LabSpec {
     /// What every host runs.
     pub platform: Platform,
-    /// Host names: each is its container's hostname, resolved by the others.
-    pub hosts: Vec<String>,
-    /// Small filesystems (tmpfs) per host: path and size in bytes.
-    pub volumes: BTreeMap<String, Vec<(String, i64)>>,
+    /// The hosts, in the order they are declared.
+    pub hosts: Vec<HostSpec>,
     /// What shutdown, drop and a panic do with it.
     pub keep: Keep,
     /// Scenario name, shown by `pglab list`.
@@ -142,10 +152,18 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
-    /// Hosts by name on a platform, each with the cluster initialised and
-    /// running (Debian's defaults), sshd and cron; nothing configured yet.
+    /// PostgreSQL hosts by name on a platform, each with the cluster
+    /// initialised and running (Debian's defaults), sshd and cron; nothing
+    /// configured yet.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        LabSpec { platform, hosts: hosts.into_iter().map(Into::into).collect(), volumes: BTreeMap::new(), keep: Keep::Never, scenario: None, attended: false }
+        let hosts = hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new() }).collect();
+        LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false }
+    }
+
+    /// One more host, of `kind`: `LabSpec::new(p, ["pg1"]).host("repo", HostKind::Repo)`.
+    pub fn host(mut self, name: &str, kind: HostKind) -> Self {
+        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new() });
+        self
     }
 
     /// Whether [`Lab::shutdown`] (or a panic) leaves the lab up.
@@ -154,9 +172,12 @@ impl LabSpec {
         self
     }
 
-    /// A small filesystem of its own (tmpfs) at `path` on `host`, to fill.
+    /// A small filesystem of its own (tmpfs) at `path` on `host` (a host
+    /// of the spec), to fill.
     pub fn volume(mut self, host: &str, path: &str, size_mb: u32) -> Self {
-        self.volumes.entry(host.to_string()).or_default().push((path.to_string(), i64::from(size_mb) << 20));
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.name == host) {
+            h.volumes.push((path.to_string(), i64::from(size_mb) << 20));
+        }
         self
     }
 
@@ -238,7 +259,8 @@ impl Lab {
         timings.network = t.elapsed();
 
         let transcript = Transcript::new();
-        let started = Self::start_hosts(docker, spec, &id, &network, &image, &labels, &transcript, &mut timings).await;
+        let on = Network { id: &id, network: &network, image: &image, labels: &labels };
+        let started = Self::start_hosts(docker, spec, &on, &transcript, &mut timings).await;
         let hosts = match started {
             Ok(v) => v,
             Err(e) => {
@@ -265,50 +287,18 @@ impl Lab {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn start_hosts(
-        docker: &Docker,
-        spec: &LabSpec,
-        id: &str,
-        network: &str,
-        image: &HostImage,
-        labels: &HashMap<String, String>,
-        transcript: &Transcript,
-        timings: &mut StartTimings,
-    ) -> Result<Vec<Host>> {
+    async fn start_hosts(docker: &Docker, spec: &LabSpec, on: &Network<'_>, transcript: &Transcript, timings: &mut StartTimings) -> Result<Vec<Host>> {
         let t = Instant::now();
-        let access = cgroup::cgroup_access(docker, image).await?;
-        let containers = try_join_all(spec.hosts.iter().map(|name| async move {
-            let container_name = container_name(id, name);
-            let mut req = GenericImage::new(image.name.clone(), image.tag.clone())
-                .with_wait_for(WaitFor::Nothing)
-                .with_container_name(container_name.clone())
-                .with_hostname(name.clone())
-                .with_network(network.to_string())
-                .with_labels(labels.clone())
-                .with_label(LABEL_HOST, name.clone())
-                .with_env_var("container", "docker")
-                .with_mount(Mount::tmpfs_mount("/run"))
-                .with_mount(Mount::tmpfs_mount("/run/lock"))
-                .with_startup_timeout(crate::time::default_timeout());
-            for (path, bytes) in spec.volumes.get(name).into_iter().flatten() {
-                req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
-            }
-            // systemd as PID 1 needs a writable cgroup tree: the least privilege the engine takes.
-            let c = access.apply(req).start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
-            // The lab's one teardown removes it by label; testcontainers'
-            // own removal on drop would race that one.
-            std::mem::forget(c);
-            Ok::<_, Error>((name.clone(), container_name))
-        }))
-        .await?;
+        let access = cgroup::cgroup_access(docker, on.image).await?;
+        let containers = try_join_all(spec.hosts.iter().map(|h| start_container(&access, spec.platform, on, h))).await?;
         timings.containers = t.elapsed();
 
         let t = Instant::now();
         let mut hosts = Vec::new();
-        for (name, container_name) in containers {
-            let ip = container_ip(docker, &container_name, network).await?;
-            hosts.push(Host::new(name, id.to_string(), container_name, ip, spec.platform, docker.clone(), transcript.clone()));
+        for (h, container_name) in spec.hosts.iter().zip(containers) {
+            let ip = container_ip(docker, &container_name, on.network).await?;
+            let at = Placement { name: h.name.clone(), kind: h.kind, lab: on.id.to_string(), container: container_name, ip, platform: spec.platform };
+            hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
         try_join_all(hosts.iter().map(|h| async move {
             if let Err(e) = h.seal().await {
@@ -316,7 +306,7 @@ impl Lab {
                 h.note("pglab (engine)", "remove the default route (net helper)", &format!("not done: {e}"), std::time::Duration::ZERO);
                 tracing::warn!(host = %h.name, "could not seal the host: {e}");
             }
-            open_route(h).await
+            kind::spec(h.kind).ready(h).await
         }))
         .await?;
         timings.sql_ready = t.elapsed();
@@ -412,23 +402,42 @@ async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result
         .ok_or_else(|| Error::Other(format!("{container} has no address on {network}")))
 }
 
-/// Opens the harness's route as soon as PostgreSQL accepts connections:
-/// role `pglab`, allowed only on the local socket. Both commands are in the
-/// transcript, so the route is never a hidden assumption. systemd may still
-/// be settling (see [`Lab::wait_for_boot`]).
-/// Waits until the harness's route reaches the host's PostgreSQL, and says
-/// in the transcript what the route is: it changes nothing on the host.
-async fn open_route(host: &Host) -> Result<()> {
-    let t = std::time::Instant::now();
-    host.wait_for_pg_up(Deadline::standard()).await?;
-    let what = format!("SQL route: {}", host.route().describe());
-    host.note(
-        "pglab (harness)",
-        &what,
-        &format!("connected as {HARNESS_USER} (peer authentication, Debian's own pg_hba line); no role or pg_hba line added"),
-        t.elapsed(),
-    );
-    Ok(())
+/// Where a lab's hosts are made: its id, network, image and labels.
+struct Network<'a> {
+    id: &'a str,
+    network: &'a str,
+    image: &'a HostImage,
+    labels: &'a HashMap<String, String>,
+}
+
+/// Creates and starts one host's container; its name on the engine.
+async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec) -> Result<String> {
+    let container_name = container_name(on.id, &h.name);
+    let mut req = GenericImage::new(on.image.name.clone(), on.image.tag.clone())
+        .with_wait_for(WaitFor::Nothing)
+        .with_container_name(container_name.clone())
+        .with_hostname(h.name.clone())
+        .with_network(on.network.to_string())
+        .with_labels(on.labels.clone())
+        .with_label(LABEL_HOST, h.name.clone())
+        .with_label(LABEL_KIND, h.kind.name())
+        .with_env_var("container", "docker")
+        .with_mount(Mount::tmpfs_mount("/run"))
+        .with_mount(Mount::tmpfs_mount("/run/lock"))
+        .with_startup_timeout(crate::time::default_timeout());
+    let extra = kind::spec(h.kind).init_args(platform);
+    if !extra.is_empty() {
+        req = req.with_cmd(platform.init_cmd().into_iter().chain(extra));
+    }
+    for (path, bytes) in &h.volumes {
+        req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
+    }
+    // systemd as PID 1 needs a writable cgroup tree: the least privilege the engine takes.
+    let c = access.apply(req).start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
+    // The lab's one teardown removes it by label; testcontainers'
+    // own removal on drop would race that one.
+    std::mem::forget(c);
+    Ok(container_name)
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
@@ -458,7 +467,8 @@ impl Attached {
         let network = network_name(id);
         let transcript = Transcript::new();
         let mut hosts = Vec::new();
-        for inventory::HostSummary { host: name, container, .. } in &lab.hosts {
+        for inventory::HostSummary { host: name, kind, container, .. } in &lab.hosts {
+            let kind = *kind;
             let info = docker
                 .inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default())
                 .await;
@@ -469,7 +479,8 @@ impl Attached {
                 .unwrap_or_default();
             // A stopped (killed) host has no address; it is still the lab's, to inspect and bundle.
             let ip = container_ip(docker, container, &network).await.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            hosts.push(Host::new(name.clone(), id.to_string(), container.clone(), ip, platform, docker.clone(), transcript.clone()));
+            let at = Placement { name: name.clone(), kind, lab: id.to_string(), container: container.clone(), ip, platform };
+            hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Attached { id: id.to_string(), hosts, transcript, workloads: Workloads::default() })

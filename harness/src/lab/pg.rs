@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
-use crate::scenario::StopMode;
+use crate::vocab::StopMode;
 use crate::time::{poll_until, Deadline, Probe};
 
 /// Which WAL position `lsn` reads.

@@ -31,9 +31,9 @@ pub fn bench_table(runs: &[RunReport]) -> String {
     for (i, c) in first.checks.iter().enumerate() {
         let m = col(&|r| r.checks.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
         let _ = writeln!(out, "  check {:<22} {:>9}", c.name, format!("{m:.0} ms"));
-        for k in c.metrics.keys() {
-            let v = col(&|r| r.checks.get(i).and_then(|x| x.metrics.get(k).copied()).unwrap_or(f64::NAN));
-            let _ = writeln!(out, "      {k:<30} {v:>9.1}");
+        for f in c.figures.iter() {
+            let v = col(&|r| r.checks.get(i).and_then(|x| x.figures.get(&f.name)).unwrap_or(f64::NAN));
+            let _ = writeln!(out, "      {:<30} {v:>9.1} {}", f.name, f.unit.symbol());
         }
     }
     let _ = writeln!(out, "  {:<28} {:>9}", "total", format!("{:.1} s", col(&|r| r.total.as_secs_f64())));

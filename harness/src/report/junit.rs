@@ -28,7 +28,7 @@ pub fn junit(r: &RunReport) -> String {
         suite.add_test_case(case);
     }
     for c in &r.checks {
-        let status = if c.passed { TestCaseStatus::success() } else { failed(format!("check {} failed", c.name), &c.detail) };
+        let status = if c.passed() { TestCaseStatus::success() } else { failed(format!("check {} failed", c.name), &c.evidence) };
         let mut case = TestCase::new(format!("check {}", c.name), status);
         case.set_classname(format!("{}.checks", r.scenario)).set_time(c.elapsed);
         suite.add_test_case(case);

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::verdict;
 use crate::outcome::{RunReport, StepStatus};
-use crate::scenario::Defect;
+use crate::vocab::Defect;
 use crate::transcript::{TranscriptEntry, REDACTED};
 
 const MAX_OUTPUT_LINES: usize = 40;
@@ -119,8 +119,8 @@ fn tables(md: &mut String, r: &RunReport) {
     }
     let _ = writeln!(md, "\n## Checks\n\n| check | result | at | ms | detail |\n|---|---|---|---|---|");
     for c in &r.checks {
-        let result = if c.passed { "passed" } else { "FAILED" };
-        let _ = writeln!(md, "| {} | {result} | {:.1} | {} | {} |", c.name, c.at.as_secs_f64(), c.elapsed.as_millis(), first_line(&c.detail));
+        let result = if c.passed() { "passed" } else { "FAILED" };
+        let _ = writeln!(md, "| {} | {result} | {:.1} | {} | {} |", c.name, c.at.as_secs_f64(), c.elapsed.as_millis(), first_line(&c.evidence));
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::outcome::{CheckOutcome, HostInfo, Phases, StartTimings, StepResult, StepStatus};
     use crate::platform::Platform;
-    use crate::scenario::Role;
+    use crate::vocab::Role;
     use crate::transcript::TranscriptEntry;
 
     fn step(id: &str, status: StepStatus) -> StepResult {
@@ -56,6 +56,7 @@ pub(crate) mod tests {
             host: "primary".into(),
             user: "dba".into(),
             action: "run".into(),
+            fault: crate::outcome::Fault::No,
             added: false,
             defect: None,
             note: String::new(),
@@ -95,7 +96,7 @@ pub(crate) mod tests {
                 packages: "f0f5fe37a9bed5f5".into(),
             }),
             lab: "abc".into(),
-            hosts: vec![HostInfo { name: "primary".into(), role: Role::Primary, ip: "10.0.0.2".into() }],
+            hosts: vec![HostInfo { name: "primary".into(), kind: Default::default(), role: Role::Primary, ip: "10.0.0.2".into() }],
             from: None,
             lab_timings: StartTimings::default(),
             phases: Phases::default(),
@@ -105,9 +106,9 @@ pub(crate) mod tests {
             steps: vec![step("1-a", StepStatus::Passed), step("2-b", StepStatus::Interrupted)],
             checks: vec![CheckOutcome {
                 name: "streaming".into(),
-                passed: true,
-                detail: "ok".into(),
-                metrics: Default::default(),
+                verdict: crate::outcome::Verdict::Passed,
+                evidence: "ok".into(),
+                figures: Default::default(),
                 at: Duration::ZERO,
                 elapsed: Duration::ZERO,
             }],

@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
-use crate::outcome::{RunReport, StepStatus};
+use crate::outcome::{Fault, RunReport, StepStatus};
 
 const WIDTH: u32 = 960;
 const LANE_PX: u32 = 34;
 
-/// Steps that start a fault on their host, and those that end one.
-const FAULTS: [&str; 6] = ["partition", "latency", "pause", "kill", "stop", "fill"];
-const UNDO: [&str; 3] = ["heal", "resume", "free"];
 const PLOT_PX: u32 = 150;
 
 /// A window during which a fault was active on a host (lane index).
@@ -45,12 +42,15 @@ pub fn windows(r: &RunReport) -> Vec<Window> {
     let mut out: Vec<Window> = Vec::new();
     for s in &r.steps {
         let Some(lane) = lanes.iter().position(|l| *l == s.host) else { continue };
-        if FAULTS.contains(&s.action.as_str()) && !out.iter().any(|w| w.lane == lane && w.to >= end) {
-            out.push(Window { lane, from: secs(s.at), to: end });
-        } else if UNDO.contains(&s.action.as_str()) {
-            if let Some(w) = out.iter_mut().rev().find(|w| w.lane == lane && w.to >= end) {
-                w.to = secs(s.at + s.elapsed);
+        match s.fault {
+            Fault::Starts { .. } if !out.iter().any(|w| w.lane == lane && w.to >= end) => out.push(Window { lane, from: secs(s.at), to: end }),
+            Fault::Within => out.push(Window { lane, from: secs(s.at), to: secs(s.at + s.elapsed) }),
+            Fault::Ends => {
+                if let Some(w) = out.iter_mut().rev().find(|w| w.lane == lane && w.to >= end) {
+                    w.to = secs(s.at + s.elapsed);
+                }
             }
+            _ => {}
         }
     }
     out
@@ -190,7 +190,7 @@ fn draw<'a>(root: &Area<'a>, r: &RunReport, lanes: &[String]) -> Result<(), Box<
     };
     chart.draw_series(r.steps.iter().filter_map(|s| {
         let lane = lanes.iter().position(|l| *l == s.host)?;
-        let color = match (s.status, FAULTS.contains(&s.action.as_str()) || UNDO.contains(&s.action.as_str()), s.added) {
+        let color = match (s.status, s.fault != Fault::No, s.added) {
             (StepStatus::Failed | StepStatus::Interrupted, _, _) => BLACK,
             (_, true, _) => RGBColor(200, 30, 30),
             _ if s.action == "load" => RGBColor(230, 140, 20),
@@ -201,7 +201,7 @@ fn draw<'a>(root: &Area<'a>, r: &RunReport, lanes: &[String]) -> Result<(), Box<
     }))?;
     let checks = lanes.len() - 1;
     chart.draw_series(r.checks.iter().map(|c| {
-        let color = if c.passed { RGBColor(40, 150, 70) } else { BLACK };
+        let color = if c.passed() { RGBColor(40, 150, 70) } else { BLACK };
         bar(secs(c.at), secs(c.at + c.elapsed), checks, color)
     }))?;
     Ok(())
@@ -212,13 +212,16 @@ mod tests {
     use super::*;
     use crate::outcome::{HostInfo, LagSample, StepResult, WriteRate};
 
-    fn step(id: &str, host: &str, action: &str, at_ms: u64, ms: u64) -> StepResult {
+    const CUT: Fault = Fault::Starts { undo: Some("heal") };
+
+    fn step(id: &str, host: &str, fault: Fault, at_ms: u64, ms: u64) -> StepResult {
         StepResult {
             id: id.into(),
             title: id.into(),
             host: host.into(),
             user: "dba".into(),
-            action: action.into(),
+            action: id.into(),
+            fault,
             added: false,
             defect: None,
             note: String::new(),
@@ -232,7 +235,7 @@ mod tests {
 
     fn report(steps: Vec<StepResult>) -> RunReport {
         let mut r = crate::report::tests::report();
-        r.hosts = ["primary", "standby"].iter().map(|h| HostInfo { name: h.to_string(), role: Default::default(), ip: String::new() }).collect();
+        r.hosts = ["primary", "standby"].iter().map(|h| HostInfo { name: h.to_string(), kind: Default::default(), role: Default::default(), ip: String::new() }).collect();
         r.steps = steps;
         r
     }
@@ -240,23 +243,25 @@ mod tests {
     #[test]
     fn a_fault_is_shaded_until_it_is_undone_or_the_run_ends() {
         let r = report(vec![
-            step("setup", "primary", "run", 0, 1000),
-            step("cut", "standby", "partition", 1000, 500),
-            step("heal", "standby", "heal", 3000, 500),
-            step("kill", "primary", "kill", 4000, 300),
-            step("after", "standby", "sql", 4500, 1500),
+            step("setup", "primary", Fault::No, 0, 1000),
+            step("cut", "standby", CUT, 1000, 500),
+            step("heal", "standby", Fault::Ends, 3000, 500),
+            step("kill", "primary", Fault::Starts { undo: None }, 4000, 300),
+            step("restart", "standby", Fault::Within, 4100, 400),
+            step("after", "standby", Fault::No, 4500, 1500),
         ]);
-        assert_eq!(windows(&r), vec![Window { lane: 1, from: 1.0, to: 3.5 }, Window { lane: 0, from: 4.0, to: 6.0 }]);
+        let want = vec![Window { lane: 1, from: 1.0, to: 3.5 }, Window { lane: 0, from: 4.0, to: 6.0 }, Window { lane: 1, from: 4.1, to: 4.5 }];
+        assert_eq!(windows(&r), want, "a restart is shaded for its own time");
         let svg = timeline(&r);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("primary") && svg.contains("standby") && svg.contains("checks"), "lanes are labelled");
         // One bar per step, and two shaded windows.
-        assert!(svg.matches("<rect").count() >= 5 + 2, "{svg}");
+        assert!(svg.matches("<rect").count() >= 6 + 3, "{svg}");
     }
 
     #[test]
     fn lag_and_writes_are_plotted_under_the_timeline_with_gaps_left_open() {
-        let mut r = report(vec![step("cut", "standby", "partition", 1000, 100), step("heal", "standby", "heal", 3000, 100)]);
+        let mut r = report(vec![step("cut", "standby", CUT, 1000, 100), step("heal", "standby", Fault::Ends, 3000, 100)]);
         assert_eq!(plots(&r).len(), 0, "no series, no plots");
         let lag = |at_s: f64, bytes: f64| LagSample { at_s, primary: "primary".into(), standby: "standby".into(), bytes, seconds: Some(0.1) };
         r.series.lag = vec![lag(0.1, 0.0), lag(0.2, 2048.0), lag(2.5, 4096.0), lag(2.6, 0.0)];

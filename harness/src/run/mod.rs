@@ -4,10 +4,6 @@
 
 #[doc(hidden)]
 pub mod bundle;
-#[doc(hidden)]
-pub mod config;
-mod expect;
-mod fault;
 mod locate;
 #[doc(hidden)]
 pub mod plan;
@@ -25,7 +21,6 @@ mod step;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use config::{guc_set, hba_append, ini_set, unified_diff};
 pub use locate::locate;
 pub use scenario_lab::ScenarioLab;
 pub use select::CheckPick;
@@ -134,9 +129,9 @@ pub async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progr
     let image = HostImage::for_platform(platform);
     image.ensure(&docker, false, &image.phases(progress)).await?;
     progress.phase(format!("{}: create lab", scn.name));
-    let hosts = scn.hosts.iter().map(|h| h.name.get_ref().clone());
-    let mut spec = LabSpec::new(platform, hosts).keep(opts.keep);
+    let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(opts.keep);
     for h in &scn.hosts {
+        spec = spec.host(h.name.get_ref(), h.kind);
         for v in &h.volumes {
             spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb);
         }
@@ -278,7 +273,7 @@ struct Meta {
 }
 
 fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Executed) -> RunReport {
-    let hosts = lab.hosts().iter().map(|h| HostInfo { name: h.name.clone(), role: scn.role_of(&h.name), ip: h.ip.to_string() }).collect();
+    let hosts = lab.hosts().iter().map(|h| HostInfo { name: h.name.clone(), kind: h.kind, role: scn.role_of(&h.name), ip: h.ip.to_string() }).collect();
     RunReport {
         scenario: scn.name.clone(),
         description: scn.description.clone(),

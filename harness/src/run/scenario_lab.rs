@@ -109,6 +109,6 @@ impl ScenarioLab {
 }
 
 fn failed_checks(report: &RunReport) -> String {
-    let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed).map(|c| format!("check {} failed: {}", c.name, c.detail)).collect();
+    let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed()).map(|c| format!("check {} failed: {}", c.name, c.evidence)).collect();
     failed.join("; ")
 }

@@ -4,7 +4,9 @@
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::scenario::{CheckDecl, PitrTarget, Scenario, Vars};
+use crate::check::CheckDecl;
+use crate::scenario::{Scenario, Vars};
+use crate::vocab::PitrTarget;
 
 /// One `--check NAME` or `--check pitr=name,lsn`, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +93,7 @@ pub fn planned(scn: &Scenario, slow: bool, picks: &[CheckPick]) -> Vec<PlannedCh
 
 /// `pitr=a,b` keeps only those restore targets.
 fn narrowed(mut decl: CheckDecl, pick: &CheckPick) -> CheckDecl {
-    if let (CheckDecl::Pitr { targets, .. }, Some(only)) = (&mut decl, &pick.targets) {
+    if let (CheckDecl::Pitr(crate::check::Pitr { targets, .. }), Some(only)) = (&mut decl, &pick.targets) {
         *targets = only.clone();
     }
     decl
@@ -154,7 +156,7 @@ stanza = "s"
         let s = scn();
         let p = planned(&s, false, &["pitr=xid".parse().unwrap()]);
         assert_eq!((p.len(), p[0].index, p[0].after.clone()), (1, 2, vec!["1".to_string()]));
-        let CheckDecl::Pitr { targets, .. } = &p[0].decl else { panic!() };
+        let CheckDecl::Pitr(crate::check::Pitr { targets, .. }) = &p[0].decl else { panic!() };
         assert_eq!(targets, &[PitrTarget::Xid]);
         assert!(validate(&s, &["nosuch".parse().unwrap()]).is_err());
         assert!(validate(&s, &["pitr".parse().unwrap()]).is_ok());

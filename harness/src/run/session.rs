@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::lab::{signals, BootGate, Hosts, LagSampler};
 use crate::outcome::{CheckOutcome, Phase, Phases, Series, StepResult, StepStatus};
 use crate::progress::{Progress, StepLine};
-use crate::scenario::{Action, Scenario, Step, Vars};
+use crate::outcome::Fault;
+use crate::scenario::{Scenario, Step, Vars};
 use crate::transcript::in_step;
 
 /// What a session is asked to do.
@@ -47,7 +48,7 @@ impl Executed {
     }
 
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.checks.iter().all(|c| c.passed)
+        self.error.is_none() && self.checks.iter().all(|c| c.passed())
     }
 }
 
@@ -104,7 +105,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         // Writers belong to the run: none outlives it, kept lab or not.
         self.lab.workloads().stop_all().await;
         let series = self.series().await;
-        if self.scn.steps.iter().any(|s| matches!(&s.action, Action::Load(l) if l.pgbench.is_some())) {
+        if self.scn.steps.iter().any(|s| s.action.as_load().is_some_and(|l| l.pgbench.is_some())) {
             for h in self.lab.hosts() {
                 h.pgbench_stop_all().await;
             }
@@ -129,7 +130,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         let (early, tail): (Vec<&PlannedCheck>, Vec<&PlannedCheck>) = plan.checks.iter().partition(|p| !p.after.is_empty());
         let early = if plan.verify { early } else { Vec::new() };
         let clock = *self.clock.get_or_init(Instant::now);
-        if plan.steps.iter().any(|i| matches!(&self.scn.steps[*i].action, a if a.is_fault() || matches!(a, Action::Load(_)))) {
+        if plan.steps.iter().any(|i| self.scn.steps[*i].action.fault() != Fault::No || self.scn.steps[*i].action.as_load().is_some()) {
             *self.sampler.lock().expect("sampler lock") = Some(LagSampler::start(self.lab.hosts(), clock));
         }
         // Steps done before this session (a resume) count as done for `after`.
@@ -263,6 +264,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             host: step.host.get_ref().clone(),
             user: step.user.clone(),
             action: step.action.name().into(),
+            fault: step.action.fault(),
             added: step.added,
             defect: step.defect.as_ref().and_then(|d| self.scn.defect(d.get_ref()).cloned()),
             note: step.note.clone(),
@@ -295,8 +297,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         }
         let checking = std::mem::take(&mut *self.checking.lock().expect("checking lock"));
         for (i, (name, started)) in checking {
-            let detail = "interrupted by a signal".to_string();
-            let outcome = CheckOutcome { name, passed: false, detail, metrics: Default::default(), at: at(started), elapsed: started.elapsed() };
+            let outcome = CheckOutcome::failed(name, "interrupted by a signal".into(), at(started), started.elapsed());
             self.checks.lock().expect("checks lock").push((i, outcome));
         }
     }
@@ -308,14 +309,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         self.checking.lock().expect("checking lock").insert(p.index, (name.to_string(), Instant::now()));
         let mut outcome = match p.resolve(self.scn, &self.vars) {
             Ok(decl) => in_step(&format!("verify-{name}"), crate::check::run(self.lab, &decl)).await,
-            Err(e) => crate::outcome::CheckOutcome {
-                name: name.into(),
-                passed: false,
-                detail: e.to_string(),
-                metrics: Default::default(),
-                at,
-                elapsed: Duration::ZERO,
-            },
+            Err(e) => CheckOutcome::failed(name, e.to_string(), at, Duration::ZERO),
         };
         outcome.at = at;
         self.checking.lock().expect("checking lock").remove(&p.index);

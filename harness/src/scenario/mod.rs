@@ -16,13 +16,12 @@ use std::path::Path;
 use miette::LabeledSpan;
 
 pub use extend::PORTABLE_BASE;
-pub use model::{
-    Action, Base, CheckDecl, ConfigEdit, CopyAction, Defect, Expect, Extends, FileAction, Given, HostDecl, IniEdit, KillWhat, LatencyAction, LoadAction,
-    LoadKind, Mode, Owner, Peers, PitrTarget, Role, Scenario, StatusExpect, StatusWord, Step, StopMode, Verify, WaitAction,
-};
+pub use model::{Base, Extends, Given, HostDecl, Scenario, Step, Verify};
 pub use parse::{KEYS, MAX_BYTES};
 pub use vars::{builtin as builtin_vars, Vars};
 
+pub use crate::error::Problem;
+use crate::vocab::{Defect, HostKind, Role};
 use crate::error::{Error, Excerpt, Result, ScenarioError};
 
 impl Scenario {
@@ -68,32 +67,10 @@ impl Scenario {
     pub fn role_of(&self, host: &str) -> Role {
         self.hosts.iter().find(|h| h.name.get_ref() == host).map(|h| h.role).unwrap_or_default()
     }
-}
 
-/// One thing wrong in a scenario file, at its span.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    pub span: Option<Range<usize>>,
-    pub message: String,
-    pub label: &'static str,
-    pub help: Option<String>,
-    /// A second place that explains the first (where a duplicate was first used).
-    pub also: Option<Box<(Range<usize>, &'static str)>>,
-}
-
-impl Problem {
-    pub fn new(span: Option<Range<usize>>, message: String, label: &'static str) -> Self {
-        Problem { span, message, label, help: None, also: None }
-    }
-
-    pub fn help(mut self, help: String) -> Self {
-        self.help = Some(help);
-        self
-    }
-
-    pub fn also(mut self, span: Range<usize>, label: &'static str) -> Self {
-        self.also = Some(Box::new((span, label)));
-        self
+    /// The kind of the host named `host` (a PostgreSQL server if it is not declared).
+    pub fn kind_of(&self, host: &str) -> HostKind {
+        self.hosts.iter().find(|h| h.name.get_ref() == host).map(|h| h.kind).unwrap_or_default()
     }
 }
 
@@ -225,7 +202,7 @@ run = "echo {primary.ip} {pg.version}"
         let s = parse(OK).unwrap();
         assert_eq!(s.steps.len(), 1);
         assert_eq!(s.steps[0].user, "dba");
-        assert!(matches!(&s.steps[0].action, Action::Run(r) if r.get_ref().starts_with("echo")));
+        assert!(matches!(&s.steps[0].action, crate::action::Action::Run(r) if r.0.get_ref().starts_with("echo")));
         assert_eq!(s.role_of("primary"), Role::Spare);
     }
 
@@ -284,8 +261,8 @@ line = "x"
             format!("{OK}\n[[verify]]\ncheck = \"pitr\"\nprimary = \"primary\"\ntarget_host = \"primary\"\nstanza = \"s\"\ntargets = {targets}\n")
         };
         let s = parse(&pitr("[\"name\", \"lsn\"]")).unwrap();
-        let CheckDecl::Pitr { targets, .. } = &s.verify[0].check else { panic!("pitr") };
-        assert_eq!(targets, &[PitrTarget::Name, PitrTarget::Lsn]);
+        let crate::check::CheckDecl::Pitr(crate::check::Pitr { targets, .. }) = &s.verify[0].check else { panic!("pitr") };
+        assert_eq!(targets, &[crate::vocab::PitrTarget::Name, crate::vocab::PitrTarget::Lsn]);
         assert!(parse(&pitr("[\"yesterday\"]")).unwrap_err().to_string().contains("yesterday"));
     }
 

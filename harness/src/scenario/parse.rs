@@ -10,7 +10,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::extend::{extend, Own};
-use super::model::{CheckDecl, Defect, Extends, Given, HostDecl, Scenario, Step, Verify};
+use super::model::{Extends, Given, HostDecl, RawStep, Scenario, Step, Verify};
+use crate::action::Action;
+use crate::check::CheckDecl;
+use crate::vocab::Defect;
 use super::vars::Vars;
 use super::Problem;
 use crate::platform::Platform;
@@ -143,7 +146,7 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         given: one::<Given>(found, value("given"), "given"),
         hosts: each::<HostDecl>(found, value("hosts"), "hosts", de_all),
         defects: each::<Defect>(found, value("defects"), "defects", de_all),
-        steps: each::<Step>(found, value("steps"), "steps", de_all),
+        steps: each(found, value("steps"), "steps", step_entry),
         verify: each(found, value("verify"), "verify", verify_entry),
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -264,6 +267,36 @@ fn each<T>(found: &mut Found, value: Option<&Spanned<DeValue<'_>>>, key: &str, r
         }
     }
     out
+}
+
+/// A `[[steps]]` entry: exactly one action key (its value is the action's
+/// own), the other keys every step has.
+fn step_entry(item: &Spanned<DeValue<'_>>) -> Result<Step, Vec<Problem>> {
+    let table_span = item.span();
+    let Some(table) = item.get_ref().as_table() else {
+        return Err(vec![Problem::new(Some(table_span), "a [[steps]] entry must be a table".into(), "not a table")]);
+    };
+    let (mut actions, mut common) = (DeTable::new(), DeTable::new());
+    for (k, v) in table.iter() {
+        let into = if Action::NAMES.contains(&k.get_ref().as_ref()) { &mut actions } else { &mut common };
+        into.insert(k.clone(), v.clone());
+    }
+    let raw: Result<RawStep, Problem> = de(&Spanned::new(table_span.clone(), DeValue::Table(common)));
+    let raw = raw.map_err(|p| vec![p])?;
+    if actions.len() != 1 {
+        let has: Vec<&str> = Action::NAMES.iter().copied().filter(|a| actions.iter().any(|(k, _)| k.get_ref() == a)).collect();
+        let message = format!(
+            "step `{}` needs exactly one action ({}); it has {}{}",
+            raw.id.get_ref(),
+            Action::NAMES.join(", "),
+            has.len(),
+            if has.is_empty() { String::new() } else { format!(": {}", has.join(", ")) }
+        );
+        return Err(vec![Problem::new(None, message, "this step")]);
+    }
+    let at = actions.iter().next().map(|(_, v)| v.span()).unwrap_or(table_span.clone());
+    let action: Action = de(&Spanned::new(table_span, DeValue::Table(actions))).map_err(|p| vec![p])?;
+    Step::from_raw(raw, action, at).map_err(|e| vec![Problem::new(None, e, "this step")])
 }
 
 /// A `[[verify]]` entry: `check` names the check, `after` says when it may

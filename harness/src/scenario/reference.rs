@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde_json::{json, Value};
 
-use super::model::{CheckDecl, Defect, Extends, Given, HostDecl, RawStep};
+use super::model::{Extends, Given, HostDecl, RawStep};
+use crate::action::Action;
+use crate::check::CheckDecl;
 use crate::platform::Platform;
+use crate::vocab::Defect;
 
 /// A pglab scenario: the lab's hosts, the state before step 1, the steps in
 /// order, and the checks that prove the outcome.
@@ -58,13 +61,37 @@ struct File {
 
 /// The JSON Schema of a scenario file (draft 2020-12).
 pub fn schema() -> Value {
-    let mut s = serde_json::to_value(schemars::schema_for!(File)).expect("a schema serializes");
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let root = generator.root_schema_for::<File>();
+    // Each action's key is a step key, its value the action's own type.
+    let actions = Action::schemas(&mut generator);
+    let mut s = serde_json::to_value(root).expect("a schema serializes");
+    let defs = serde_json::to_value(generator.definitions()).expect("definitions serialize");
+    for (name, def) in defs.as_object().into_iter().flatten() {
+        s["$defs"][name] = def.clone();
+    }
+    // The action keys come after who runs the step, before what must come of it.
+    let common = s["$defs"]["RawStep"]["properties"].as_object().cloned().unwrap_or_default();
+    let (who, rest): (Vec<_>, Vec<_>) = common.into_iter().partition(|(k, _)| ["id", "title", "host", "user"].contains(&k.as_str()));
+    let mut properties: serde_json::Map<String, Value> = who.into_iter().collect();
+    for (key, schema) in actions {
+        let mut v = serde_json::to_value(schema).expect("a schema serializes");
+        // The action's doc is the key's meaning, also where the type is shared ($ref).
+        if v.get("description").is_none() {
+            if let Some(r) = v["$ref"].as_str() {
+                v["description"] = s["$defs"][r.trim_start_matches("#/$defs/")]["description"].clone();
+            }
+        }
+        properties.insert(key.to_string(), v);
+    }
+    properties.extend(rest);
+    s["$defs"]["RawStep"]["properties"] = Value::Object(properties);
     s["$id"] = json!("https://pglab.invalid/scenario.schema.json");
     s["properties"]["hosts"]["minItems"] = json!(1);
     s["properties"]["steps"]["minItems"] = json!(1);
     s["anyOf"] = json!([{ "required": ["extends"] }, { "required": ["hosts", "steps"] }]);
     // Exactly one action per step: each branch requires one of them.
-    let actions: Vec<Value> = super::Action::NAMES.iter().map(|a| json!({ "required": [a] })).collect();
+    let actions: Vec<Value> = Action::NAMES.iter().map(|a| json!({ "required": [a] })).collect();
     s["$defs"]["RawStep"]["oneOf"] = Value::Array(actions);
     // Every check takes `after` beside its own parameters.
     let after = json!({
@@ -312,7 +339,7 @@ mod tests {
         for c in CheckDecl::NAMES {
             assert!(md.contains(&format!("## check = \"{c}\"")), "{c}");
         }
-        for a in super::super::Action::NAMES {
+        for a in Action::NAMES {
             assert!(md.contains(&format!("| `{a}` |")), "{a}");
         }
         for (v, _) in super::super::vars::BUILTIN_DOCS {

@@ -8,10 +8,12 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::model::{Action, Scenario, Step};
+use super::model::{Scenario, Step};
 use super::parse::Broken;
 use super::vars::Vars;
 use super::Problem;
+use crate::action::{kind_has, Lint};
+use crate::vocab::Needs;
 
 /// What is wrong with `scn`, leaving out what would only follow from a
 /// `broken` section (an unknown host when a `[[hosts]]` entry could not be
@@ -30,7 +32,8 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
         }
     }
     if let Some(g) = scn.given.as_ref().filter(|_| hosts_known) {
-        found.extend(unknown_host(scn, g.host.get_ref(), g.host.span(), "`given.host`"));
+        let (host, span) = (g.host.get_ref(), g.host.span());
+        found.extend(unknown_host(scn, host, span.clone(), "`given.host`").or_else(|| wrong_kind(scn, host, Needs::Postgres, span, "`given.host`")));
     }
     let vars = Vars::declared(scn, scn.platform);
     let mut seen: BTreeMap<&str, Option<Range<usize>>> = BTreeMap::new();
@@ -49,15 +52,13 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
         // As the run will see it: `{primary.name}` is a host's name. An
         // undefined variable is reported where the file is read.
         let Ok(check) = v.resolved(&vars) else { continue };
-        for (key, host) in check.hosts().into_iter().filter(|_| hosts_known) {
-            let span = v.spans.get(key).cloned().unwrap_or(v.span.clone());
-            found.extend(unknown_host(scn, host, span, &format!("check `{name}`: `{key}`")));
+        for u in check.uses().into_iter().filter(|_| hosts_known) {
+            let span = v.spans.get(u.key).cloned().unwrap_or(v.span.clone());
+            let key = format!("check `{name}`: `{}`", u.key);
+            found.extend(unknown_host(scn, u.host, span.clone(), &key).or_else(|| wrong_kind(scn, u.host, u.needs, span, &key)));
         }
-        if let super::CheckDecl::NotStreaming { log, .. } = &check {
-            if let Err(e) = regex::Regex::new(log) {
-                let span = v.spans.get("log").cloned();
-                found.push(Problem::new(span, format!("check `{name}`: `log`: not a valid regex: {e}"), "here"));
-            }
+        for (key, problem) in check.problems() {
+            found.push(Problem::new(v.spans.get(key).cloned(), format!("check `{name}`: `{key}`: {problem}"), "here"));
         }
         for a in v.after.iter().filter(|a| steps_known && !seen.contains_key(a.get_ref().as_str())) {
             found.push(Problem::new(Some(a.span()), format!("check `{name}`: `after` names no step `{}`", a.get_ref()), "not a step of this scenario"));
@@ -84,16 +85,32 @@ fn unknown_host(scn: &Scenario, host: &str, span: Range<usize>, key: &str) -> Op
     Some(Problem::new(Some(span), format!("{key}: unknown host `{host}`"), "not a host of this scenario").help(help))
 }
 
+/// A host whose kind lacks what a step or check needs of it.
+fn wrong_kind(scn: &Scenario, host: &str, needs: Needs, span: Range<usize>, key: &str) -> Option<Problem> {
+    let kind = scn.kind_of(host);
+    if kind_has(kind, needs) {
+        return None;
+    }
+    let spec = crate::lab::kind::spec(kind);
+    let p = Problem::new(Some(span), format!("{key} needs {} on `{host}`, a host of kind `{kind}` ({})", needs.said(), spec.about()), "wrong kind of host");
+    Some(p.help(format!("give it `kind = \"pg\"` in its [[hosts]] entry, or name a host that runs {}", needs.said())))
+}
+
 fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Option<Range<usize>>>, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
     if !broken.has("hosts") {
-        found.extend(unknown_host(scn, step.host.get_ref(), step.host.span(), "`host`"));
-        for (key, h) in step.other_hosts() {
-            found.extend(unknown_host(scn, h.get_ref(), h.span(), &format!("`{key}`")));
+        let (host, action) = (step.host.get_ref(), step.action.name());
+        let own = unknown_host(scn, host, step.host.span(), "`host`");
+        let known = own.is_none();
+        found.extend(own.or_else(|| wrong_kind(scn, host, step.action.needs(), step.host.span(), &format!("`{action}`"))));
+        for n in step.action.named() {
+            let key = format!("`{}`", n.key);
+            found.extend(unknown_host(scn, n.host.get_ref(), n.host.span(), &key).or_else(|| wrong_kind(scn, n.host.get_ref(), n.needs, n.host.span(), &key)));
         }
-    }
-    if let Action::Fill(path) | Action::Free(path) = &step.action {
-        found.extend(not_a_volume(scn, step, path));
+        if known {
+            let volumes = |h: &str| scn.hosts.iter().filter(|d| d.name.get_ref() == h).flat_map(|d| d.volumes.iter().map(|v| v.path.clone())).collect();
+            found.extend(step.action.problems(&Lint { host, at: step.action_span.clone(), volumes: &volumes }));
+        }
     }
     for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {
         found.extend(text.as_ref().and_then(|t| bad_regex(t, key, vars)));
@@ -114,19 +131,6 @@ fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str,
         }
     }
     found
-}
-
-fn not_a_volume(scn: &Scenario, step: &Step, path: &Spanned<String>) -> Option<Problem> {
-    let host = scn.hosts.iter().find(|h| h.name.get_ref() == step.host.get_ref())?;
-    if host.volumes.iter().any(|v| v.path == *path.get_ref()) {
-        return None;
-    }
-    let key = step.action.name();
-    let p = Problem::new(Some(path.span()), format!("`{key}`: `{}` is not a volume of `{}`", path.get_ref(), host.name.get_ref()), "not a volume");
-    Some(p.help(format!(
-        "give the host one: volumes = [{{ path = \"{}\", size_mb = 128 }}] in its [[hosts]] entry (a file that extends another may declare the base's host again)",
-        path.get_ref()
-    )))
 }
 
 fn bad_regex(t: &Spanned<String>, key: &str, vars: &Vars) -> Option<Problem> {

@@ -1,12 +1,85 @@
 //! Judging what a step produced against its `expect`: pure, so it is
 //! tested without an engine.
 
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
 use crate::error::{Error, Result};
-use crate::scenario::{Expect, Vars};
+use crate::vars::Vars;
+
+/// What a step must produce. A step that fails otherwise stops the run.
+#[derive(Debug, Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Expect {
+    /// Exit status (default 0), `"nonzero"`, or `"any"`. For `sql`: 0 ok, 1 an SQL error.
+    pub status: Option<StatusExpect>,
+    /// Regex that stdout+stderr (or the SQL result or error) must match.
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
+    /// Regex a PostgreSQL log line on the step's host must match: a line
+    /// written after the step began (polled).
+    #[schemars(with = "Option<String>")]
+    pub log: Option<Spanned<String>>,
+}
+
+/// An exit status, or a word for several.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum StatusExpect {
+    Code(i64),
+    Word(StatusWord),
+}
+
+/// Words `expect.status` takes besides a number.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StatusWord {
+    /// Every status passes (the output or log decides).
+    Any,
+    /// Any failure passes (evidence of a defect).
+    Nonzero,
+}
+
+impl Default for StatusExpect {
+    fn default() -> Self {
+        StatusExpect::Code(0)
+    }
+}
+
+impl StatusExpect {
+    pub fn accepts(self, status: i64) -> bool {
+        match self {
+            StatusExpect::Code(c) => c == status,
+            StatusExpect::Word(StatusWord::Any) => true,
+            StatusExpect::Word(StatusWord::Nonzero) => status != 0,
+        }
+    }
+
+    /// The one status this expects, if it is one.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            StatusExpect::Code(c) => Some(c),
+            StatusExpect::Word(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusExpect::Code(c) => write!(f, "{c}"),
+            StatusExpect::Word(StatusWord::Any) => f.write_str("any"),
+            StatusExpect::Word(StatusWord::Nonzero) => f.write_str("non-zero"),
+        }
+    }
+}
 
 /// Why a step's outcome is not what its `expect` asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Miss {
+pub(crate) enum Miss {
     Status { want: String, got: i64 },
     Output { pattern: String },
 }
@@ -22,7 +95,7 @@ impl std::fmt::Display for Miss {
 
 /// Checks `status` and `output` (stdout+stderr, or a SQL result or error)
 /// against `expect`. `Err` only for a pattern that cannot be used.
-pub fn judge(expect: &Expect, vars: &Vars, status: i64, output: &str) -> Result<Option<Miss>> {
+pub(crate) fn judge(expect: &Expect, vars: &Vars, status: i64, output: &str) -> Result<Option<Miss>> {
     let want = expect.status.unwrap_or_default();
     if !want.accepts(status) {
         return Ok(Some(Miss::Status { want: want.to_string(), got: status }));
@@ -40,15 +113,16 @@ pub fn judge(expect: &Expect, vars: &Vars, status: i64, output: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Scenario, Step};
-    use std::path::Path;
 
-    /// A step with this `expect` table, parsed as a scenario file would be.
+    #[derive(Deserialize)]
+    struct Step {
+        expect: Expect,
+    }
+
+    /// An `expect` table as a file writes it, and the platform's variables.
     fn step(expect: &str) -> (Step, Vars) {
-        let src = format!("name = \"t\"\n[[hosts]]\nname = \"pg1\"\n[[steps]]\nid = \"1\"\ntitle = \"x\"\nhost = \"pg1\"\nrun = \"true\"\nexpect = {expect}\n");
-        let mut scn = Scenario::parse(Path::new("t.toml"), src).unwrap();
-        let vars = Vars::declared(&scn, scn.platform);
-        (scn.steps.remove(0), vars)
+        let step: Step = toml::from_str(&format!("expect = {expect}")).unwrap();
+        (step, Vars(crate::vars::builtin(crate::platform::Platform::Debian12)))
     }
 
     #[test]

@@ -3,11 +3,80 @@
 //! Every edit is recorded as a unified diff, and an edit that changes
 //! nothing is an error (the scenario would be lying).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use crate::error::Result;
-use crate::lab::Host;
-use crate::scenario::{ConfigEdit, Vars};
+use super::{Act, Cx};
+use crate::lab::{Host, Hosts};
+use crate::vars::Vars;
+use crate::vocab::Needs;
+
+/// Edits of configuration files, shown as diffs in the transcript; an edit
+/// that changes nothing says so.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigEdit {
+    /// `/etc/pgbackrest.conf`: set keys in one INI section.
+    pub pgbackrest: Option<IniEdit>,
+    /// `{pg.config_dir}/postgresql.conf`: each GUC set where the file mentions it
+    /// (uncommented), else appended. A value is written bare when it is a plain
+    /// word or number, else in single quotes (`'*'`, `'pgbackrest ... %p'`).
+    #[schemars(with = "Option<BTreeMap<String, ConfValue>>")]
+    pub postgresql_conf: Option<toml::Table>,
+    /// `{pg.config_dir}/pg_hba.conf`: lines appended unless present.
+    pub pg_hba: Option<Vec<String>>,
+}
+
+/// `[section]` keys of an INI file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IniEdit {
+    /// The section, created if missing: `global`, or the stanza.
+    pub section: String,
+    /// Keys to set; a list sets a repeated key (`recovery-option`), replacing earlier lines of it.
+    #[schemars(with = "BTreeMap<String, IniValue>")]
+    pub set: toml::Table,
+}
+
+/// A configuration value as TOML writes it (schema only).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ConfValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+    /// Written joined with commas (`shared_preload_libraries`).
+    List(Vec<ConfValue>),
+}
+
+/// An INI value, or a list of them for a repeated key (schema only).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum IniValue {
+    One(ConfValue),
+}
+
+impl Act for ConfigEdit {
+    /// The PostgreSQL files are the cluster's; pgbackrest.conf is on every kind.
+    fn needs(&self) -> Needs {
+        if self.postgresql_conf.is_some() || self.pg_hba.is_some() {
+            Needs::Postgres
+        } else {
+            Needs::Any
+        }
+    }
+
+    async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {
+        apply(cx.host, self, cx.vars).await
+    }
+}
 
 /// Values of a TOML value as config strings (a list means a repeated key).
 fn values(v: &toml::Value) -> Vec<String> {
@@ -44,7 +113,7 @@ fn pgbackrest_old_names(key: &str) -> Vec<String> {
 
 /// Sets `key=value` lines in one section of pgbackrest.conf; repeated keys
 /// replace all earlier lines of that key in the section, and of its old names.
-pub fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> String {
+pub(crate) fn ini_set(text: &str, section: &str, sets: &[(String, Vec<String>)]) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let header = format!("[{section}]");
     let start = match lines.iter().position(|l| l.trim() == header) {
@@ -102,7 +171,7 @@ fn guc_line(key: &str, value: &str) -> String {
 
 /// Uncomments and sets a GUC where postgresql.conf mentions it, like the
 /// tutorial says; appends it when the file does not.
-pub fn guc_set(text: &str, key: &str, value: &str) -> String {
+pub(crate) fn guc_set(text: &str, key: &str, value: &str) -> String {
     let re = regex::Regex::new(&format!(r"^\s*#?\s*{}\s*=", regex::escape(key))).expect("valid regex");
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let line = guc_line(key, value);
@@ -121,7 +190,7 @@ pub fn guc_set(text: &str, key: &str, value: &str) -> String {
     out
 }
 
-pub fn hba_append(text: &str, new: &[String]) -> String {
+pub(crate) fn hba_append(text: &str, new: &[String]) -> String {
     let mut out = text.to_string();
     if !out.ends_with('\n') && !out.is_empty() {
         out.push('\n');
@@ -135,7 +204,7 @@ pub fn hba_append(text: &str, new: &[String]) -> String {
     out
 }
 
-pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+pub(crate) fn unified_diff(path: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new).unified_diff().context_radius(2).header(path, path).to_string()
 }
 
@@ -143,7 +212,7 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
 type Edit = Box<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Applies one step's edits on `host` as root; returns a summary.
-pub async fn apply(host: &Host, cfg: &ConfigEdit, vars: &Vars) -> Result<String> {
+async fn apply(host: &Host, cfg: &ConfigEdit, vars: &Vars) -> Result<String> {
     let mut edits: Vec<(String, Edit)> = Vec::new();
     if let Some(ini) = &cfg.pgbackrest {
         let section = vars.subst(&ini.section)?;

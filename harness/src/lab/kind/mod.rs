@@ -1,0 +1,49 @@
+//! Host kinds: each is one module saying which image its hosts run (and
+//! how systemd starts there), what "ready" means, which verbs it has, and
+//! what the transcript says of it once ready. A new kind is a module here
+//! plus its arm in [`spec`] (and its recipe, when it has an image of its own).
+
+mod pg;
+mod repo;
+
+use futures_util::future::BoxFuture;
+
+use super::host::Host;
+use crate::error::Result;
+use crate::platform::Platform;
+use crate::vocab::{HostKind, Needs};
+
+/// What a kind of host is.
+pub(crate) trait Kind: Sync {
+    /// What runs there, in a few words (for errors and reports).
+    fn about(&self) -> &'static str;
+    /// Whether its hosts have what `needs` asks.
+    fn has(&self, needs: Needs) -> bool;
+    /// Arguments to systemd (PID 1) beyond the platform's own.
+    fn init_args(&self, platform: Platform) -> Vec<String>;
+    /// Waits until the host can take steps, and says in the transcript what is there.
+    fn ready<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<()>>;
+}
+
+/// The module of `kind`.
+pub(crate) fn spec(kind: HostKind) -> &'static dyn Kind {
+    match kind {
+        HostKind::Pg => &pg::Pg,
+        HostKind::Repo => &repo::Repo,
+    }
+}
+
+/// Every kind knows it is one: each module's `has` agrees with the others on `Any`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_shell_and_only_pg_runs_postgres() {
+        for k in HostKind::ALL {
+            assert!(spec(k).has(Needs::Any), "{k}");
+            assert_eq!(spec(k).has(Needs::Postgres), k == HostKind::Pg, "{k}");
+        }
+        assert!(spec(HostKind::Repo).init_args(Platform::Debian12).iter().any(|a| a == "systemd.mask=postgresql@15-main.service"));
+    }
+}
