@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pglab::scenario::Scenario;
+use pglab::Scenario;
 use rstest::rstest;
 
 /// `(where, text)` from the file's `# expect: L:C text` lines; `where` is
@@ -79,7 +79,7 @@ fn what_is_not_a_scenario_at_all_is_bad_input_with_its_path() {
     let binary = dir.path().join("binary.toml");
     std::fs::write(&binary, b"name = \"x\xff\"\n").unwrap();
     let huge = dir.path().join("huge.toml");
-    std::fs::write(&huge, vec![b'#'; pglab::scenario::MAX_BYTES + 1]).unwrap();
+    std::fs::write(&huge, vec![b'#'; (1 << 20) + 1]).unwrap();
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, b"").unwrap();
     for (path, what) in [(&binary, "not UTF-8"), (&huge, "at most"), (&empty, "empty")] {

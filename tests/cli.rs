@@ -87,8 +87,7 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     assert_eq!(pglab(&["sql", &lab, "nohost", "SELECT 1"]).status.code(), Some(2));
 
     // The replicator's password is real: it is in the standby's .pgpass ...
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(pglab::lab::inventory::lab_state_dir(&lab).join("run.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(pglab::lab::state_dir(&lab).join("run.json")).unwrap()).unwrap();
     let secret = state["secrets"][0].as_str().unwrap().to_string();
     assert!(secret.len() > 16);
     let pgpass = pglab(&["exec", &lab, "standby", "--", "cat", "/var/lib/postgresql/.pgpass"]);
@@ -135,7 +134,7 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     let down = pglab(&["down", &lab]);
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(leftovers(&docker().await, &lab).await, Vec::<String>::new());
-    assert!(!pglab::lab::inventory::lab_state_dir(&lab).exists(), "the run state (with its secrets) goes with the lab");
+    assert!(!pglab::lab::state_dir(&lab).exists(), "the run state (with its secrets) goes with the lab");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,9 +191,9 @@ fn new_scaffolds_a_commented_scenario_that_parses() {
     let out = pglab(&["new", "demo", "--dir", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let path = dir.path().join("demo.toml");
-    let scn = pglab::scenario::Scenario::load(&path).expect("scaffold parses");
-    assert_eq!(scn.name, "demo");
-    assert!(scn.steps.len() > 20 && !scn.verify.is_empty());
+    let scn = pglab::Scenario::load(&path).expect("scaffold parses");
+    assert_eq!(scn.name(), "demo");
+    assert!(scn.step_ids().len() > 20 && !scn.check_names().is_empty());
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("#:schema ../docs/scenario.schema.json\n# demo: a pglab scenario"), "{text}");
     assert!(text.contains("docs/scenarios.md"), "it points to the reference");
@@ -292,7 +291,7 @@ async fn ctrl_c_during_a_step_marks_it_interrupted_and_removes_the_lab_once() {
     let lab = report["lab"].as_str().unwrap();
     assert_eq!(code, Some(130), "exit code after SIGINT");
     assert_eq!(leftovers(&docker().await, lab).await, Vec::<String>::new(), "nothing of lab {lab} is left");
-    assert!(!pglab::lab::inventory::lab_state_dir(lab).exists(), "its state dir went too");
+    assert!(!pglab::lab::state_dir(lab).exists(), "its state dir went too");
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["passed"], false);
     let steps = report["steps"].as_array().unwrap();

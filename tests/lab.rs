@@ -13,13 +13,11 @@ use support::{docker, lab, leftovers, pglab_bin};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn image_is_found_in_cache_the_second_time() {
-    let docker = docker().await;
-    let image = HostImage::for_platform(Platform::Debian12);
-    let pb = pglab::progress::Phases::hidden();
-    image.ensure(&docker, false, &pb).await.expect("first ensure");
-    let second = image.ensure(&docker, false, &pb).await.expect("second ensure");
-    assert!(second.cached, "second ensure should be a cache hit");
-    assert!(image.exists(&docker).await.unwrap());
+    let (docker, engine) = (docker().await, support::engine().await);
+    let image = engine.image(Platform::Debian12).await.expect("first ensure");
+    let id = docker.inspect_image(&image.reference()).await.expect("it is on the engine").id;
+    let again = engine.image(Platform::Debian12).await.expect("second ensure");
+    assert_eq!(docker.inspect_image(&again.reference()).await.unwrap().id, id, "the second ensure found it, built nothing");
 }
 
 /// Each platform's image says what it was built from, and a host of it
@@ -27,11 +25,12 @@ async fn image_is_found_in_cache_the_second_time() {
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_records_what_it_was_built_from(#[values(Platform::Debian11, Platform::Debian12, Platform::Debian13)] platform: Platform) {
-    let docker = docker().await;
-    let spec = pglab::LabSpec::new(platform, ["a"]);
-    let lab = pglab::lab::up(&spec, &pglab::progress::Phases::hidden()).await.expect("lab starts");
+    let (docker, engine) = (docker().await, support::engine().await);
+    let lab = pglab::LabSpec::new(platform, ["a"]).start().await.expect("lab starts");
     let image = HostImage::for_platform(platform);
-    let built = image.built(&docker).await.unwrap();
+    let listed = engine.images().await.unwrap();
+    let me = listed.iter().find(|i| i.reference == image.reference()).expect("listed");
+    let built = me.built.clone();
     let h = lab.host("a").unwrap();
     let sh = |cmd: &'static str| async move { h.sh("root", cmd).await.unwrap().stdout.trim().to_string() };
 
@@ -63,9 +62,7 @@ async fn an_image_records_what_it_was_built_from(#[values(Platform::Debian11, Pl
     let cfg = docker.inspect_image(&image.reference()).await.unwrap().config.unwrap();
     assert_eq!(cfg.stop_signal.as_deref(), Some("SIGRTMIN+3"));
     assert_eq!(cfg.cmd.unwrap(), platform.init_cmd());
-    let listed = pglab::engine::image::list(&docker).await.unwrap();
-    let me = listed.iter().find(|i| i.reference == image.reference()).expect("listed");
-    assert!(me.current && me.built == built, "{me:?}");
+    assert!(me.current, "{me:?}");
     let id = lab.id.clone();
     lab.shutdown().await.unwrap();
     assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new());
@@ -74,11 +71,11 @@ async fn an_image_records_what_it_was_built_from(#[values(Platform::Debian11, Pl
 #[tokio::test(flavor = "multi_thread")]
 async fn ubuntu_without_its_base_image_fails_fast_with_one_sentence() {
     let docker = docker().await;
-    if HostImage::for_platform(Platform::Ubuntu2204).exists(&docker).await.unwrap() {
+    if docker.inspect_image(&HostImage::for_platform(Platform::Ubuntu2204).reference()).await.is_ok() {
         return; // an engine that has it: nothing to refuse
     }
     let started = std::time::Instant::now();
-    let err = HostImage::for_platform(Platform::Ubuntu2204).ensure(&docker, false, &pglab::progress::Phases::hidden()).await.expect_err("no ubuntu:22.04 here");
+    let err = support::engine().await.image(Platform::Ubuntu2204).await.expect_err("no ubuntu:22.04 here");
     assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
     assert!(err.to_string().contains("ubuntu:22.04"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "must not hang on a pull");
@@ -116,7 +113,9 @@ async fn two_hosts_resolve_each_other_run_systemd_and_answer_sql() {
         // privileged on an engine that boots systemd without it, no capability.
         let info = docker().await.inspect_container(&h.container, None).await.unwrap();
         let cfg = info.host_config.unwrap();
-        let privileged_needed = std::fs::read_dir(pglab::lab::inventory::state_root())
+        // The engine's probe answer is kept beside the labs' state dirs.
+        let state_root = pglab::lab::state_dir("x").parent().expect("the state root").to_path_buf();
+        let privileged_needed = std::fs::read_dir(state_root)
             .unwrap()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with("engine-"))
@@ -238,7 +237,7 @@ async fn apt_installs_pgbackrest_offline_inside_a_host() {
     let h = lab.host("pg1").unwrap();
     // The lab network is internal (the engine drops traffic leaving it), so the
     // install below can only come from the image's local repository.
-    let net = lab.docker().inspect_network(&lab.network, None::<bollard::query_parameters::InspectNetworkOptions>).await.unwrap();
+    let net = docker().await.inspect_network(&lab.network, None::<bollard::query_parameters::InspectNetworkOptions>).await.unwrap();
     assert_eq!(net.internal, Some(true));
     h.sh("dba", "sudo apt update").await.unwrap();
     h.sh("dba", "sudo apt -y install pgbackrest").await.unwrap();
@@ -278,7 +277,7 @@ async fn nothing_leaks_after_pass_failure_or_panic() {
 
     for id in [pass_id, fail_id, panic_id] {
         assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");
-        assert!(!pglab::lab::inventory::lab_state_dir(&id).exists(), "state dir of {id} leaked");
+        assert!(!pglab::lab::state_dir(&id).exists(), "state dir of {id} leaked");
     }
 }
 
@@ -355,7 +354,7 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
     // Same addresses as before, and no helper container left.
     let (_, addr) = support::exec_in(&docker, &pg2.container, "root", &["hostname", "-I"]).await;
     assert_eq!(addr.trim(), pg2.ip.to_string());
-    let labs = pglab::lab::inventory::list_labs(&docker).await.unwrap();
+    let labs = support::engine().await.labs().await.unwrap();
     let containers: Vec<_> = labs.iter().filter(|l| l.lab == lab.id).flat_map(|l| l.hosts.iter().map(|h| h.container.clone())).collect();
     assert_eq!(containers.len(), 3, "only the hosts: {containers:?}");
 
@@ -386,20 +385,49 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
 
     // SIGKILL of the postmaster: the host lives, the cluster is down, and starts with crash recovery.
     let offset = pg2.log_offset().await.unwrap();
-    pg2.kill(pglab::scenario::KillWhat::Postmaster).await.unwrap();
+    pg2.kill(pglab::vocab::KillWhat::Postmaster).await.unwrap();
     assert_ne!(support::exec_in(&docker, &pg2.container, "postgres", &["pg_isready"]).await.0, 0, "no server on pg2");
     pg2.start().await.unwrap();
     pg2.wait_for_log("database system was interrupted|automatic recovery|not properly shut down", offset, Deadline::standard()).await.unwrap();
 
     // The whole host, killed; then pg1 left paused: teardown still takes all.
-    pg2.kill(pglab::scenario::KillWhat::Host).await.unwrap();
+    pg2.kill(pglab::vocab::KillWhat::Host).await.unwrap();
     let state = docker.inspect_container(&pg2.container, None).await.unwrap().state.unwrap();
     assert_eq!(state.running, Some(false));
     pg1.pause().await.unwrap();
     // A lab with a dead host can still be attached to (pglab exec, logs, report).
-    let attached = pglab::lab::Attached::find(&docker, &lab.id).await.expect("attach with a host down");
+    let attached = support::engine().await.attach(&lab.id).await.expect("attach with a host down");
     assert_eq!(attached.hosts.iter().find(|h| h.name == "pg2").map(|h| h.ip), Some(std::net::Ipv4Addr::UNSPECIFIED));
     let id = lab.id.clone();
     lab.shutdown().await.unwrap();
     assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");
+}
+
+/// A `repo` host runs sshd and pgBackRest and no PostgreSQL: asked of the
+/// host through the engine, not through pglab; SQL to it is refused as
+/// bad input, while its `pg` neighbour answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_host_runs_pgbackrest_and_no_postgresql() {
+    let docker = docker().await;
+    let lab = pglab::LabSpec::new(Platform::Debian12, ["pg1"]).host("repo", pglab::vocab::HostKind::Repo).start().await.expect("lab starts");
+    let (repo, pg1) = (lab.host("repo").unwrap(), lab.host("pg1").unwrap());
+    assert_eq!(repo.kind, pglab::vocab::HostKind::Repo);
+    let unit = Platform::Debian12.pg_unit();
+    let (_, active) = support::exec_in(&docker, &repo.container, "root", &["systemctl", "is-active", &unit, "ssh"]).await;
+    assert_eq!(active.split_whitespace().collect::<Vec<_>>(), ["inactive", "active"], "{unit} and ssh on the repository host");
+    let (status, _) = support::exec_in(&docker, &repo.container, "root", &["pgrep", "-x", "postgres"]).await;
+    assert_eq!(status, 1, "no postgres process on the repository host");
+    let (status, version) = support::exec_in(&docker, &repo.container, "postgres", &["pgbackrest", "version"]).await;
+    assert_eq!(status, 0, "{version}");
+    assert!(version.starts_with(&format!("pgBackRest {}", Platform::Debian12.pgbackrest())), "{version}");
+    let err = repo.safe_psql("SELECT 1").await.expect_err("no SQL on a repository host");
+    assert!(matches!(err, Error::Usage(_)) && err.to_string().contains("`repo` host"), "{err}");
+    assert_eq!(pg1.safe_psql("SELECT 1").await.unwrap(), "1");
+    // The kind is on the engine too: a kept lab attached later knows it.
+    let labs = support::engine().await.labs().await.unwrap();
+    let kinds: Vec<_> = labs.iter().filter(|l| l.lab == lab.id).flat_map(|l| l.hosts.iter().map(|h| (h.host.clone(), h.kind))).collect();
+    assert!(kinds.contains(&("repo".to_string(), pglab::vocab::HostKind::Repo)), "{kinds:?}");
+    let id = lab.id.clone();
+    lab.shutdown().await.unwrap();
+    assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new());
 }

@@ -11,15 +11,18 @@ const LAYERS: &[(&str, u8)] = &[
     ("platform", 0),
     ("progress", 0),
     ("time", 1),
+    ("vocab", 1),
+    ("vars", 1),
     ("transcript", 2),
-    ("scenario", 2),
     ("outcome", 3),
     ("engine", 3),
     ("report", 4),
     ("lab", 4),
     ("check", 5),
-    ("run", 6),
-    ("cli", 7),
+    ("action", 5),
+    ("scenario", 6),
+    ("run", 7),
+    ("cli", 8),
 ];
 
 fn modules_and_imports() -> BTreeMap<String, BTreeSet<String>> {
@@ -94,6 +97,105 @@ fn the_import_graph_has_no_cycle() {
     for m in graph.keys() {
         if let Some(cycle) = visit(m, &graph, &mut Vec::new(), &mut done) {
             panic!("import cycle: {cycle}");
+        }
+    }
+}
+
+fn src(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The modules of a folder of `harness/src`, by name, without `mod.rs`.
+fn modules_in(dir: &str) -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/src").join(dir);
+    std::fs::read_dir(dir).unwrap().flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(String::from)).filter(|m| m != "mod").collect()
+}
+
+/// What `docs/architecture.md` says a new action, check and host kind take
+/// is what the code asks: an action is a module of `action/` and one line of
+/// the `actions!` table (no other list of action names exists), a check is
+/// a type beside its proof in `check/` and one line of `checks!`, a host
+/// kind is a module of `lab/kind/` and one arm of `spec`.
+#[test]
+fn a_new_action_check_or_host_kind_is_one_module_and_one_line() {
+    let doc = src("docs/architecture.md");
+    for says in ["one line in the `actions!` table", "one line in the `checks!` table", "a module in `lab/kind/`"] {
+        assert!(doc.contains(says), "docs/architecture.md no longer says: {says}");
+    }
+    // Actions: every module (but the shared `expect`) is registered, each once.
+    let actions = src("harness/src/action/mod.rs");
+    let table = &actions[actions.find("actions! {").expect("the actions! table")..];
+    let table = &table[..table.find("\n}").unwrap()];
+    let lines: Vec<&str> = table.lines().skip(1).map(str::trim).collect();
+    let keys: Vec<&str> = lines.iter().map(|l| l.split('"').nth(1).expect("a key")).collect();
+    let impls = regex::Regex::new(r"impl Act for (\w+)").unwrap();
+    for m in modules_in("action").iter().filter(|m| *m != "expect") {
+        let text = src(&format!("harness/src/action/{m}.rs"));
+        let types: Vec<String> = impls.captures_iter(&text).map(|c| c[1].to_string()).collect();
+        assert!(!types.is_empty(), "action/{m}.rs implements no action");
+        for t in types {
+            let registered = lines.iter().filter(|l| l.ends_with(&format!("{t}),")) || l.ends_with(&format!("::{t}),"))).count();
+            assert_eq!(registered, 1, "action type {t} of action/{m}.rs is registered {registered} times in actions!");
+        }
+    }
+    // No parallel list of action names: a key's string is written in the table only.
+    for m in modules_in("report").iter().chain(&modules_in("run")).chain(&modules_in("scenario")) {
+        for dir in ["report", "run", "scenario"] {
+            let Ok(text) = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("harness/src/{dir}/{m}.rs"))) else { continue };
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for k in keys.iter().filter(|k| ["partition", "heal", "pause", "resume", "fill", "free", "restart", "latency"].contains(*k)) {
+                assert!(!code.contains(&format!("\"{k}\"")), "harness/src/{dir}/{m}.rs names action `{k}` as a string: derive it from the action instead");
+            }
+        }
+    }
+    // Checks: every parameter type with a proof is registered, once.
+    let checks = src("harness/src/check/mod.rs");
+    let table = &checks[checks.find("checks! {").expect("the checks! table")..];
+    let table = &table[..table.find("\n}").unwrap()];
+    let proofs = regex::Regex::new(r"impl Proof for (\w+)").unwrap();
+    for m in modules_in("check") {
+        let text = src(&format!("harness/src/check/{m}.rs"));
+        for c in proofs.captures_iter(&text) {
+            assert_eq!(table.matches(&format!("::{}),", &c[1])).count(), 1, "check type {} of check/{m}.rs is registered once in checks!", &c[1]);
+        }
+    }
+    // Host kinds: each module of lab/kind/ is an arm of `spec`.
+    let kinds = src("harness/src/lab/kind/mod.rs");
+    for m in modules_in("lab/kind") {
+        let ty: String = m[..1].to_uppercase() + &m[1..];
+        assert!(kinds.contains(&format!("=> &{m}::{ty},")), "lab/kind/{m}.rs has no arm in spec()");
+    }
+}
+
+/// Every integration test is in the `labs` group (at most as many labs at
+/// once as 2 cores hold) unless its file is named as one that starts none;
+/// a new test file is in it without a word. Such a file is read here: it
+/// may not start a lab.
+#[test]
+fn a_test_that_starts_a_lab_cannot_escape_the_labs_group() {
+    let cfg: toml::Table = toml::from_str(&src(".config/nextest.toml")).unwrap();
+    let offline = regex::Regex::new(r"^binary\((\w+)\)$").unwrap();
+    for (name, profile) in cfg["profile"].as_table().unwrap() {
+        let overrides = profile.get("overrides").and_then(|o| o.as_array()).unwrap_or_else(|| panic!("profile {name} has overrides"));
+        let last = overrides.last().unwrap();
+        assert_eq!(
+            (last["filter"].as_str(), last["test-group"].as_str()),
+            (Some("kind(test)"), Some("labs")),
+            "profile {name}: the last override puts every integration test in labs"
+        );
+        for o in overrides.iter().filter(|o| o["test-group"].as_str() == Some("@global")) {
+            for part in o["filter"].as_str().unwrap().split('|').map(str::trim) {
+                let bin = &offline.captures(part).unwrap_or_else(|| panic!("profile {name}: `{part}`: an engine-free binary is named whole"))[1];
+                let text = src(&format!("tests/{bin}.rs"));
+                // Spelled in pieces, so that this file does not find them in itself.
+                let starts =
+                    [("support::", "lab("), ("support::", "engine("), ("support::", "docker("), ("Scenario", "Lab"), ("Lab", "Spec"), ("run_", "scenario")];
+                // `pglab run` and `pglab up` from the binary.
+                let commands = ["run", "up"].iter().flat_map(|w| [format!("args([\"{w}\""), format!("arg(\"{w}\")")]).collect::<Vec<_>>();
+                for s in starts.iter().map(|(a, b)| format!("{a}{b}")).chain(commands) {
+                    assert!(!text.contains(&s), "tests/{bin}.rs is outside the labs group but uses {s}");
+                }
+            }
         }
     }
 }

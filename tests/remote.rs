@@ -44,7 +44,7 @@ async fn the_corrected_tutorial_runs_on_an_engine_reached_over_tcp() {
     let inspected = std::panic::AssertUnwindSafe(async {
         assert!(relayed.load(std::sync::atomic::Ordering::Relaxed) > 10, "the run went through the TCP relay");
 
-        let labs = pglab::lab::inventory::list_labs(&docker).await.unwrap();
+        let labs = support::engine().await.labs().await.unwrap();
         let hosts: Vec<String> = labs.iter().filter(|l| l.lab == lab).flat_map(|l| l.hosts.iter().map(|h| h.container.clone())).collect();
         assert_eq!(hosts.len(), 3, "{hosts:?}");
         for c in &hosts {

@@ -103,7 +103,7 @@ pub enum Error {
 
     /// A scenario run by [`ScenarioLab`](crate::ScenarioLab) failed: a step
     /// (its command, output and log lines are in `error`) or a check.
-    #[error("scenario {scenario} on {platform} failed (lab {lab}): {error}")]
+    #[error("scenario {scenario} on {platform} failed (lab {lab}): {failure}")]
     #[diagnostic(code(pglab::run))]
     Run {
         /// The scenario's name.
@@ -112,8 +112,8 @@ pub enum Error {
         platform: String,
         /// The lab's id (kept when asked to keep it on failure).
         lab: String,
-        /// What failed, as the report says it.
-        error: String,
+        /// What failed, with its kind and the step it failed in.
+        failure: Box<Failure>,
     },
 
     /// A check (or your assertion through one) found the lab not as claimed.
@@ -178,6 +178,37 @@ impl Error {
 
     /// Exit code documented in the README: 1 a check or step failed, 2 bad
     /// input, 3 the environment (Docker, images) is not usable, 130 interrupted.
+    /// What kind of failure this is, for a report or a caller to act on.
+    pub fn cause(&self) -> Cause {
+        match self {
+            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } => Cause::Engine,
+            Error::Exec(_) => Cause::Exec,
+            Error::Sql { .. } => Cause::Sql,
+            Error::Timeout(_) => Cause::Timeout,
+            Error::Step { source, .. } => source.cause(),
+            Error::Scenario(_) | Error::UndefinedVariable(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => Cause::Input,
+            Error::Run { failure, .. } => failure.cause,
+            Error::Check(_) => Cause::Check,
+            Error::Interrupted => Cause::Interrupted,
+            Error::Io { .. } | Error::Other(_) => Cause::Other,
+        }
+    }
+
+    /// The step it happened in, when it happened in one.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Error::Step { id, .. } => Some(id),
+            Error::Run { failure, .. } => failure.step.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The error as data: its kind, its step, its words (passed through `redact`).
+    pub fn failure(&self, redact: impl Fn(&str) -> String) -> Failure {
+        Failure { cause: self.cause(), step: self.step().map(String::from), message: redact(&self.to_string()), exit_code: self.exit_code() }
+    }
+
+    /// The exit code `pglab` gives it (README): 2 bad input, 3 engine, 130 interrupted, 1 the rest.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
@@ -267,7 +298,7 @@ impl ScenarioError {
 }
 
 /// Keeps the last `n` lines of a text, for error messages that must stay readable.
-pub fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
@@ -391,3 +422,44 @@ impl Problem {
     }
 }
 
+/// Why a run did not pass, as data: for the JSON report and for a caller of
+/// `ScenarioLab` or `run_scenario`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub cause: Cause,
+    /// The step it happened in, when one.
+    pub step: Option<String>,
+    /// The error as `pglab` prints it (secrets redacted).
+    pub message: String,
+    /// The exit code `pglab run` gives it (README).
+    pub exit_code: i32,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The kinds of failure a run can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A command ended with the wrong status.
+    Exec,
+    /// SQL was refused, or the server could not be reached.
+    Sql,
+    /// A condition did not hold before its deadline.
+    Timeout,
+    /// A check or a step's expectation found the lab not as claimed.
+    Check,
+    /// The engine could not do what was asked (or is not there).
+    Engine,
+    /// A scenario, an option or a name that cannot be used.
+    Input,
+    /// A signal stopped the run.
+    Interrupted,
+    /// Anything else (a file that could not be written).
+    Other,
+}

@@ -1,4 +1,5 @@
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 //! pglab: disposable PostgreSQL + pgBackRest replication labs in Docker,
 //! for your own `cargo test`.
 //!
@@ -42,41 +43,45 @@
 //! a bare two-host lab starts in 2–4 s and takes about 120 MiB per host; the
 //! tutorial through `8-streaming` takes about 20 s.
 //!
-//! Layers, each importing only those below it:
-//! `cli` → `run` → `check` → `lab` → `engine` → `outcome`/`scenario`/
-//! `transcript`/`time`/`platform`/`error`; `report` renders `outcome` and
-//! imports nothing that runs; `progress` is what a person watching sees.
-//! Modules not shown in these docs are the CLI's and the harness's own.
+//! Run a scenario file of your own and look at what it found with
+//! [`run_scenario`] ([`Scenario::load`], [`RunOptions`], [`RunReport`]); reach
+//! the engine (labs on it, images) through [`Engine`].
+//!
+//! Layers, each importing only those below it (`docs/architecture.md`):
+//! `cli` → `run` → `scenario` → `action`/`check` → `lab` → `engine`/`report`
+//! → `outcome` → `transcript` → `time`/`vars`/`vocab` → `error`/`platform`/`progress`.
 
 pub(crate) mod action;
 pub mod check;
-#[doc(hidden)]
-pub mod cli;
-#[doc(hidden)]
+pub(crate) mod cli;
 pub mod engine;
 pub mod error;
 pub mod lab;
-#[doc(hidden)]
 pub mod outcome;
 pub mod platform;
-#[doc(hidden)]
-pub mod progress;
-#[doc(hidden)]
-pub mod report;
+pub(crate) mod progress;
+pub(crate) mod report;
 pub mod run;
-#[doc(hidden)]
-pub mod scenario;
+pub(crate) mod scenario;
 pub mod time;
-#[doc(hidden)]
-pub mod transcript;
+pub(crate) mod transcript;
 pub(crate) mod vars;
 pub mod vocab;
 
-pub use engine::image::HostImage;
+pub use engine::{Engine, HostImage};
 pub use error::{Error, Result};
-pub use lab::{Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec};
+pub use lab::{Cmd, ExecOutput, Host, HostSpec, Hosts, Keep, Lab, LabSpec};
+pub use outcome::RunReport;
 pub use platform::Platform;
-pub use run::ScenarioLab;
+pub use run::{run_scenario, RunOptions, ScenarioLab};
+pub use scenario::{CheckOutline, GivenOutline, Outline, Scenario, StepOutline};
+pub use transcript::{Transcript, TranscriptEntry, REDACTED};
+
+/// The `pglab` program's entry point (its `main` calls only this); not an API.
+#[doc(hidden)]
+pub fn cli_main() -> i32 {
+    cli::entry()
+}
 
 /// What a test of your own needs: `use pglab::prelude::*;`.
 pub mod prelude {
@@ -84,6 +89,7 @@ pub mod prelude {
     pub use crate::lab::{Br, BrCommand, Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec, Lsn, LsnKind, StopMode};
     pub use crate::platform::Platform;
     pub use crate::run::ScenarioLab;
-    pub use crate::vocab::{HostKind, KillWhat};
     pub use crate::time::Deadline;
+    pub use crate::vocab::{HostKind, KillWhat};
+    pub use crate::{Engine, HostSpec, RunOptions, RunReport, Scenario};
 }

@@ -6,21 +6,25 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use crate::error::Failure;
 use crate::platform::Platform;
-use crate::vocab::{Defect, HostKind, Role};
 use crate::transcript::TranscriptEntry;
+use crate::vocab::{Defect, HostKind, Role};
 
 /// How long each phase of `Lab::start` took, for reports.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StartTimings {
     #[serde(with = "crate::time::millis")]
+    /// Creating the lab's network.
     pub network: Duration,
     #[serde(with = "crate::time::millis")]
+    /// Creating and starting every host's container.
     pub containers: Duration,
     /// Until every host's PostgreSQL answers the harness.
     #[serde(with = "crate::time::millis")]
     pub sql_ready: Duration,
     #[serde(with = "crate::time::millis")]
+    /// All of it.
     pub total: Duration,
 }
 
@@ -28,7 +32,9 @@ pub struct StartTimings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
+    /// Its action did what `expect` asks.
     Passed,
+    /// It did not; the run stopped.
     Failed,
     /// A signal arrived while it ran; it was stopped.
     Interrupted,
@@ -37,6 +43,7 @@ pub enum StepStatus {
 }
 
 impl CheckOutcome {
+    /// Whether the check passed.
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Passed
     }
@@ -88,26 +95,38 @@ pub enum Fault {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One step as it ran.
 pub struct StepResult {
+    /// Its id (`8-restore`).
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// The host it ran on.
     pub host: String,
+    /// The OS user it ran as.
     pub user: String,
+    /// Its action's key (`run`, `sql`, `restart`).
     pub action: String,
     /// Whether the action is a fault, for the timeline.
     pub fault: Fault,
+    /// Not in the tutorial: a fix or a diagnostic the harness adds.
     pub added: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The defect its outcome is evidence of.
     pub defect: Option<Defect>,
     #[serde(skip_serializing_if = "String::is_empty")]
+    /// Why the step is there, as the file says.
     pub note: String,
+    /// Passed, or skipped for the platform.
     pub passed: bool,
+    /// How it ended.
     pub status: StepStatus,
     /// When it started, from the start of the steps phase: shows what ran
     /// beside what.
     #[serde(rename = "at_ms", with = "crate::time::millis")]
     pub at: Duration,
     #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
+    /// How long it took.
     pub elapsed: Duration,
     /// What was observed (status, matched output or log line).
     pub observed: String,
@@ -149,8 +168,11 @@ impl Unit {
 /// One measurement a check made, named, with its unit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figure {
+    /// What was measured (`latency_p50`).
     pub name: String,
+    /// Its value, in `unit`.
     pub value: f64,
+    /// What it counts.
     pub unit: Unit,
 }
 
@@ -160,6 +182,7 @@ pub struct Figure {
 pub struct Figures(pub Vec<Figure>);
 
 impl Figures {
+    /// Adds a figure.
     pub fn push(&mut self, name: impl Into<String>, value: f64, unit: Unit) {
         self.0.push(Figure { name: name.into(), value, unit });
     }
@@ -169,6 +192,7 @@ impl Figures {
         self.0.iter().find(|f| f.name == name).map(|f| f.value)
     }
 
+    /// Every figure, in the order measured.
     pub fn iter(&self) -> impl Iterator<Item = &Figure> {
         self.0.iter()
     }
@@ -177,7 +201,9 @@ impl Figures {
 /// The result of one check, as reports show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckOutcome {
+    /// The check's name (`standby_data`).
     pub name: String,
+    /// Passed or failed.
     pub verdict: Verdict,
     /// What was seen: the proof when it passed, what was seen instead when not.
     pub evidence: String,
@@ -188,6 +214,7 @@ pub struct CheckOutcome {
     #[serde(rename = "at_ms", with = "crate::time::millis")]
     pub at: Duration,
     #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
+    /// How long it took.
     pub elapsed: Duration,
 }
 
@@ -203,6 +230,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// As reports write it.
     pub fn name(self) -> &'static str {
         match self {
             Phase::Given => "given",
@@ -225,49 +253,74 @@ impl Serialize for Phases {
 /// A host of the lab as the report lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostInfo {
+    /// Its name in the lab.
     pub name: String,
     /// What kind of host it is (`pg`, `repo`).
     pub kind: HostKind,
+    /// What it is for, as the file says.
     pub role: Role,
+    /// Its address on the lab's network.
     pub ip: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What a run of a scenario found: every step, every check, the transcript
+/// and the timings; what `pglab run` writes as JSON and Markdown.
 pub struct RunReport {
+    /// The scenario's name.
     pub scenario: String,
+    /// Its description.
     pub description: String,
+    /// The platform it ran on.
     pub platform: Platform,
+    /// The image its hosts ran.
     pub image: String,
     /// What the image was built from; none for a recipe that cannot say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub versions: Option<Versions>,
+    /// The lab's id (`pglab list`).
     pub lab: String,
+    /// The lab's hosts.
     pub hosts: Vec<HostInfo>,
     /// Set when a kept lab went on from this step (`pglab step`, `run --from`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// How long starting the lab took.
     pub lab_timings: StartTimings,
+    /// Wall time of each phase.
     pub phases: Phases,
+    /// Every step and every check passed.
     pub passed: bool,
     /// A signal stopped the run.
     pub interrupted: bool,
+    /// Why it did not pass, when a step (or the lab) failed; failed
+    /// checks are in `checks`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Failure>,
+    /// Each step that ran, in the order they ended.
     pub steps: Vec<StepResult>,
+    /// Each check that ran, in file order.
     pub checks: Vec<CheckOutcome>,
+    /// The defects the scenario documents.
     pub defects: Vec<Defect>,
     #[serde(rename = "total_ms", with = "crate::time::millis")]
+    /// The whole run.
     pub total: Duration,
+    /// Every command and SQL statement, as run (secrets redacted).
     pub transcript: Vec<TranscriptEntry>,
     #[serde(skip_serializing_if = "Series::is_empty")]
+    /// Replication lag and commit rates, for runs with faults or load.
     pub series: Series,
 }
 
 /// The OS and the versions a run ran on, read from its image's labels.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Versions {
+    /// The operating system and its point release.
     pub os: String,
+    /// The PostgreSQL package's version.
     pub postgresql: String,
+    /// The pgBackRest package's version.
     pub pgbackrest: String,
     /// The `Date` of the suite's Release file the image was built from.
     pub archive_date: String,
@@ -315,6 +368,7 @@ pub struct Series {
 }
 
 impl Series {
+    /// Nothing was sampled.
     pub fn is_empty(&self) -> bool {
         self.lag.is_empty() && self.writes.is_empty()
     }
@@ -323,6 +377,7 @@ impl Series {
 /// One row of `pg_stat_replication` at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct LagSample {
+    /// Seconds since the steps began.
     pub at_s: f64,
     /// The host sending WAL.
     pub primary: String,
@@ -337,8 +392,11 @@ pub struct LagSample {
 /// Commits a writer had acknowledged in one second of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct WriteRate {
+    /// The writer's name.
     pub writer: String,
+    /// The second of the run.
     pub second: u32,
+    /// Commits acknowledged in it.
     pub commits: u32,
 }
 

@@ -11,12 +11,12 @@ pub const REDACTED: &str = "********";
 
 /// Removes known secrets and anything that reads as `password=...`.
 #[derive(Clone, Default, Debug)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Arc<Mutex<Vec<String>>>,
 }
 
 impl Redactor {
-    pub fn with_secrets<I: IntoIterator<Item = S>, S: Into<String>>(secrets: I) -> Self {
+    pub(crate) fn with_secrets<I: IntoIterator<Item = S>, S: Into<String>>(secrets: I) -> Self {
         let r = Redactor::default();
         for s in secrets {
             r.add(&s.into());
@@ -25,13 +25,13 @@ impl Redactor {
     }
 
     /// From now on `secret` never appears in what this redactor passes.
-    pub fn add(&self, secret: &str) {
+    pub(crate) fn add(&self, secret: &str) {
         if !secret.is_empty() {
             self.secrets.lock().expect("redactor lock").push(secret.to_string());
         }
     }
 
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
         let re = RE.get_or_init(|| regex::Regex::new(r"(?i)(password[ \t]*[=:][ \t]*)('[^'\n]*'|[^\s']+)").expect("valid regex"));
         let secrets = self.secrets.lock().expect("redactor lock");
@@ -45,12 +45,19 @@ impl Redactor {
 pub struct TranscriptEntry {
     /// Step id this ran under (`given`, `3-postgresql-conf`, `verify-pitr`, `lab`).
     pub step: String,
+    /// The host it ran on.
     pub host: String,
+    /// Who ran it: an OS user, or the harness (`pglab (harness)`).
     pub user: String,
+    /// The command as typed, or what the harness did.
     pub cmd: String,
+    /// Its exit status (none for a harness action).
     pub status: Option<i64>,
+    /// What it printed on stdout.
     pub stdout: String,
+    /// What it printed on stderr.
     pub stderr: String,
+    /// How long it took.
     #[serde(rename = "elapsed_ms", with = "crate::time::millis")]
     pub elapsed: Duration,
     /// Extra text shown with the command (a config diff, a SQL result).
@@ -65,7 +72,7 @@ tokio::task_local! {
 }
 
 /// Runs `fut` with what it records filed under step `id`.
-pub async fn in_step<F: std::future::Future>(id: &str, fut: F) -> F::Output {
+pub(crate) async fn in_step<F: std::future::Future>(id: &str, fut: F) -> F::Output {
     STEP.scope(id.to_string(), fut).await
 }
 
@@ -76,48 +83,62 @@ pub struct Transcript {
     redactor: Redactor,
 }
 
+/// What a command did, for the transcript.
+pub(crate) struct Ran<'a> {
+    pub cmd: &'a str,
+    pub status: i64,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+    pub elapsed: Duration,
+}
+
 impl Transcript {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Transcript::default()
     }
 
-    pub fn redactor(&self) -> &Redactor {
+    pub(crate) fn redactor(&self) -> &Redactor {
         &self.redactor
     }
 
+    /// `text` with every secret of the lab's run, and every `password=...`, masked.
     pub fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
     }
 
-    /// A command that ran, with its status and output.
-    #[allow(clippy::too_many_arguments)]
-    pub fn command(&self, host: &str, user: &str, cmd: &str, status: i64, stdout: &str, stderr: &str, elapsed: Duration) {
-        self.push(host, user, cmd, Some(status), stdout, stderr, elapsed, None);
+    /// A command that ran on `host` as `user`, with its status and output.
+    pub(crate) fn command(&self, host: &str, user: &str, ran: Ran<'_>) {
+        let e = self.entry(host, user, ran.cmd, ran.elapsed);
+        self.push(TranscriptEntry { status: Some(ran.status), stdout: self.redact(ran.stdout), stderr: self.redact(ran.stderr), ..e });
     }
 
     /// A harness action that is not a command (a file written, a wait, a diff).
-    pub fn note(&self, host: &str, user: &str, what: &str, note: &str, elapsed: Duration) {
-        self.push(host, user, what, None, "", "", elapsed, Some(note));
+    pub(crate) fn note(&self, host: &str, user: &str, what: &str, note: &str, elapsed: Duration) {
+        let e = self.entry(host, user, what, elapsed);
+        self.push(TranscriptEntry { note: Some(self.redact(note)), ..e });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push(&self, host: &str, user: &str, cmd: &str, status: Option<i64>, stdout: &str, stderr: &str, elapsed: Duration, note: Option<&str>) {
-        let r = &self.redactor;
-        let entry = TranscriptEntry {
+    /// An entry under the running step, its command redacted, nothing else yet.
+    fn entry(&self, host: &str, user: &str, cmd: &str, elapsed: Duration) -> TranscriptEntry {
+        TranscriptEntry {
             // Outside any step: setting up the lab (network, route, harness role).
             step: STEP.try_with(Clone::clone).unwrap_or_else(|_| "lab".into()),
             host: host.into(),
             user: user.into(),
-            cmd: r.redact(cmd),
-            status,
-            stdout: r.redact(stdout),
-            stderr: r.redact(stderr),
+            cmd: self.redact(cmd),
+            status: None,
+            stdout: String::new(),
+            stderr: String::new(),
             elapsed,
-            note: note.map(|n| r.redact(n)),
-        };
+            note: None,
+        }
+    }
+
+    fn push(&self, entry: TranscriptEntry) {
         self.entries.lock().expect("transcript lock").push(entry);
     }
 
+    /// Every entry so far, in the order they were recorded.
     pub fn entries(&self) -> Vec<TranscriptEntry> {
         self.entries.lock().expect("transcript lock").clone()
     }
@@ -131,7 +152,7 @@ mod tests {
     fn secrets_and_password_settings_are_redacted_everywhere() {
         let t = Transcript::new();
         t.redactor().add("pw123456");
-        t.command("h", "root", "echo pw123456", 0, "out pw123456", "password=hunter2 x", Duration::ZERO);
+        t.command("h", "root", Ran { cmd: "echo pw123456", status: 0, stdout: "out pw123456", stderr: "password=hunter2 x", elapsed: Duration::ZERO });
         t.note("h", "root", "write", "PASSWORD 'pw123456'", Duration::ZERO);
         let e = t.entries();
         assert_eq!(e[0].cmd, "echo ********");
@@ -144,7 +165,8 @@ mod tests {
     #[tokio::test]
     async fn entries_are_filed_under_their_step() {
         let t = Transcript::new();
-        in_step("7-backup", async { t.command("h", "postgres", "pgbackrest backup", 0, "", "", Duration::ZERO) }).await;
+        in_step("7-backup", async { t.command("h", "postgres", Ran { cmd: "pgbackrest backup", status: 0, stdout: "", stderr: "", elapsed: Duration::ZERO }) })
+            .await;
         assert_eq!(t.entries()[0].step, "7-backup");
     }
 }

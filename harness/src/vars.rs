@@ -12,10 +12,10 @@ use crate::platform::Platform;
 /// Every variable a scenario's steps can use, with its value.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
-pub struct Vars(pub(crate) BTreeMap<String, String>);
+pub(crate) struct Vars(pub(crate) BTreeMap<String, String>);
 
 /// What each built-in variable is, for the reference.
-pub const BUILTIN_DOCS: [(&str, &str); 7] = [
+pub(crate) const BUILTIN_DOCS: [(&str, &str); 7] = [
     ("pg.version", "PostgreSQL's major version"),
     ("pg.config_dir", "postgresql-common's cluster config directory (postgresql.conf, pg_hba.conf)"),
     ("pg.data", "the cluster's data directory (pgBackRest's `pg1-path`)"),
@@ -26,7 +26,7 @@ pub const BUILTIN_DOCS: [(&str, &str); 7] = [
 ];
 
 /// Built-in variables of a platform: `{pg.version}`, `{pg.data}`, ...
-pub fn builtin(platform: Platform) -> BTreeMap<String, String> {
+pub(crate) fn builtin(platform: Platform) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("pg.version".into(), platform.pg_major().to_string()),
         ("pg.config_dir".into(), platform.pg_config_dir()),
@@ -47,33 +47,33 @@ impl std::fmt::Debug for Vars {
 
 impl Vars {
     /// A variable's value.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
     /// Every variable's name.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
 
     /// The values of the scenario's `{secret.*}` variables.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k.starts_with("secret.")).map(|(_, v)| v.clone()).collect()
     }
 
     /// Replaces every `{name}`; an unknown one is an error naming it.
-    pub fn subst(&self, text: &str) -> Result<String> {
+    pub(crate) fn subst(&self, text: &str) -> Result<String> {
         substitute(text, &self.0).map_err(Error::UndefinedVariable)
     }
 
     /// As [`Vars::subst`], for regex fields: values match literally.
-    pub fn subst_regex(&self, pattern: &str) -> Result<String> {
+    pub(crate) fn subst_regex(&self, pattern: &str) -> Result<String> {
         let escaped: BTreeMap<String, String> = self.0.iter().map(|(k, v)| (k.clone(), regex::escape(v))).collect();
         substitute(pattern, &escaped).map_err(Error::UndefinedVariable)
     }
 
     /// The first undefined `{name}` in `text` and its byte offset there.
-    pub fn first_undefined(&self, text: &str) -> Option<(String, usize)> {
+    pub(crate) fn first_undefined(&self, text: &str) -> Option<(String, usize)> {
         references(text).find(|c| !self.0.contains_key(&c[1])).map(|c| (c[1].to_string(), c.get(0).expect("match").start()))
     }
 }
@@ -104,7 +104,6 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> std::result::Resul
     out.push_str(&text[last..]);
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests {

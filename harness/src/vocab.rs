@@ -89,7 +89,6 @@ impl Role {
     }
 }
 
-
 /// What a `kill` ends.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -111,7 +110,6 @@ pub enum StopMode {
     /// `pg_ctl -m immediate`: no shutdown checkpoint, crash recovery on the next start.
     Immediate,
 }
-
 
 /// File permission bits, written in octal (`"0600"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -181,7 +179,6 @@ impl fmt::Display for Owner {
     }
 }
 
-
 /// A point-in-time recovery target kind, as `pgbackrest restore --type`.
 #[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -224,7 +221,6 @@ impl fmt::Display for PitrTarget {
     }
 }
 
-
 /// A documented defect of the tutorial, referenced by steps as evidence.
 #[derive(Debug, Deserialize, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +233,6 @@ pub struct Defect {
     #[serde(default)]
     pub detail: String,
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -8,19 +8,37 @@ use std::sync::OnceLock;
 use bollard::Docker;
 use pglab::{Lab, LabSpec, Platform};
 
+/// The test's own engine client, independent of pglab's.
 pub async fn docker() -> Docker {
-    pglab::engine::connect().await.expect("Docker engine")
+    let docker = Docker::connect_with_defaults().expect("Docker engine");
+    docker.ping().await.expect("the Docker engine answers");
+    docker
+}
+
+/// pglab's engine.
+pub async fn engine() -> pglab::Engine {
+    pglab::Engine::connect().await.expect("Docker engine")
 }
 
 /// A lab of `hosts` on debian-12, building the image on first use.
 pub async fn lab(hosts: &[&str]) -> Lab {
     let spec = LabSpec::new(Platform::Debian12, hosts.iter().copied());
-    pglab::lab::up(&spec, &pglab::progress::Phases::hidden()).await.expect("lab starts")
+    spec.start().await.expect("lab starts")
 }
 
-/// Every resource still labelled with this lab (containers, networks, volumes).
+/// Every resource still labelled with this lab (containers, networks,
+/// volumes), asked of the engine directly.
 pub async fn leftovers(docker: &Docker, lab: &str) -> Vec<String> {
-    pglab::lab::inventory::list_labs(docker).await.expect("list labs").into_iter().filter(|l| l.lab == lab).map(|l| format!("{l:?}")).collect()
+    use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
+    let label = |k: &str| std::collections::HashMap::from([("label".to_string(), vec![format!("{k}={lab}")])]);
+    let mut left = Vec::new();
+    let containers = docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(label("pglab.lab")), ..Default::default() })).await;
+    left.extend(containers.expect("list containers").into_iter().map(|c| format!("container {:?}", c.names)));
+    let networks = docker.list_networks(Some(ListNetworksOptions { filters: Some(label("pglab.lab")) })).await;
+    left.extend(networks.expect("list networks").into_iter().map(|n| format!("network {:?}", n.name)));
+    let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(label("pglab.lab")) })).await.expect("list volumes");
+    left.extend(volumes.volumes.into_iter().flatten().map(|v| format!("volume {}", v.name)));
+    left
 }
 
 /// Runs `argv` as `user` in a container with the engine's exec API, not

@@ -9,8 +9,8 @@ use std::time::Instant;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::error::Result;
 use super::{Act, Cx};
+use crate::error::Result;
 use crate::lab::{Host, Hosts};
 use crate::vars::Vars;
 use crate::vocab::Needs;

@@ -50,7 +50,7 @@ impl Default for StatusExpect {
 }
 
 impl StatusExpect {
-    pub fn accepts(self, status: i64) -> bool {
+    pub(crate) fn accepts(self, status: i64) -> bool {
         match self {
             StatusExpect::Code(c) => c == status,
             StatusExpect::Word(StatusWord::Any) => true,
@@ -59,7 +59,7 @@ impl StatusExpect {
     }
 
     /// The one status this expects, if it is one.
-    pub fn code(self) -> Option<i64> {
+    pub(crate) fn code(self) -> Option<i64> {
         match self {
             StatusExpect::Code(c) => Some(c),
             StatusExpect::Word(_) => None,

@@ -49,7 +49,7 @@ pub(crate) struct Load {
 
 impl Load {
     /// Which load it is, by name.
-    pub fn kind(&self) -> Result<LoadKind<'_>, String> {
+    pub(crate) fn kind(&self) -> Result<LoadKind<'_>, String> {
         match (&self.writer, &self.pgbench) {
             (Some(w), None) => Ok(LoadKind::Writer(w)),
             (None, Some(b)) => Ok(LoadKind::Pgbench(b)),

@@ -74,10 +74,10 @@ pub(crate) struct Named<'a> {
 }
 
 impl<'a> Named<'a> {
-    pub fn any(key: &'static str, host: &'a Spanned<String>) -> Self {
+    pub(crate) fn any(key: &'static str, host: &'a Spanned<String>) -> Self {
         Named { key, host, needs: Needs::Any }
     }
-    pub fn pg(key: &'static str, host: &'a Spanned<String>) -> Self {
+    pub(crate) fn pg(key: &'static str, host: &'a Spanned<String>) -> Self {
         Named { key, host, needs: Needs::Postgres }
     }
 }
@@ -128,43 +128,44 @@ macro_rules! actions {
 
         impl Action {
             /// Every action's key, in the table's order.
-            pub const NAMES: &'static [&'static str] = &[$($key),*];
+            pub(crate) const NAMES: &'static [&'static str] = &[$($key),*];
 
-            pub fn name(&self) -> &'static str {
+            pub(crate) fn name(&self) -> &'static str {
                 match self { $(Action::$variant(_) => $key,)* }
             }
 
-            pub fn fault(&self) -> Fault {
+            pub(crate) fn fault(&self) -> Fault {
                 match self { $(Action::$variant(_) => <$ty as Act>::FAULT,)* }
             }
 
             /// The fault kind of the action with this key.
-            pub fn fault_of(key: &str) -> Option<Fault> {
+            #[cfg(test)]
+            pub(crate) fn fault_of(key: &str) -> Option<Fault> {
                 match key { $($key => Some(<$ty as Act>::FAULT),)* _ => None }
             }
 
-            pub fn needs(&self) -> Needs {
+            pub(crate) fn needs(&self) -> Needs {
                 match self { $(Action::$variant(a) => a.needs(),)* }
             }
 
-            pub fn named(&self) -> Vec<Named<'_>> {
+            pub(crate) fn named(&self) -> Vec<Named<'_>> {
                 match self { $(Action::$variant(a) => a.named(),)* }
             }
 
-            pub fn boot(&self) -> Boot<'_> {
+            pub(crate) fn boot(&self) -> Boot<'_> {
                 match self { $(Action::$variant(a) => a.boot(),)* }
             }
 
-            pub fn problems(&self, lint: &Lint<'_>) -> Vec<Problem> {
+            pub(crate) fn problems(&self, lint: &Lint<'_>) -> Vec<Problem> {
                 match self { $(Action::$variant(a) => a.problems(lint),)* }
             }
 
-            pub async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {
+            pub(crate) async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {
                 match self { $(Action::$variant(a) => a.run(cx).await,)* }
             }
 
             /// Each action's key and the schema of its value (its type's doc is the description).
-            pub fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, schemars::Schema)> {
+            pub(crate) fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, schemars::Schema)> {
                 vec![$(($key, generator.subschema_for::<$ty>()),)*]
             }
         }
@@ -194,7 +195,7 @@ actions! {
 
 impl Action {
     /// The background load it starts or stops, when it is `load`.
-    pub fn as_load(&self) -> Option<&Load> {
+    pub(crate) fn as_load(&self) -> Option<&Load> {
         match self {
             Action::Load(l) => Some(l),
             _ => None,

@@ -29,7 +29,7 @@ pub(crate) enum Wait {
 }
 
 impl Wait {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Wait::PgDown => "pg_down",
             Wait::PgUp => "pg_up",

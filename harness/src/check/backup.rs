@@ -17,7 +17,7 @@ use crate::time::{poll_until, Deadline, Probe};
 /// those backups to the repository.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Retention {
+pub(crate) struct Retention {
     /// Where pgBackRest backs up (the repository's side).
     pub host: String,
     /// The pgBackRest stanza.
@@ -31,7 +31,7 @@ pub struct Retention {
 /// The postgres crontab on `host` holds this line. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CronLine {
+pub(crate) struct CronLine {
     /// The host whose crontab it is.
     pub host: String,
     /// The crontab line, as `crontab -l` prints it.
@@ -43,7 +43,7 @@ pub struct CronLine {
 /// a line to the postgres crontab and puts the crontab back afterwards.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CronFires {
+pub(crate) struct CronFires {
     /// The host whose crontab it is.
     pub host: String,
     /// The stanza the line backs up.
@@ -53,7 +53,7 @@ pub struct CronFires {
 /// `pgbackrest check` (it archives a WAL segment) and `pgbackrest verify` succeed.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Pgbackrest {
+pub(crate) struct Pgbackrest {
     /// Where to run them (the repository's side).
     pub host: String,
     /// The pgBackRest stanza.

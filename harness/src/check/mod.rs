@@ -128,25 +128,25 @@ macro_rules! checks {
 
         impl CheckDecl {
             /// Every check's name, in the table's order.
-            pub const NAMES: &'static [&'static str] = &[$($key),*];
+            pub(crate) const NAMES: &'static [&'static str] = &[$($key),*];
 
-            pub fn name(&self) -> &'static str {
+            pub(crate) fn name(&self) -> &'static str {
                 match self { $(CheckDecl::$variant(_) => $key,)* }
             }
 
-            pub fn is_slow(&self) -> bool {
+            pub(crate) fn is_slow(&self) -> bool {
                 match self { $(CheckDecl::$variant(_) => <$ty as Proof>::SLOW,)* }
             }
 
-            pub fn regex_params(&self) -> &'static [&'static str] {
+            pub(crate) fn regex_params(&self) -> &'static [&'static str] {
                 match self { $(CheckDecl::$variant(_) => <$ty as Proof>::REGEX_PARAMS,)* }
             }
 
-            pub fn uses(&self) -> Vec<Uses<'_>> {
+            pub(crate) fn uses(&self) -> Vec<Uses<'_>> {
                 match self { $(CheckDecl::$variant(c) => c.uses(),)* }
             }
 
-            pub fn problems(&self) -> Vec<(&'static str, String)> {
+            pub(crate) fn problems(&self) -> Vec<(&'static str, String)> {
                 match self { $(CheckDecl::$variant(c) => c.problems(),)* }
             }
 
@@ -172,13 +172,6 @@ checks! {
     "ssh_keys" => SshKeys(security::SshKeys),
     "same_data" => SameData(replication::SameData),
     "pgbackrest" => Pgbackrest(backup::Pgbackrest),
-}
-
-impl CheckDecl {
-    /// Hosts the check uses, by the key that names each.
-    pub fn hosts(&self) -> Vec<(&'static str, &str)> {
-        self.uses().into_iter().map(|u| (u.key, u.host)).collect()
-    }
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.

@@ -11,8 +11,8 @@ use super::{any, drop_and_checkpoint, eq, ms_since, pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
 use crate::lab::{Br, BrCommand, Cmd, Host, Hosts, StopMode};
 use crate::outcome::{Figures, Unit};
-use crate::vocab::PitrTarget;
 use crate::time::Deadline;
+use crate::vocab::PitrTarget;
 
 /// Point-in-time recovery: on the primary, batches of rows with a target
 /// recorded after each (a restore point `pglab_pitr_N`, a time, an xid,
@@ -23,7 +23,7 @@ use crate::time::Deadline;
 /// checkpoint) and replaces `target_host`'s cluster.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Pitr {
+pub(crate) struct Pitr {
     /// The host that takes the writes the targets are recorded between.
     pub primary: String,
     /// Host restored into; it ends promoted. A spare host keeps the

@@ -17,7 +17,7 @@ use crate::time::{poll_every, Deadline, Probe};
 /// Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StandbyData {
+pub(crate) struct StandbyData {
     /// The host that takes writes.
     pub primary: String,
     /// The host that must have the data.
@@ -30,7 +30,7 @@ pub struct StandbyData {
 /// `pglab_stream` on the primary, then drops it and checkpoints.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Streaming {
+pub(crate) struct Streaming {
     /// The host that takes the inserts.
     pub primary: String,
     /// The host that must see them.
@@ -47,7 +47,7 @@ pub struct Streaming {
 /// line written while the check runs. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NotStreaming {
+pub(crate) struct NotStreaming {
     /// The host that should stream but does not.
     pub standby: String,
     /// Regex for that log line.
@@ -59,7 +59,7 @@ pub struct NotStreaming {
 /// changed none of them. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SameData {
+pub(crate) struct SameData {
     /// The source of truth.
     pub primary: String,
     /// The restored host.

@@ -17,7 +17,7 @@ use crate::time::Deadline;
 /// its stored password is a SCRAM-SHA-256 verifier. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReplicationRole {
+pub(crate) struct ReplicationRole {
     /// Where the role lives (the primary).
     pub host: String,
     /// The role's name.
@@ -30,7 +30,7 @@ pub struct ReplicationRole {
 /// log lines written during the check. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HbaRefuses {
+pub(crate) struct HbaRefuses {
     /// The host whose pg_hba.conf decides.
     pub primary: String,
     /// The host allowed to replicate; it tries a wrong password.
@@ -46,7 +46,7 @@ pub struct HbaRefuses {
 /// "Network is unreachable" (nothing is sent). Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NoRouteOut {
+pub(crate) struct NoRouteOut {
     /// The hosts to look at.
     pub hosts: Vec<String>,
 }
@@ -59,7 +59,7 @@ pub struct NoRouteOut {
 /// nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SshKeys {
+pub(crate) struct SshKeys {
     /// The hosts to look at (at least two).
     pub hosts: Vec<String>,
 }

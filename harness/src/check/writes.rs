@@ -19,7 +19,7 @@ use crate::outcome::{Figures, Unit};
 /// Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Writes {
+pub(crate) struct Writes {
     /// The writer's name (`load.writer`).
     pub writer: String,
     /// Where the rows must be: the primary after the fault.

@@ -19,7 +19,7 @@ use crate::scenario::Scenario;
 
 /// One batch: `labs` runs started together.
 #[derive(Debug, Serialize)]
-pub struct Batch {
+pub(super) struct Batch {
     pub labs: usize,
     pub wall_s: f64,
     /// Each run's own total, as its report says.
@@ -32,7 +32,7 @@ pub struct Batch {
     pub distinct_subnets: usize,
 }
 
-pub async fn parallel(scenario: &Path, sizes: &[usize], json: Option<&Path>) -> Result<()> {
+pub(super) async fn parallel(scenario: &Path, sizes: &[usize], json: Option<&Path>) -> Result<()> {
     let scn = Scenario::load(scenario)?;
     let docker = engine::connect().await?;
     // Built before the batches, so no batch races its own image build.

@@ -15,7 +15,7 @@ async fn attach(lab: &str) -> Result<Attached> {
 }
 
 /// Builds what is missing, every platform at once (each on its own line).
-pub async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Result<()> {
+pub(super) async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let progress = Progress::new(quiet);
     progress.phase(format!("images: {}", platforms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")));
@@ -42,7 +42,7 @@ pub async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Re
 }
 
 /// `pglab image list`: what each image on the engine was built from.
-pub async fn image_list(json: bool) -> Result<()> {
+pub(super) async fn image_list(json: bool) -> Result<()> {
     let images = image::list(&engine::connect().await?).await?;
     if json {
         out(serde_json::to_string_pretty(&images).expect("images serialize"));
@@ -66,7 +66,7 @@ pub async fn image_list(json: bool) -> Result<()> {
 }
 
 /// A bare lab; with `foreground` it lives until a signal, then goes.
-pub async fn up(platform: Platform, hosts: Vec<String>, foreground: bool, quiet: bool) -> Result<()> {
+pub(super) async fn up(platform: Platform, hosts: Vec<String>, foreground: bool, quiet: bool) -> Result<()> {
     let progress = Progress::new(quiet);
     let mut spec = LabSpec::new(platform, hosts);
     spec.keep = if foreground { Keep::Never } else { Keep::Always };
@@ -94,7 +94,7 @@ fn print_lab(lab: &Lab) {
 }
 
 /// Runs a command on a host; exits with its status.
-pub async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) -> Result<()> {
+pub(super) async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) -> Result<()> {
     let attached = attach(lab).await?;
     let h = attached.host(host)?;
     let mut sink = |chunk: &[u8], err: bool| {
@@ -109,13 +109,13 @@ pub async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) -> Result
     Ok(())
 }
 
-pub async fn sql(lab: &str, host: &str, sql: &str) -> Result<()> {
+pub(super) async fn sql(lab: &str, host: &str, sql: &str) -> Result<()> {
     let attached = attach(lab).await?;
     out(attached.host(host)?.safe_psql(sql).await?);
     Ok(())
 }
 
-pub async fn shell(lab: &str, host: &str, user: &str) -> Result<()> {
+pub(super) async fn shell(lab: &str, host: &str, user: &str) -> Result<()> {
     let attached = attach(lab).await?;
     let h = attached.host(host)?;
     let status = std::process::Command::new("docker")
@@ -125,7 +125,7 @@ pub async fn shell(lab: &str, host: &str, user: &str) -> Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
-pub async fn logs(lab: &str, host: Option<&str>, lines: usize) -> Result<()> {
+pub(super) async fn logs(lab: &str, host: Option<&str>, lines: usize) -> Result<()> {
     let attached = attach(lab).await?;
     if let Some(name) = host {
         attached.host(name)?;
@@ -136,7 +136,7 @@ pub async fn logs(lab: &str, host: Option<&str>, lines: usize) -> Result<()> {
     Ok(())
 }
 
-pub async fn report(lab: &str, output: Option<PathBuf>) -> Result<()> {
+pub(super) async fn report(lab: &str, output: Option<PathBuf>) -> Result<()> {
     let attached = attach(lab).await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("pglab-report-{lab}.tar.gz")));
     let size = crate::run::bundle::write(&attached, &path).await?;
@@ -144,7 +144,7 @@ pub async fn report(lab: &str, output: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-pub async fn down(lab: Option<String>, all: bool) -> Result<()> {
+pub(super) async fn down(lab: Option<String>, all: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let labs = inventory::list_labs(&docker).await?;
     let targets: Vec<String> = match (lab, all) {
@@ -160,7 +160,7 @@ pub async fn down(lab: Option<String>, all: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(json: bool) -> Result<()> {
+pub(super) async fn list(json: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let labs = inventory::list_labs(&docker).await?;
     if json {
@@ -188,7 +188,7 @@ pub async fn list(json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn gc(all: bool) -> Result<()> {
+pub(super) async fn gc(all: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let r = inventory::gc(&docker, all).await?;
     out(format_args!(

@@ -13,11 +13,9 @@ use crate::error::Result;
 use crate::platform::Platform;
 use crate::run::CheckPick;
 
-pub use run::new_scenario;
-
 #[derive(Parser, Debug)]
 #[command(name = "pglab", version, about = "Disposable PostgreSQL + pgBackRest replication labs")]
-pub struct Cli {
+pub(crate) struct Cli {
     /// No progress output.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -29,7 +27,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Host images.
     Image {
         #[command(subcommand)]
@@ -151,7 +149,7 @@ pub enum Command {
 
 /// `pglab run`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// A scenario file, a name under scenarios/ (`tutorial`, `tutorial-literal`),
     /// or a bug bundle from `pglab report` (replayed up to the step it reached).
     pub scenario: String,
@@ -193,7 +191,7 @@ pub struct RunArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ImageCommand {
+pub(crate) enum ImageCommand {
     /// Build platforms' host images (found in the cache unless --force);
     /// several missing ones are built at once.
     Build {
@@ -234,7 +232,41 @@ pub(crate) fn out(text: impl std::fmt::Display) {
     }
 }
 
-pub async fn main(cli: Cli) -> Result<()> {
+/// The `pglab` program: parses the command line, runs it, and returns the
+/// exit code (documented in the README).
+pub(crate) fn entry() -> i32 {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PGLAB_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    // Signals are handled from the start: an interrupt before any lab exits at once.
+    crate::lab::signals::install();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = match rt.block_on(main(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            let code = e.exit_code();
+            match e {
+                // Spans into a scenario file read best as miette draws them.
+                crate::Error::Scenario(_) => crate::progress::say(format_args!("{:?}", miette::Report::new(e))),
+                crate::Error::Interrupted => crate::progress::say("pglab: interrupted"),
+                e => crate::progress::say(format_args!("pglab: {e}")),
+            }
+            code
+        }
+    };
+    drop(rt);
+    code
+}
+
+async fn main(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Image { command: ImageCommand::Build { platforms, all, force } } => {

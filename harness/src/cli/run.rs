@@ -12,7 +12,7 @@ use crate::run::{bundle, locate as resolve_scenario, CheckPick, Resume, RunOptio
 use crate::scenario::{shipped, Scenario};
 
 /// Every scenario `pglab run NAME` finds, and where it comes from.
-pub fn list_scenarios() -> Result<()> {
+pub(super) fn list_scenarios() -> Result<()> {
     let mut names: Vec<(String, String)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir("scenarios") {
         for e in rd.flatten() {
@@ -36,7 +36,7 @@ pub fn list_scenarios() -> Result<()> {
     Ok(())
 }
 
-pub async fn run(a: RunArgs, quiet: bool) -> Result<()> {
+pub(super) async fn run(a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(from) = &a.from {
         return run_from(&a, from, quiet).await;
     }
@@ -92,7 +92,7 @@ async fn run_from(a: &RunArgs, from: &str, quiet: bool) -> Result<()> {
     finish(&report?, a.json, a.junit.as_deref(), &a.transcript)
 }
 
-pub async fn step(lab: &str, step: &str, checks: Vec<CheckPick>, slow: bool, transcript: &Path, quiet: bool) -> Result<()> {
+pub(super) async fn step(lab: &str, step: &str, checks: Vec<CheckPick>, slow: bool, transcript: &Path, quiet: bool) -> Result<()> {
     let until = match step {
         "next" => Until::Next,
         "verify" | "end" => Until::End,
@@ -108,7 +108,7 @@ pub async fn step(lab: &str, step: &str, checks: Vec<CheckPick>, slow: bool, tra
     finish(&report?, false, None, transcript)
 }
 
-pub async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool) -> Result<()> {
+pub(super) async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool) -> Result<()> {
     let scn = Scenario::load(&resolve_scenario(scenario)?)?;
     let progress = Progress::new(quiet);
     let mut reports = Vec::new();
@@ -133,7 +133,7 @@ pub async fn bench(scenario: &str, runs: usize, json: Option<&Path>, quiet: bool
 
 /// Checks every file, printing each good one's plan; all problems of all
 /// files come back as one error (exit 2).
-pub fn validate(args: &[String]) -> Result<()> {
+pub(super) fn validate(args: &[String]) -> Result<()> {
     let mut bad: Vec<crate::error::ScenarioError> = Vec::new();
     let mut other = None;
     for a in args {
@@ -157,7 +157,7 @@ pub fn validate(args: &[String]) -> Result<()> {
     }
 }
 
-pub fn new(name: &str, dir: &Path) -> Result<()> {
+pub(super) fn new(name: &str, dir: &Path) -> Result<()> {
     let path = new_scenario(name, dir)?;
     out(format!("wrote {}; run it with `pglab run {}`", path.display(), path.display()));
     Ok(())
@@ -186,7 +186,7 @@ fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> R
     match (report.passed, report.interrupted) {
         (true, _) => Ok(()),
         (false, true) => Err(Error::Interrupted),
-        (false, false) => Err(Error::Check(report.error.clone().unwrap_or_else(|| "a check failed".into()))),
+        (false, false) => Err(Error::Check(report.error.as_ref().map_or_else(|| "a check failed".into(), |f| f.message.clone()))),
     }
 }
 
@@ -225,7 +225,7 @@ fn print_report(r: &RunReport, dir: &Path) {
 }
 
 /// Writes a commented scenario to start from: the corrected tutorial.
-pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
+pub(crate) fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(Error::Usage(format!("scenario name `{name}`: use letters, digits, - and _")));
     }

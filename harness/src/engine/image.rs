@@ -17,7 +17,7 @@ use crate::platform::{Base, Platform};
 use crate::progress::{Phases, Progress};
 
 /// Prefix of a build's scratch directory (the rootfs tar and mmdebstrap's tree).
-pub const SCRATCH_PREFIX: &str = "pglab-build-";
+pub(crate) const SCRATCH_PREFIX: &str = "pglab-build-";
 
 /// mmdebstrap's own phases (its `I:` lines) that a build shows.
 const MMDEBSTRAP_PHASES: [&str; 9] = [
@@ -70,20 +70,24 @@ fn recipe(platform: Platform) -> &'static [RecipeFile] {
 /// The image a platform's hosts run, named by what it is built from.
 #[derive(Debug, Clone)]
 pub struct HostImage {
+    /// The platform it is for.
     pub platform: Platform,
+    /// `pglab/<platform>`.
     pub name: String,
+    /// A hash of the recipe and the platform's row: an edit makes a new tag.
     pub tag: String,
 }
 
 /// How `ensure` found or made the image.
 #[derive(Debug, Clone)]
-pub struct Ensured {
+pub(crate) struct Ensured {
     pub image: HostImage,
     pub cached: bool,
     pub elapsed: Duration,
 }
 
 impl HostImage {
+    /// The image a platform's hosts run (built or not).
     pub fn for_platform(platform: Platform) -> Self {
         let mut h = Sha256::new();
         // The platform's row (suite, versions, init arguments) and the recipe's files.
@@ -97,18 +101,13 @@ impl HostImage {
         HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]) }
     }
 
+    /// `name:tag`, as the engine names it.
     pub fn reference(&self) -> String {
         format!("{}:{}", self.name, self.tag)
     }
 
-    /// What this image was built from (its `pglab.built.*` labels): empty
-    /// for a recipe that cannot say (ubuntu-22.04).
-    pub async fn built(&self, docker: &Docker) -> Result<BTreeMap<String, String>> {
-        built(docker, &self.reference()).await
-    }
-
     /// The line on which a build of this image shows its phases.
-    pub fn phases(&self, progress: &Progress) -> Phases {
+    pub(crate) fn phases(&self, progress: &Progress) -> Phases {
         progress.phases(format!("image {}", self.platform), BUILD_PHASES)
     }
 
@@ -117,12 +116,13 @@ impl HostImage {
         HashMap::from([(LABEL_IMAGE.to_string(), self.platform.name().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())])
     }
 
-    pub async fn exists(&self, docker: &Docker) -> Result<bool> {
+    /// Whether the engine has it.
+    pub(crate) async fn exists(&self, docker: &Docker) -> Result<bool> {
         image_exists(docker, &self.reference()).await
     }
 
     /// Finds the image, or builds it (always when `force`).
-    pub async fn ensure(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
+    pub(crate) async fn ensure(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
         let ensured = self.find_or_build(docker, force, progress).await;
         progress.finish();
         ensured
@@ -305,11 +305,15 @@ impl HostImage {
 /// An image on the engine that pglab built, and what it was built from.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImageInfo {
+    /// `name:tag`.
     pub reference: String,
+    /// The platform it is for (`debian-12`).
     pub platform: String,
     /// Its tag is the one this pglab's recipe gives (else an older recipe's).
     pub current: bool,
+    /// Its size on the engine.
     pub size_mb: u64,
+    /// When it was made (Unix time).
     pub created: i64,
     /// `pglab.built.*` labels without the prefix: os, suite, archive_date,
     /// postgresql, pgbackrest, systemd, openssh, packages (a digest of every
@@ -318,7 +322,7 @@ pub struct ImageInfo {
 }
 
 /// The host images on the engine, newest first.
-pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
+pub(crate) async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL_IMAGE.to_string()])]);
     let images = docker
         .list_images(Some(bollard::query_parameters::ListImagesOptions { filters: Some(filters), ..Default::default() }))
@@ -348,7 +352,7 @@ fn built_of(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
 }
 
 /// What the image `reference` was built from (its `pglab.built.*` labels).
-pub async fn built(docker: &Docker, reference: &str) -> Result<BTreeMap<String, String>> {
+pub(crate) async fn built(docker: &Docker, reference: &str) -> Result<BTreeMap<String, String>> {
     let info = docker.inspect_image(reference).await.map_err(|e| Error::docker(format!("inspect image {reference}"), e))?;
     Ok(info.config.and_then(|c| c.labels).map(|l| built_of(&l)).unwrap_or_default())
 }
@@ -399,7 +403,7 @@ fn fast_tmpdir() -> Option<std::path::PathBuf> {
 }
 
 /// Prefix of the labels that say what an image was built from.
-pub const LABEL_BUILT: &str = "pglab.built.";
+pub(crate) const LABEL_BUILT: &str = "pglab.built.";
 
 /// `key=value` lines of `image.env` as image labels (`pglab.built.<key>`).
 fn built_labels(env: &str) -> HashMap<String, String> {
@@ -443,7 +447,7 @@ fn which(cmd: &str) -> bool {
 /// The Debian mirror this host's apt already uses (deb822 or one-line form).
 /// Security and updates suites are skipped: the base suite is what we need.
 /// `PGLAB_DEBIAN_MIRROR` overrides it (a non-Debian host, such as an Ubuntu CI runner).
-pub fn host_apt_mirror() -> Result<String> {
+pub(crate) fn host_apt_mirror() -> Result<String> {
     if let Ok(m) = std::env::var("PGLAB_DEBIAN_MIRROR") {
         if !m.trim().is_empty() {
             return Ok(m.trim().to_string());

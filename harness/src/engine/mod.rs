@@ -2,7 +2,9 @@
 //! every resource to pglab, the names of a lab's network and containers, and
 //! host images.
 
-pub mod image;
+pub(crate) mod image;
+
+pub use image::{HostImage, ImageInfo};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,41 +14,68 @@ use bollard::Docker;
 use crate::error::{Error, Result};
 
 /// The lab's network: `pglab-<lab>`.
-pub fn network_name(lab: &str) -> String {
+pub(crate) fn network_name(lab: &str) -> String {
     format!("pglab-{lab}")
 }
 
 /// A host's container: `pglab-<lab>-<host>`.
-pub fn container_name(lab: &str, host: &str) -> String {
+pub(crate) fn container_name(lab: &str, host: &str) -> String {
     format!("pglab-{lab}-{host}")
 }
 
 /// Label every lab resource carries; its value is the lab id.
-pub const LABEL_LAB: &str = "pglab.lab";
+pub(crate) const LABEL_LAB: &str = "pglab.lab";
 /// pglab version that made a resource.
-pub const LABEL_VERSION: &str = "pglab.version";
+pub(crate) const LABEL_VERSION: &str = "pglab.version";
 /// `pid@boot-id` of the process that owns a lab: gc removes labs whose owner is gone.
-pub const LABEL_OWNER: &str = "pglab.owner";
+pub(crate) const LABEL_OWNER: &str = "pglab.owner";
 /// Set on labs kept on purpose (`--keep`); gc leaves them unless asked.
-pub const LABEL_KEEP: &str = "pglab.keep";
+pub(crate) const LABEL_KEEP: &str = "pglab.keep";
 /// Host name inside the lab.
-pub const LABEL_HOST: &str = "pglab.host";
+pub(crate) const LABEL_HOST: &str = "pglab.host";
 /// The host's kind (`pg`, `repo`).
-pub const LABEL_KIND: &str = "pglab.kind";
+pub(crate) const LABEL_KIND: &str = "pglab.kind";
 /// Scenario a lab was started for, for `pglab list`.
-pub const LABEL_SCENARIO: &str = "pglab.scenario";
+pub(crate) const LABEL_SCENARIO: &str = "pglab.scenario";
 /// Unix time a lab was created.
-pub const LABEL_CREATED: &str = "pglab.created";
+pub(crate) const LABEL_CREATED: &str = "pglab.created";
 /// Images built by pglab carry their platform here.
-pub const LABEL_IMAGE: &str = "pglab.image";
+pub(crate) const LABEL_IMAGE: &str = "pglab.image";
 
 /// Where the engine is expected, as the user would write it.
-pub fn docker_host() -> String {
+pub(crate) fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
 }
 
+/// The Docker engine pglab works on (`DOCKER_HOST`, else the local socket):
+/// the labs on it, their images. pglab's own type, so a user's tests do not
+/// depend on the Docker client pglab uses.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) docker: Docker,
+}
+
+impl Engine {
+    /// Connects and pings, failing in one line (with the fix) when no engine answers.
+    pub async fn connect() -> Result<Engine> {
+        Ok(Engine { docker: connect().await? })
+    }
+
+    /// The platform's host image, built first if it is missing (never pulled).
+    pub async fn image(&self, platform: crate::platform::Platform) -> Result<HostImage> {
+        let image = HostImage::for_platform(platform);
+        image.ensure(&self.docker, false, &crate::progress::Phases::hidden()).await?;
+        Ok(image)
+    }
+
+    /// The host images on the engine, current or stale.
+    pub async fn images(&self) -> Result<Vec<ImageInfo>> {
+        image::list(&self.docker).await
+    }
+}
+
 /// Connects and pings, failing in one line (with the fix) when no engine answers.
-pub async fn connect() -> Result<Docker> {
+pub(crate) async fn connect() -> Result<Docker> {
     let tried = docker_host();
     let unreachable = |reason: String| Error::DockerUnreachable { tried: tried.clone(), reason };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
@@ -69,21 +98,21 @@ fn short_reason(e: &bollard::errors::Error) -> String {
 
 /// The user who made a lab (numeric uid): `list`, `gc` and `down` touch
 /// only a user's own labs (root's: all).
-pub const LABEL_UID: &str = "pglab.uid";
+pub(crate) const LABEL_UID: &str = "pglab.uid";
 
 /// This process's user id (the owner of `/proc/self`).
-pub fn my_uid() -> u32 {
+pub(crate) fn my_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
 /// This process, as written in [`LABEL_OWNER`].
-pub fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     format!("{}@{}", std::process::id(), boot_id())
 }
 
 /// Whether the process named by an owner label still runs on this machine.
-pub fn owner_alive(owner: &str) -> bool {
+pub(crate) fn owner_alive(owner: &str) -> bool {
     let Some((pid, boot)) = owner.split_once('@') else { return false };
     if boot != boot_id() {
         return false;
@@ -96,7 +125,7 @@ fn boot_id() -> String {
 }
 
 /// Labels shared by everything a lab creates.
-pub fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashMap<String, String> {
     let mut labels = HashMap::from([
         (LABEL_LAB.to_string(), lab.to_string()),
         (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),

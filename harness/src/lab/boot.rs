@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::time::{poll_until, Deadline, Probe};
 
 /// Waits until systemd on `host` is running (or degraded, with a warning).
-pub async fn wait_for_host_boot(host: &Host) -> Result<()> {
+pub(crate) async fn wait_for_host_boot(host: &Host) -> Result<()> {
     let deadline = Deadline::standard();
     let probe = Cmd::new(["systemctl", "is-system-running", "--wait"]).any_status().timeout(deadline.budget());
     poll_until(&format!("systemd to boot on {}", host.name), "running", deadline, || async {
@@ -33,24 +33,24 @@ pub async fn wait_for_host_boot(host: &Host) -> Result<()> {
 
 /// Each host's "systemd has finished booting", polled once, shared by all
 /// who wait for it.
-pub struct BootGate<'a> {
+pub(crate) struct BootGate<'a> {
     hosts: BTreeMap<String, Shared<BoxFuture<'a, std::result::Result<(), String>>>>,
 }
 
 impl<'a> BootGate<'a> {
-    pub fn new<L: Hosts>(lab: &'a L) -> Self {
+    pub(crate) fn new<L: Hosts>(lab: &'a L) -> Self {
         let hosts = lab.hosts().iter().map(|h| (h.name.clone(), wait_for_host_boot(h).map(|r| r.map_err(|e| e.to_string())).boxed().shared())).collect();
         BootGate { hosts }
     }
 
-    pub async fn host(&self, name: &str) -> Result<()> {
+    pub(crate) async fn host(&self, name: &str) -> Result<()> {
         match self.hosts.get(name) {
             Some(f) => f.clone().await.map_err(Error::Other),
             None => Ok(()),
         }
     }
 
-    pub async fn all(&self) -> Result<()> {
+    pub(crate) async fn all(&self) -> Result<()> {
         futures_util::future::try_join_all(self.hosts.values().cloned()).await.map(|_| ()).map_err(Error::Other)
     }
 }

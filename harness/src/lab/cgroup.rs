@@ -22,7 +22,7 @@ use crate::time::{poll_until, Deadline, Probe};
 
 /// The ways, least privilege first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CgroupAccess {
+pub(super) enum CgroupAccess {
     /// cgroup v1: the machine's /sys/fs/cgroup bound read-write.
     Bind,
     /// cgroup v2 without privilege: the machine's cgroup namespace, its
@@ -33,9 +33,9 @@ pub enum CgroupAccess {
 }
 
 impl CgroupAccess {
-    pub const ALL: [CgroupAccess; 3] = [CgroupAccess::Bind, CgroupAccess::HostNamespaceBind, CgroupAccess::Privileged];
+    pub(super) const ALL: [CgroupAccess; 3] = [CgroupAccess::Bind, CgroupAccess::HostNamespaceBind, CgroupAccess::Privileged];
 
-    pub fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             CgroupAccess::Bind => "/sys/fs/cgroup bound read-write, no capability",
             CgroupAccess::HostNamespaceBind => "the host cgroup namespace with /sys/fs/cgroup bound read-write, no capability",
@@ -43,7 +43,7 @@ impl CgroupAccess {
         }
     }
 
-    pub fn apply(self, req: ContainerRequest<GenericImage>) -> ContainerRequest<GenericImage> {
+    pub(super) fn apply(self, req: ContainerRequest<GenericImage>) -> ContainerRequest<GenericImage> {
         let bind = || Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup").with_access_mode(AccessMode::ReadWrite);
         match self {
             CgroupAccess::Bind => req.with_mount(bind()),
@@ -54,7 +54,7 @@ impl CgroupAccess {
 }
 
 /// The way this engine takes: remembered, or found by probing.
-pub async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<CgroupAccess> {
+pub(super) async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<CgroupAccess> {
     let engine = docker.info().await.ok().and_then(|i| i.id).unwrap_or_else(|| "unknown".into());
     // Per engine and image: another systemd (another platform) may boot another way.
     let cache = state_root().join(format!("engine-{}-{}.json", engine.replace(['/', ':'], "_"), image.tag));

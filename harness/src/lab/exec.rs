@@ -127,7 +127,7 @@ impl ExecOutput {
 }
 
 /// Sink for output as it arrives (progress, `pglab exec` passthrough).
-pub type OnOutput<'a> = &'a mut (dyn FnMut(&[u8], bool) + Send);
+pub(super) type OnOutput<'a> = &'a mut (dyn FnMut(&[u8], bool) + Send);
 
 /// Status `timeout(1)` ends with when it had to stop the command.
 const TIMED_OUT: [i64; 2] = [124, 137];
@@ -143,7 +143,7 @@ fn argv(cmd: &Cmd) -> Vec<String> {
 
 /// Runs `cmd` in `container` to completion. Does not judge the status; a
 /// command stopped by its timeout is a [`WaitTimeout`] with both streams' tails.
-pub async fn run(docker: &Docker, container: &str, cmd: &Cmd, on_output: Option<OnOutput<'_>>) -> Result<ExecOutput> {
+pub(super) async fn run(docker: &Docker, container: &str, cmd: &Cmd, on_output: Option<OnOutput<'_>>) -> Result<ExecOutput> {
     let start = Instant::now();
     let created = docker
         .create_exec(

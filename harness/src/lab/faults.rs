@@ -15,8 +15,8 @@ use super::host::Host;
 use crate::engine::image::HostImage;
 use crate::engine::LABEL_HOST;
 use crate::error::{Error, Result};
-use crate::vocab::KillWhat;
 use crate::time::{poll_until, Deadline, Probe};
+use crate::vocab::KillWhat;
 
 /// Who the transcript shows for what the harness does through the engine.
 const ENGINE: &str = "pglab (engine)";
@@ -134,8 +134,12 @@ impl Host {
     pub async fn restart_host(&self) -> Result<()> {
         let t = Instant::now();
         *self.client.lock().await = None;
+        // The harness's own clients (writers, the lag sampler) stay out meanwhile.
+        self.offline.store(true, std::sync::atomic::Ordering::SeqCst);
         let opts = RestartContainerOptionsBuilder::new().t(30).build();
-        self.docker.restart_container(&self.container, Some(opts)).await.map_err(|e| Error::docker(format!("restart {}", self.container), e))?;
+        let restarted = self.docker.restart_container(&self.container, Some(opts)).await;
+        self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
+        restarted.map_err(|e| Error::docker(format!("restart {}", self.container), e))?;
         let ip = super::container_ip(&self.docker, &self.container, &crate::engine::network_name(&self.lab)).await?;
         if ip != self.ip {
             return Err(Error::Other(format!("{} came back at {ip}, not {}: configs that hold its address no longer reach it", self.name, self.ip)));
@@ -164,7 +168,8 @@ impl Host {
         let removed = self.remove_helper(&helper).await;
         let out = ran?;
         removed?;
-        self.transcript().command(&self.name, NET_HELPER, line, out.status, &out.stdout, &out.stderr, t.elapsed());
+        let ran = crate::transcript::Ran { cmd: line, status: out.status, stdout: &out.stdout, stderr: &out.stderr, elapsed: t.elapsed() };
+        self.transcript().command(&self.name, NET_HELPER, ran);
         if out.status != 0 {
             return Err(Error::Other(format!("{line} on {} (net helper) exited {}: {}", self.name, out.status, out.combined().trim())));
         }

@@ -143,4 +143,4 @@ impl Host {
 }
 
 /// sshd's ed25519 host key.
-pub const SSH_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
+pub(crate) const SSH_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";

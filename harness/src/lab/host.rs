@@ -13,9 +13,9 @@ use super::exec::{self, Cmd, ExecOutput};
 use super::route::Route;
 use crate::error::{tail_lines, Error, ExecFailure, Result};
 use crate::platform::Platform;
-use crate::vocab::{HostKind, Needs};
 use crate::time::{poll_until, Deadline, Probe};
-use crate::transcript::Transcript;
+use crate::transcript::{Ran, Transcript};
+use crate::vocab::{HostKind, Needs};
 
 /// Who the transcript shows for SQL the harness runs.
 const HARNESS_SQL: &str = "pglab (harness SQL)";
@@ -41,6 +41,8 @@ pub struct Host {
     pub(super) docker: Docker,
     transcript: Transcript,
     pub(super) client: Mutex<Option<Client>>,
+    /// While it restarts (see [`Route`]).
+    pub(super) offline: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where a host is: what [`Host`] is made from, besides the engine.
@@ -96,7 +98,7 @@ impl Host {
 
     pub(crate) fn new(at: Placement, docker: Docker, transcript: Transcript) -> Self {
         let Placement { name, kind, lab, container, ip, platform } = at;
-        Host { name, lab, container, ip, platform, kind, docker, transcript, client: Mutex::new(None) }
+        Host { name, lab, container, ip, platform, kind, docker, transcript, client: Mutex::new(None), offline: Default::default() }
     }
 
     /// The lab's record of commands, shared by its hosts.
@@ -121,10 +123,10 @@ impl Host {
     }
 
     /// [`exec`](Host::exec), handing each chunk of output to `on_output` as it comes.
-    #[doc(hidden)]
-    pub async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
+    pub(crate) async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
         let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
-        self.transcript.command(&self.name, &cmd.user, &cmd.shown(), out.status, &out.stdout, &out.stderr, out.elapsed);
+        let ran = Ran { cmd: &cmd.shown(), status: out.status, stdout: &out.stdout, stderr: &out.stderr, elapsed: out.elapsed };
+        self.transcript.command(&self.name, &cmd.user, ran);
         match cmd.expect_status {
             Some(want) if want != out.status => Err(self.failure(&cmd, &out, None).await),
             _ => Ok(out),
@@ -161,7 +163,7 @@ impl Host {
     /// How to reach this host's PostgreSQL without the host itself: for
     /// tasks that outlive a borrow of it (a background writer).
     pub fn route(&self) -> Route {
-        Route::new(&self.name, &self.docker, &self.container, self.platform.pg_socket())
+        Route::new(&self.name, &self.docker, &self.container, self.platform.pg_socket(), self.offline.clone())
     }
 
     /// A connection takes an exec and a Perl start: milliseconds on a quiet
@@ -176,7 +178,12 @@ impl Host {
     fn runs_postgres(&self) -> Result<()> {
         match super::kind::spec(self.kind).has(Needs::Postgres) {
             true => Ok(()),
-            false => Err(Error::Usage(format!("{} is a `{}` host ({}): it has no PostgreSQL to talk to", self.name, self.kind, super::kind::spec(self.kind).about()))),
+            false => Err(Error::Usage(format!(
+                "{} is a `{}` host ({}): it has no PostgreSQL to talk to",
+                self.name,
+                self.kind,
+                super::kind::spec(self.kind).about()
+            ))),
         }
     }
 
@@ -266,7 +273,7 @@ impl Host {
         let out = self.psql(sql).await?;
         let status = if out.error.is_some() { 1 } else { 0 };
         let stderr = if out.error.is_some() { out.shown() } else { String::new() };
-        self.transcript.command(&self.name, HARNESS_SQL, sql, status, &out.text(), &stderr, t.elapsed());
+        self.transcript.command(&self.name, HARNESS_SQL, Ran { cmd: sql, status, stdout: &out.text(), stderr: &stderr, elapsed: t.elapsed() });
         Ok(out)
     }
 

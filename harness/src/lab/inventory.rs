@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 /// Host-side state of labs (run state, markers), the user's own:
 /// `$XDG_RUNTIME_DIR/pglab`, else `<tmp>/pglab-<uid>`.
-pub fn state_root() -> PathBuf {
+pub(crate) fn state_root() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("pglab"),
         None => std::env::temp_dir().join(format!("pglab-{}", my_uid())),
@@ -24,7 +24,7 @@ pub fn state_root() -> PathBuf {
 
 /// [`state_root`], made mode 0700 if missing, and refused unless it is this
 /// user's: every writer of the user's state goes through here.
-pub fn ensure_state_root() -> Result<PathBuf> {
+pub(crate) fn ensure_state_root() -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let root = state_root();
     let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root);
@@ -47,7 +47,7 @@ pub fn ensure_state_root() -> Result<PathBuf> {
 }
 
 /// Creates a lab's state directory (0700) under [`ensure_state_root`].
-pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
+pub(crate) fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     ensure_state_root()?;
     let dir = lab_state_dir(lab);
@@ -59,12 +59,12 @@ pub fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-pub fn lab_state_dir(lab: &str) -> PathBuf {
+pub(crate) fn lab_state_dir(lab: &str) -> PathBuf {
     state_root().join(lab)
 }
 
 /// Marks a lab as kept on purpose (after a failure with `Keep::OnFailure`).
-pub fn kept_marker(lab: &str) -> PathBuf {
+pub(crate) fn kept_marker(lab: &str) -> PathBuf {
     lab_state_dir(lab).join("kept")
 }
 
@@ -74,7 +74,7 @@ fn label_filter(selector: &str) -> std::collections::HashMap<String, Vec<String>
 
 /// What was removed.
 #[derive(Debug, Default, Serialize)]
-pub struct Removed {
+pub(crate) struct Removed {
     pub labs: Vec<String>,
     pub containers: usize,
     pub networks: usize,
@@ -85,7 +85,7 @@ pub struct Removed {
 
 /// Removes every container, network and volume labelled with this lab, and
 /// its host-side state dir.
-pub async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
+pub(crate) async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
     let sel = format!("{LABEL_LAB}={lab}");
     let mut removed = Removed { labs: vec![lab.to_string()], ..Default::default() };
     let mut first_err = None;
@@ -134,26 +134,38 @@ pub async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
 /// A lab as the engine shows it, from its labels.
 #[derive(Debug, Clone, Serialize)]
 pub struct LabSummary {
+    /// Its id.
     pub lab: String,
+    /// The process that made it (`host:pid`).
     pub owner: String,
+    /// That process is still running here.
     pub owner_alive: bool,
+    /// Kept on purpose (`--keep`).
     pub kept: bool,
+    /// The scenario it was made for.
     pub scenario: Option<String>,
     /// Last step a scenario run completed on this lab.
     pub step: Option<String>,
+    /// When it was made (Unix time).
     pub created: u64,
     /// The user who made it (labs of pglab before 0.2 have none).
     pub uid: Option<u32>,
+    /// Its hosts.
     pub hosts: Vec<HostSummary>,
+    /// Its networks (one, unless something went wrong).
     pub networks: usize,
 }
 
+/// A host of a lab as the engine shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostSummary {
+    /// Its name in the lab.
     pub host: String,
     /// Its kind, from its label (labs of older pglab: `pg`).
     pub kind: crate::vocab::HostKind,
+    /// Its container.
     pub container: String,
+    /// The container's state (`running`, `exited`, `paused`).
     pub state: String,
     /// Address on the lab's network (empty when stopped).
     pub ip: String,
@@ -161,7 +173,7 @@ pub struct HostSummary {
 
 /// Every lab with at least one labelled resource on the engine that this
 /// user may touch: their own (and labs without a uid); root may touch all.
-pub async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
+pub(crate) async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     let mut labs: BTreeMap<String, LabSummary> = BTreeMap::new();
     let entry = |labs: &mut BTreeMap<String, LabSummary>, labels: &std::collections::HashMap<String, String>| {
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
@@ -221,7 +233,7 @@ fn is_lab_id(name: &str) -> bool {
 
 /// Removes labs whose owning process is gone and that nobody kept; with
 /// `all`, every lab. Stale state dirs without any resource go too.
-pub async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
+pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
     let mut total = Removed::default();
     let labs = list_labs(docker).await?;
     let known: BTreeSet<String> = labs.iter().map(|l| l.lab.clone()).collect();
@@ -306,7 +318,7 @@ async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
 
 /// Memory in use per lab right now, as `docker stats` counts it for each
 /// container (page cache that can be dropped left out), summed over the lab.
-pub async fn memory_by_lab(docker: &Docker) -> Result<BTreeMap<String, u64>> {
+pub(crate) async fn memory_by_lab(docker: &Docker) -> Result<BTreeMap<String, u64>> {
     use futures_util::StreamExt;
     let containers = docker
         .list_containers(Some(ListContainersOptions { filters: Some(label_filter(LABEL_LAB)), ..Default::default() }))

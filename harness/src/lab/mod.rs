@@ -2,50 +2,36 @@
 //! exactly once on every path out (return, error, panic, signal).
 
 mod bench;
-#[doc(hidden)]
-pub mod boot;
+pub(crate) mod boot;
 mod cgroup;
 mod exec;
 mod faults;
-#[doc(hidden)]
-pub mod files;
+pub(crate) mod files;
 mod host;
+pub(crate) mod inventory;
 pub(crate) mod kind;
-#[doc(hidden)]
-pub mod inventory;
 mod latency;
-#[doc(hidden)]
-pub mod load;
-#[doc(hidden)]
-pub mod logs;
+pub(crate) mod load;
+pub(crate) mod logs;
 mod pg;
 mod pgbackrest;
-#[doc(hidden)]
-pub mod route;
-#[doc(hidden)]
-pub mod sampler;
-#[doc(hidden)]
-pub mod signals;
+pub(crate) mod route;
+pub(crate) mod sampler;
+pub(crate) mod signals;
 
 pub use crate::vocab::{HostKind, KillWhat, StopMode};
+pub(crate) use boot::BootGate;
 pub use exec::{Cmd, ExecOutput};
-pub use host::{Host, PsqlOutcome};
+pub(crate) use files::SSH_HOST_KEY;
 use host::Placement;
+pub use host::{Host, PsqlOutcome};
+pub use inventory::{HostSummary, LabSummary};
+pub use load::Workloads;
+pub(crate) use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
-// The harness's own machinery, public for its CLI and tests.
-#[doc(hidden)]
-pub use boot::{wait_for_host_boot, BootGate};
-#[doc(hidden)]
-pub use files::{FileMeta, SSH_HOST_KEY};
-#[doc(hidden)]
-pub use load::{Ack, Workloads, WriteLog};
-#[doc(hidden)]
-pub use logs::{LogTail, Style as LogStyle};
-#[doc(hidden)]
-pub use route::{Route, HARNESS_USER};
-#[doc(hidden)]
-pub use sampler::LagSampler;
+pub(crate) use route::HARNESS_USER;
+pub(crate) use sampler::LagSampler;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -60,7 +46,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use crate::engine::image::HostImage;
-use crate::engine::{self, container_name, lab_labels, network_name, LABEL_HOST, LABEL_KIND};
+use crate::engine::{self, container_name, lab_labels, network_name, Engine, LABEL_HOST, LABEL_KIND};
 use crate::error::{Error, Result};
 use crate::outcome::StartTimings;
 use crate::platform::Platform;
@@ -145,10 +131,10 @@ pub struct LabSpec {
     /// What shutdown, drop and a panic do with it.
     pub keep: Keep,
     /// Scenario name, shown by `pglab list`.
-    pub scenario: Option<String>,
+    pub(crate) scenario: Option<String>,
     /// The caller tears the lab down itself when interrupted (it listens to
     /// [`signals::interrupted`]); otherwise the signal handler does.
-    pub attended: bool,
+    pub(crate) attended: bool,
 }
 
 impl LabSpec {
@@ -192,7 +178,7 @@ impl LabSpec {
     /// # }
     /// ```
     pub async fn start(&self) -> Result<Lab> {
-        up(self, &crate::progress::Phases::hidden()).await
+        Engine::connect().await?.start(self).await
     }
 }
 
@@ -227,7 +213,7 @@ fn new_lab_id() -> String {
 
 impl Lab {
     /// Starts a lab on an image that must already exist (see [`HostImage::ensure`]).
-    pub async fn start(docker: &Docker, spec: &LabSpec) -> Result<Lab> {
+    pub(crate) async fn start(docker: &Docker, spec: &LabSpec) -> Result<Lab> {
         let total = Instant::now();
         let image = HostImage::for_platform(spec.platform);
         if !image.exists(docker).await? {
@@ -317,11 +303,6 @@ impl Lab {
     /// spends about 2 s confirming a start, after the server already answers).
     pub async fn wait_for_boot(&self) -> Result<()> {
         try_join_all(self.hosts.iter().map(boot::wait_for_host_boot)).await.map(|_| ())
-    }
-
-    /// The engine the lab runs on.
-    pub fn docker(&self) -> &Docker {
-        &self.docker
     }
 
     /// Records that the run failed (matters for `Keep::OnFailure`).
@@ -441,11 +422,39 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
-#[doc(hidden)]
-pub async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Result<Lab> {
+pub(crate) async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Result<Lab> {
     let docker = engine::connect().await?;
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
     Lab::start(&docker, spec).await
+}
+
+impl Engine {
+    /// Starts a lab of `spec` on this engine, building its image first if it is missing.
+    pub async fn start(&self, spec: &LabSpec) -> Result<Lab> {
+        HostImage::for_platform(spec.platform).ensure(&self.docker, false, &crate::progress::Phases::hidden()).await?;
+        Lab::start(&self.docker, spec).await
+    }
+
+    /// This user's labs on the engine (every user's, for root), by their labels.
+    pub async fn labs(&self) -> Result<Vec<inventory::LabSummary>> {
+        inventory::list_labs(&self.docker).await
+    }
+
+    /// Removes a lab: its containers, network and volumes, and its run state.
+    pub async fn remove_lab(&self, id: &str) -> Result<()> {
+        inventory::remove_lab(&self.docker, id).await.map(|_| ())
+    }
+
+    /// A kept lab (`--keep`, or started by another process), to enter and inspect.
+    pub async fn attach(&self, id: &str) -> Result<Attached> {
+        Attached::find(&self.docker, id).await
+    }
+}
+
+/// Where pglab keeps what a lab's run remembers (its run state, a copy of
+/// its scenario): `/tmp/pglab-<uid>/<lab>`, 0700, removed with the lab.
+pub fn state_dir(lab: &str) -> std::path::PathBuf {
+    inventory::lab_state_dir(lab)
 }
 
 /// A lab started by another process (a kept lab): its hosts, to enter and
@@ -461,7 +470,7 @@ pub struct Attached {
 
 impl Attached {
     /// The kept lab `id` of this user, found by its labels.
-    pub async fn find(docker: &Docker, id: &str) -> Result<Attached> {
+    pub(crate) async fn find(docker: &Docker, id: &str) -> Result<Attached> {
         let labs = inventory::list_labs(docker).await?;
         let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;
         let network = network_name(id);

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
-use crate::vocab::StopMode;
 use crate::time::{poll_until, Deadline, Probe};
+use crate::vocab::StopMode;
 
 /// Which WAL position `lsn` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

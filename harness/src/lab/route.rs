@@ -7,6 +7,8 @@
 //! pg_hba line.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use crate::error::{Error, Result};
 /// The bridge: Perl, which every host has (Debian's perl-base).
 const BRIDGE: &str = include_str!("bridge.pl");
 /// Who the harness is to PostgreSQL: the OS user and role `postgres`.
-pub const HARNESS_USER: &str = "postgres";
+pub(crate) const HARNESS_USER: &str = "postgres";
 
 /// How to reach one host's PostgreSQL without borrowing the host: for tasks
 /// that outlive a borrow of it (a background writer, the lag sampler).
@@ -35,11 +37,14 @@ pub struct Route {
     container: String,
     /// The server's socket in the host (from the platform table).
     socket: String,
+    /// Set while the host restarts: no exec is made into a host that is
+    /// shutting down (each new one would hold its shutdown up).
+    offline: Arc<AtomicBool>,
 }
 
 impl Route {
-    pub fn new(host: &str, docker: &Docker, container: &str, socket: String) -> Self {
-        Route { host: host.to_string(), docker: docker.clone(), container: container.to_string(), socket }
+    pub fn new(host: &str, docker: &Docker, container: &str, socket: String, offline: Arc<AtomicBool>) -> Self {
+        Route { host: host.to_string(), docker: docker.clone(), container: container.to_string(), socket, offline }
     }
 
     /// What the transcript says the route is.
@@ -49,6 +54,9 @@ impl Route {
 
     /// A new connection as `postgres` to database `postgres`, within `limit`.
     pub async fn connect(&self, limit: Duration) -> Result<Client> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Err(self.error(None, format!("{} is restarting", self.host)));
+        }
         match tokio::time::timeout(limit, self.open()).await {
             Ok(r) => r,
             Err(_) => Err(self.error(None, format!("no connection within {} ms", limit.as_millis()))),

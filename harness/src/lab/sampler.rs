@@ -20,14 +20,14 @@ const PATIENCE: Duration = Duration::from_millis(300);
 const SQL: &str = "SELECT host(client_addr), pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8, \
                    extract(epoch FROM replay_lag)::float8 FROM pg_stat_replication WHERE NOT pg_is_in_recovery()";
 
-pub struct LagSampler {
+pub(crate) struct LagSampler {
     stop: watch::Sender<bool>,
     task: JoinHandle<Vec<LagSample>>,
 }
 
 impl LagSampler {
     /// Starts sampling every host; `clock` is the run's time zero.
-    pub fn start(hosts: &[Host], clock: Instant) -> Self {
+    pub(crate) fn start(hosts: &[Host], clock: Instant) -> Self {
         let routes: Vec<Route> = hosts.iter().map(Host::route).collect();
         let names: BTreeMap<String, String> = hosts.iter().map(|h| (h.ip.to_string(), h.name.clone())).collect();
         let (stop, mut stopped) = watch::channel(false);
@@ -55,7 +55,7 @@ impl LagSampler {
     }
 
     /// Stops sampling and returns the samples, oldest first.
-    pub async fn stop(self) -> Vec<LagSample> {
+    pub(crate) async fn stop(self) -> Vec<LagSample> {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }

@@ -65,7 +65,7 @@ fn update(f: impl FnOnce(&mut Registry)) {
 }
 
 /// Completes once a signal has arrived (at once if one already has).
-pub async fn interrupted() {
+pub(crate) async fn interrupted() {
     install();
     let mut rx = interrupt().subscribe();
     let _ = rx.wait_for(|v| *v).await;
@@ -73,9 +73,9 @@ pub async fn interrupted() {
 
 /// Keeps the process alive after a signal until dropped: an owner finishing
 /// its report. The handler still exits after its deadline.
-pub struct Hold(());
+pub(crate) struct Hold(());
 
-pub fn hold() -> Hold {
+pub(crate) fn hold() -> Hold {
     install();
     update(|r| r.holds += 1);
     Hold(())
@@ -135,7 +135,7 @@ pub(crate) fn release(lab: &str) {
 }
 
 /// Installs the handler once per process.
-pub fn install() {
+pub(crate) fn install() {
     INSTALL.call_once(|| {
         let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP]);
         match signals {

@@ -14,7 +14,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Per-step medians over several runs of one scenario, and the medians of
 /// every check metric (streaming latency percentiles, restore times).
-pub fn bench_table(runs: &[RunReport]) -> String {
+pub(crate) fn bench_table(runs: &[RunReport]) -> String {
     let mut out = String::new();
     let Some(first) = runs.first() else { return "no runs".into() };
     let _ = writeln!(out, "{}: {} runs on {}", first.scenario, runs.len(), first.image);

@@ -3,7 +3,7 @@
 use crate::outcome::{RunReport, StepStatus};
 
 /// The run as JUnit XML for CI dashboards: one test case per step and per check.
-pub fn junit(r: &RunReport) -> String {
+pub(crate) fn junit(r: &RunReport) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut suite = TestSuite::new(format!("{} ({})", r.scenario, r.platform));
     let failed = |message: String, detail: &str| {
@@ -35,7 +35,7 @@ pub fn junit(r: &RunReport) -> String {
     }
     // A run that stopped before any step (image, lab) still shows as failed.
     if let (Some(e), true) = (&r.error, r.steps.iter().all(|s| s.passed)) {
-        let mut case = TestCase::new("run", failed("the run failed".into(), e));
+        let mut case = TestCase::new("run", failed("the run failed".into(), &e.message));
         case.set_classname(r.scenario.clone());
         suite.add_test_case(case);
     }

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::verdict;
 use crate::outcome::{RunReport, StepStatus};
-use crate::vocab::Defect;
 use crate::transcript::{TranscriptEntry, REDACTED};
+use crate::vocab::Defect;
 
 const MAX_OUTPUT_LINES: usize = 40;
 
@@ -21,7 +21,7 @@ fn clip(text: &str) -> String {
 }
 
 /// The executed guide: every command that ran, where, as whom, with output.
-pub fn render_markdown(r: &RunReport) -> String {
+pub(crate) fn render_markdown(r: &RunReport) -> String {
     let mut md = String::new();
     header(&mut md, r);
     defects(&mut md, r);
@@ -57,7 +57,7 @@ fn header(md: &mut String, r: &RunReport) {
     }
     if let Some(e) = &r.error {
         let heading = if r.interrupted { "Interrupted" } else { "Failure" };
-        let _ = writeln!(md, "## {heading}\n\n```\n{}\n```\n", e.trim_end());
+        let _ = writeln!(md, "## {heading}\n\n```\n{}\n```\n", e.message.trim_end());
     }
 }
 

@@ -7,9 +7,9 @@ mod junit;
 mod markdown;
 mod svg;
 
-pub use bench::bench_table;
-pub use junit::junit;
-pub use markdown::render_markdown;
+pub(crate) use bench::bench_table;
+pub(crate) use junit::junit;
+pub(crate) use markdown::render_markdown;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,19 @@ use crate::error::{Error, Result};
 use crate::outcome::RunReport;
 
 /// PASSED, FAILED or INTERRUPTED.
-pub fn verdict(r: &RunReport) -> &'static str {
+impl RunReport {
+    /// The run as JUnit XML (a test case per step and check), as `--junit` writes it.
+    pub fn junit(&self) -> String {
+        junit(self)
+    }
+
+    /// The executed transcript in Markdown, as `pglab run` writes it.
+    pub fn markdown(&self) -> String {
+        render_markdown(self)
+    }
+}
+
+pub(crate) fn verdict(r: &RunReport) -> &'static str {
     match (r.passed, r.interrupted) {
         (true, _) => "PASSED",
         (false, true) => "INTERRUPTED",
@@ -27,7 +39,7 @@ pub fn verdict(r: &RunReport) -> &'static str {
 
 /// Writes `<scenario>-<lab>.md`, `.json` and the `.svg` timeline the
 /// Markdown shows into `dir`; returns the first two.
-pub fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let base = dir.join(r.file_stem());
     let md = base.with_extension("md");
@@ -46,8 +58,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::outcome::{CheckOutcome, HostInfo, Phases, StartTimings, StepResult, StepStatus};
     use crate::platform::Platform;
-    use crate::vocab::Role;
     use crate::transcript::TranscriptEntry;
+    use crate::vocab::Role;
 
     fn step(id: &str, status: StepStatus) -> StepResult {
         StepResult {
@@ -102,7 +114,7 @@ pub(crate) mod tests {
             phases: Phases::default(),
             passed: false,
             interrupted: true,
-            error: Some("interrupted".into()),
+            error: Some(Error::Interrupted.failure(|t| t.to_string())),
             steps: vec![step("1-a", StepStatus::Passed), step("2-b", StepStatus::Interrupted)],
             checks: vec![CheckOutcome {
                 name: "streaming".into(),

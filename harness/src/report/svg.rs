@@ -19,7 +19,7 @@ const PLOT_PX: u32 = 150;
 
 /// A window during which a fault was active on a host (lane index).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Window {
+pub(super) struct Window {
     pub lane: usize,
     pub from: f64,
     pub to: f64,
@@ -30,13 +30,13 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// The lanes: every host of the report, then `checks`.
-pub fn lanes(r: &RunReport) -> Vec<String> {
+pub(super) fn lanes(r: &RunReport) -> Vec<String> {
     r.hosts.iter().map(|h| h.name.clone()).chain(std::iter::once("checks".to_string())).collect()
 }
 
 /// Fault windows: from a fault step's start to the end of the next undoing
 /// step on the same host, or to the end of the run.
-pub fn windows(r: &RunReport) -> Vec<Window> {
+pub(super) fn windows(r: &RunReport) -> Vec<Window> {
     let lanes = lanes(r);
     let end = end_of(r);
     let mut out: Vec<Window> = Vec::new();
@@ -63,7 +63,7 @@ fn end_of(r: &RunReport) -> f64 {
 }
 
 /// The timeline as SVG text.
-pub fn timeline(r: &RunReport) -> String {
+pub(super) fn timeline(r: &RunReport) -> String {
     let lanes = lanes(r);
     let top = 70 + LANE_PX * lanes.len() as u32;
     let plots = plots(r);
@@ -235,7 +235,10 @@ mod tests {
 
     fn report(steps: Vec<StepResult>) -> RunReport {
         let mut r = crate::report::tests::report();
-        r.hosts = ["primary", "standby"].iter().map(|h| HostInfo { name: h.to_string(), kind: Default::default(), role: Default::default(), ip: String::new() }).collect();
+        r.hosts = ["primary", "standby"]
+            .iter()
+            .map(|h| HostInfo { name: h.to_string(), kind: Default::default(), role: Default::default(), ip: String::new() })
+            .collect();
         r.steps = steps;
         r
     }

@@ -15,7 +15,7 @@ use crate::transcript::Redactor;
 
 /// `manifest.json` at the top of a bundle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub lab: String,
     pub scenario: String,
     pub platform: Platform,
@@ -58,8 +58,17 @@ fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
     ]
 }
 
+impl Attached {
+    /// Writes a bug bundle of the lab to `path` (a tar.gz: its scenario, the
+    /// transcripts, configs and PostgreSQL and pgBackRest logs, secrets
+    /// redacted), which `pglab run BUNDLE` replays; its size in bytes.
+    pub async fn write_bundle(&self, path: &std::path::Path) -> Result<u64> {
+        write(self, path).await
+    }
+}
+
 /// Writes the bundle of kept lab `lab` to `out`; returns its size in bytes.
-pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
+pub(crate) async fn write(lab: &Attached, out: &Path) -> Result<u64> {
     let state = RunState::load(&lab.id)?;
     let scenario_src = std::fs::read_to_string(RunState::scenario_copy(&lab.id)).map_err(|e| Error::io("reading the lab's scenario copy", e))?;
     // Parsed where it lies, so that an `extends` finds the base beside it.
@@ -119,16 +128,19 @@ pub async fn write(lab: &Attached, out: &Path) -> Result<u64> {
 }
 
 /// A bundle unpacked for replay: its scenario file and manifest.
+/// A bug bundle unpacked into a directory of its own (removed when dropped).
 pub struct Unpacked {
+    /// The scenario it replays, with the base it extends beside it.
     pub scenario: PathBuf,
-    pub manifest: Manifest,
+    pub(crate) manifest: Manifest,
     _dir: tempfile::TempDir,
 }
 
-pub fn is_bundle(arg: &str) -> bool {
+pub(crate) fn is_bundle(arg: &str) -> bool {
     (arg.ends_with(".tar.gz") || arg.ends_with(".tgz")) && Path::new(arg).is_file()
 }
 
+/// Unpacks a bug bundle (from [`Attached::write_bundle`] or `pglab report`).
 pub fn unpack(bundle: &Path) -> Result<Unpacked> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
     let file = std::fs::File::open(bundle).map_err(|e| Error::io(format!("opening {}", bundle.display()), e))?;

@@ -8,7 +8,7 @@ use crate::scenario::shipped;
 
 /// A scenario by path; else by name in `./scenarios`; else one shipped with
 /// pglab (so `tutorial` works from any directory and in your own crate).
-pub fn locate(arg: &str) -> Result<PathBuf> {
+pub(crate) fn locate(arg: &str) -> Result<PathBuf> {
     let direct = PathBuf::from(arg);
     if direct.is_file() {
         return Ok(direct);

@@ -1,30 +1,25 @@
 //! Running a scenario: on a fresh lab (create, given, steps, checks,
-//! destroy) or going on with a kept one. Both build a [`Session`] and
-//! execute a [`Plan`]; the report is written by `report`, never formatted here.
+//! destroy) or going on with a kept one. Both build a session and execute
+//! a plan; the report is written by `report`, never formatted here.
 
-#[doc(hidden)]
-pub mod bundle;
+pub(crate) mod bundle;
 mod locate;
-#[doc(hidden)]
-pub mod plan;
+pub(crate) mod plan;
 mod scenario_lab;
-#[doc(hidden)]
-pub mod schedule;
-#[doc(hidden)]
-pub mod select;
-#[doc(hidden)]
-pub mod session;
-#[doc(hidden)]
-pub mod state;
+pub(crate) mod schedule;
+pub(crate) mod select;
+pub(crate) mod session;
+pub(crate) mod state;
 mod step;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use locate::locate;
+pub use bundle::{unpack as unpack_bundle, Unpacked};
+pub(crate) use locate::locate;
 pub use scenario_lab::ScenarioLab;
 pub use select::CheckPick;
-pub use session::{Executed, Plan, Session};
+pub(crate) use session::{Executed, Plan, Session};
 
 use crate::engine::{self, image, image::HostImage};
 use crate::error::{Error, Result};
@@ -32,7 +27,8 @@ use crate::lab::{signals, Attached, Hosts, Keep, Lab, LabSpec};
 use crate::outcome::{HostInfo, RunReport, StartTimings, Versions};
 use crate::platform::Platform;
 use crate::progress::Progress;
-use crate::scenario::{Scenario, Vars};
+use crate::scenario::Scenario;
+use crate::vars::Vars;
 use state::RunState;
 
 /// How `pglab run` runs a scenario on a fresh lab.
@@ -99,8 +95,23 @@ fn step_index(scn: &Scenario, flag: &str, id: &str) -> Result<usize> {
     scn.step_index(id).ok_or_else(|| no_step(flag, id, scn))
 }
 
+/// Runs a scenario file on a fresh lab, as `pglab run` does, and removes
+/// the lab unless `opts.keep` says otherwise; a failed step or check is in
+/// the report ([`RunReport::passed`]), not an `Err`.
+///
+/// ```no_run
+/// # async fn demo() -> pglab::Result<()> {
+/// let scn = pglab::Scenario::load(std::path::Path::new("scenarios/tutorial.toml"))?;
+/// let report = pglab::run_scenario(&scn, &pglab::RunOptions::default()).await?;
+/// assert!(report.passed, "{:?}", report.error);
+/// # Ok(()) }
+/// ```
+pub async fn run_scenario(scn: &Scenario, opts: &RunOptions) -> Result<RunReport> {
+    run(scn, opts, &Progress::hidden()).await
+}
+
 /// Runs `scn` on a fresh lab and removes the lab (unless kept).
-pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
+pub(crate) async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<RunReport> {
     let (report, lab) = run_keeping_lab(scn, opts, progress).await?;
     progress.phase(format!("{}: destroy", scn.name));
     if report.interrupted {
@@ -113,8 +124,7 @@ pub async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Resu
 
 /// Runs `scn` on a fresh lab and hands the lab over, still up, with the
 /// report, whether the run passed or not: the caller tears it down ([`Lab::shutdown`]).
-#[doc(hidden)]
-pub async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
+pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
     let last = match &opts.until {
@@ -286,7 +296,7 @@ fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Execute
         lab_timings: meta.lab_timings,
         passed: executed.passed(),
         interrupted: executed.interrupted(),
-        error: executed.error.as_ref().map(|e| lab.transcript().redact(&e.to_string())),
+        error: executed.error.as_ref().map(|e| e.failure(|t| lab.transcript().redact(t))),
         phases: executed.phases,
         steps: executed.steps,
         checks: executed.checks,

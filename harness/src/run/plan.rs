@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::schedule::dependencies;
 use crate::scenario::Scenario;
 
-pub fn describe(scn: &Scenario) -> String {
+pub(crate) fn describe(scn: &Scenario) -> String {
     let mut out = String::new();
     let mode = if scn.parallel { "hosts work at once" } else { "one step at a time, in file order" };
     let _ =

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::lab::{Keep, Lab};
 use crate::outcome::RunReport;
 use crate::platform::Platform;
@@ -89,7 +89,6 @@ impl ScenarioLab {
     }
 
     /// [`start`](ScenarioLab::start), and the run's report (steps, checks, timings).
-    #[doc(hidden)]
     pub async fn start_with_report(self) -> Result<(Lab, RunReport)> {
         let scn = Scenario::load(&locate(&self.scenario)?)?;
         let progress = if self.verbose { Progress::new(false) } else { Progress::hidden() };
@@ -98,17 +97,19 @@ impl ScenarioLab {
         if report.passed {
             return Ok((lab, report));
         }
-        let error = report.error.clone().unwrap_or_else(|| failed_checks(&report));
+        let failure = Box::new(report.error.clone().unwrap_or_else(|| failed_checks(&report)));
         lab.mark_failed();
         if let Err(e) = lab.shutdown().await {
             // The run's failure is the news; a teardown problem is said beside it.
             tracing::warn!("removing lab {} after its failure: {e}", report.lab);
         }
-        Err(Error::Run { scenario: report.scenario.clone(), platform: report.platform.to_string(), lab: report.lab.clone(), error })
+        Err(Error::Run { scenario: report.scenario.clone(), platform: report.platform.to_string(), lab: report.lab.clone(), failure })
     }
 }
 
-fn failed_checks(report: &RunReport) -> String {
+/// Steps passed, so checks failed: their names and what each saw instead.
+fn failed_checks(report: &RunReport) -> Failure {
     let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed()).map(|c| format!("check {} failed: {}", c.name, c.evidence)).collect();
-    failed.join("; ")
+    let err = Error::Check(failed.join("; "));
+    err.failure(|t| t.to_string())
 }

@@ -8,7 +8,7 @@ use crate::scenario::Scenario;
 /// For each step, the steps that must finish before it starts. In file
 /// order: the previous step. In `parallel` scenarios: the previous step on
 /// each host it touches (its own, a copy's source) plus its `after`.
-pub fn dependencies(scn: &Scenario) -> Vec<Vec<usize>> {
+pub(crate) fn dependencies(scn: &Scenario) -> Vec<Vec<usize>> {
     let mut last_on: BTreeMap<&str, usize> = BTreeMap::new();
     let mut deps = Vec::with_capacity(scn.steps.len());
     for (i, step) in scn.steps.iter().enumerate() {
@@ -30,7 +30,7 @@ pub fn dependencies(scn: &Scenario) -> Vec<Vec<usize>> {
 
 /// The steps to run (indices into the scenario) and what each waits for.
 /// A step outside `todo` (done before a resume) counts as finished.
-pub struct Schedule {
+pub(crate) struct Schedule {
     deps: Vec<Vec<usize>>,
     pending: Vec<usize>,
     todo: Vec<usize>,
@@ -38,29 +38,25 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(scn: &Scenario, todo: &[usize]) -> Self {
+    pub(crate) fn new(scn: &Scenario, todo: &[usize]) -> Self {
         Schedule { deps: dependencies(scn), pending: todo.to_vec(), todo: todo.to_vec(), finished: Vec::new() }
     }
 
     /// Steps whose dependencies are all finished, in file order; each is
     /// handed out once.
-    pub fn ready(&mut self) -> Vec<usize> {
+    pub(crate) fn ready(&mut self) -> Vec<usize> {
         let ready: Vec<usize> =
             self.pending.iter().copied().filter(|i| self.deps[*i].iter().all(|d| !self.todo.contains(d) || self.finished.contains(d))).collect();
         self.pending.retain(|p| !ready.contains(p));
         ready
     }
 
-    pub fn finish(&mut self, step: usize) {
+    pub(crate) fn finish(&mut self, step: usize) {
         self.finished.push(step);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.todo.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.todo.is_empty()
     }
 }
 

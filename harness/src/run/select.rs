@@ -3,14 +3,16 @@
 
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
 use crate::check::CheckDecl;
-use crate::scenario::{Scenario, Vars};
+use crate::error::{Error, Result};
+use crate::scenario::Scenario;
+use crate::vars::Vars;
 use crate::vocab::PitrTarget;
 
 /// One `--check NAME` or `--check pitr=name,lsn`, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckPick {
+    /// The check's name.
     pub name: String,
     /// For `pitr`: only these restore targets.
     pub targets: Option<Vec<PitrTarget>>,
@@ -40,7 +42,7 @@ impl std::fmt::Display for CheckPick {
 }
 
 /// Every pick names a check the scenario has.
-pub fn validate(scn: &Scenario, picks: &[CheckPick]) -> Result<()> {
+pub(crate) fn validate(scn: &Scenario, picks: &[CheckPick]) -> Result<()> {
     let names: Vec<&str> = scn.verify.iter().map(|v| v.check.name()).collect();
     match picks.iter().find(|p| !names.contains(&p.name.as_str())) {
         Some(p) => Err(Error::Usage(format!("--check {p}: {} has no check `{}` (checks: {})", scn.name, p.name, names.join(", ")))),
@@ -51,7 +53,7 @@ pub fn validate(scn: &Scenario, picks: &[CheckPick]) -> Result<()> {
 /// A check as this run will run it: its place in the file (reports keep
 /// file order), the steps it may start after, and its parameters.
 #[derive(Debug, Clone)]
-pub struct PlannedCheck {
+pub(crate) struct PlannedCheck {
     pub index: usize,
     pub after: Vec<String>,
     /// As written (variables unresolved), narrowed by its pick.
@@ -61,7 +63,7 @@ pub struct PlannedCheck {
 
 impl PlannedCheck {
     /// The check to run: its parameters' `{variables}` resolved, narrowed by its pick.
-    pub fn resolve(&self, scn: &Scenario, vars: &Vars) -> Result<CheckDecl> {
+    pub(crate) fn resolve(&self, scn: &Scenario, vars: &Vars) -> Result<CheckDecl> {
         let decl = scn.verify[self.index].resolved(vars)?;
         Ok(match &self.pick {
             Some(p) => narrowed(decl, p),
@@ -72,7 +74,7 @@ impl PlannedCheck {
 
 /// The checks this run runs: `picks` select (and may run a slow one), slow
 /// ones otherwise only with `slow`.
-pub fn planned(scn: &Scenario, slow: bool, picks: &[CheckPick]) -> Vec<PlannedCheck> {
+pub(crate) fn planned(scn: &Scenario, slow: bool, picks: &[CheckPick]) -> Vec<PlannedCheck> {
     scn.verify
         .iter()
         .enumerate()

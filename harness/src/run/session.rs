@@ -14,15 +14,16 @@ use super::state::RunState;
 use super::step;
 use crate::error::{Error, Result};
 use crate::lab::{signals, BootGate, Hosts, LagSampler};
+use crate::outcome::Fault;
 use crate::outcome::{CheckOutcome, Phase, Phases, Series, StepResult, StepStatus};
 use crate::progress::{Progress, StepLine};
-use crate::outcome::Fault;
-use crate::scenario::{Scenario, Step, Vars};
+use crate::scenario::{Scenario, Step};
 use crate::transcript::in_step;
+use crate::vars::Vars;
 
 /// What a session is asked to do.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Set up the `[given]` state first (a fresh lab).
     pub given: bool,
     /// Steps to run, as indices into the scenario.
@@ -34,7 +35,7 @@ pub struct Plan {
 
 /// What a session did.
 #[derive(Debug)]
-pub struct Executed {
+pub(crate) struct Executed {
     pub steps: Vec<StepResult>,
     pub checks: Vec<CheckOutcome>,
     pub phases: Phases,
@@ -43,16 +44,16 @@ pub struct Executed {
 }
 
 impl Executed {
-    pub fn interrupted(&self) -> bool {
+    pub(crate) fn interrupted(&self) -> bool {
         matches!(&self.error, Some(e) if e.exit_code() == 130)
     }
 
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.error.is_none() && self.checks.iter().all(|c| c.passed())
     }
 }
 
-pub struct Session<'a, L: Hosts> {
+pub(crate) struct Session<'a, L: Hosts> {
     scn: &'a Scenario,
     lab: &'a L,
     vars: Vars,
@@ -72,7 +73,7 @@ pub struct Session<'a, L: Hosts> {
 }
 
 impl<'a, L: Hosts> Session<'a, L> {
-    pub fn new(scn: &'a Scenario, lab: &'a L, state: RunState, progress: &'a Progress) -> Self {
+    pub(crate) fn new(scn: &'a Scenario, lab: &'a L, state: RunState, progress: &'a Progress) -> Self {
         Session {
             scn,
             lab,
@@ -92,7 +93,7 @@ impl<'a, L: Hosts> Session<'a, L> {
     /// Runs the plan until it is done, a step fails, or a signal arrives;
     /// an interrupt stops what runs and marks those steps interrupted.
     /// The caller holds [`signals::hold`] until its report is written.
-    pub async fn execute(self, plan: &Plan) -> (Executed, RunState) {
+    pub(crate) async fn execute(self, plan: &Plan) -> (Executed, RunState) {
         let error = tokio::select! {
             // A run that ends as the signal comes has ended: not interrupted.
             biased;

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::lab::inventory::lab_state_dir;
 use crate::platform::Platform;
-use crate::scenario::Vars;
+use crate::vars::Vars;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunState {
+pub(crate) struct RunState {
     pub lab: String,
     pub scenario: String,
     /// The file as given to `pglab run` (re-read on resume, so edits count).
@@ -36,16 +36,16 @@ impl RunState {
     }
 
     /// The scenario text as it ran (kept beside the state for bundles).
-    pub fn scenario_copy(lab: &str) -> PathBuf {
+    pub(crate) fn scenario_copy(lab: &str) -> PathBuf {
         lab_state_dir(lab).join("scenario.toml")
     }
 
     /// The base of a scenario that `extends` one, beside its copy.
-    pub fn base_copy(lab: &str) -> PathBuf {
+    pub(crate) fn base_copy(lab: &str) -> PathBuf {
         lab_state_dir(lab).join(format!("{}.toml", crate::scenario::PORTABLE_BASE))
     }
 
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = Self::path(&self.lab);
@@ -67,7 +67,7 @@ impl RunState {
         Ok(())
     }
 
-    pub fn load(lab: &str) -> Result<RunState> {
+    pub(crate) fn load(lab: &str) -> Result<RunState> {
         let path = Self::path(lab);
         let text = std::fs::read_to_string(&path)
             .map_err(|_| Error::Usage(format!("lab `{lab}` has no scenario run to go on from (it was started by `pglab up`, or on another machine)")))?;

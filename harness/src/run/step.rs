@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 use crate::action::Cx;
 use crate::error::Result;
 use crate::lab::Hosts;
-use crate::scenario::{Step, Vars};
+use crate::scenario::Step;
 use crate::time::{poll_until, Deadline, Probe};
+use crate::vars::Vars;
 
 /// Runs the step, re-running it until its expectation holds when it has
 /// `retry_s` (errors that cannot heal stop at once).
-pub async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
+pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
     let Some(secs) = step.retry_s else { return run(lab, step, vars).await };
     poll_until(&format!("step {}", step.id.get_ref()), "its expectation", Deadline::after(Duration::from_secs(secs)), || async {
         match run(lab, step, vars).await {
@@ -25,7 +26,7 @@ pub async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<Stri
 }
 
 /// Runs the step once and judges it; Ok carries what was observed.
-pub async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
+pub(super) async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
     let host = lab.host(step.host.get_ref())?;
     // Taken before the action, so only lines it caused can satisfy `expect.log`.
     let log_from = match &step.expect.log {

@@ -15,7 +15,7 @@ pub(super) struct Own {
 }
 
 /// Where `extends.scenario` points: relative to this file, `.toml` optional.
-pub fn base_path(file: &Path, name: &str) -> PathBuf {
+pub(super) fn base_path(file: &Path, name: &str) -> PathBuf {
     let dir = file.parent().unwrap_or(Path::new("."));
     if name.ends_with(".toml") {
         dir.join(name)
@@ -52,9 +52,9 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
             }
         },
     };
-    let Scenario { name, platform, vars, secrets, parallel, hosts, given, defects, mut steps, source, .. } = base;
+    let Scenario { platform, vars, secrets, parallel, hosts, given, defects, mut steps, source, .. } = base;
     steps.truncate(keep);
-    scn.base = Some(Base { name, path, hosts: hosts.len(), steps: steps.len(), source, at: ext.scenario.span() });
+    scn.base = Some(Base { path, hosts: hosts.len(), steps: steps.len(), source, at: ext.scenario.span() });
     if !own.platform {
         scn.platform = platform;
     }
@@ -85,13 +85,13 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
 }
 
 /// The name a portable copy gives its base: `pglab-base.toml` beside it.
-pub const PORTABLE_BASE: &str = "pglab-base";
+pub(crate) const PORTABLE_BASE: &str = "pglab-base";
 
 impl Scenario {
     /// This file's text as it can live away from its directory (a lab's
     /// state, a bug bundle): `extends` then names `pglab-base.toml` beside it,
     /// which holds [`Base::source`].
-    pub fn portable_source(&self) -> String {
+    pub(crate) fn portable_source(&self) -> String {
         let mut text = self.source.clone();
         if let Some(b) = &self.base {
             text.replace_range(b.at.clone(), &format!("\"{PORTABLE_BASE}\""));

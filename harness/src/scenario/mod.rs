@@ -4,9 +4,10 @@
 
 mod extend;
 mod model;
+mod outline;
 mod parse;
-pub mod reference;
-pub mod shipped;
+pub(crate) mod reference;
+pub(crate) mod shipped;
 mod validate;
 mod vars;
 
@@ -15,16 +16,46 @@ use std::path::Path;
 
 use miette::LabeledSpan;
 
-pub use extend::PORTABLE_BASE;
-pub use model::{Base, Extends, Given, HostDecl, Scenario, Step, Verify};
-pub use parse::{KEYS, MAX_BYTES};
-pub use vars::{builtin as builtin_vars, Vars};
+pub(crate) use crate::vars::{builtin as builtin_vars, Vars};
+pub(crate) use extend::PORTABLE_BASE;
+pub use model::Scenario;
+pub(crate) use model::Step;
+pub use outline::{CheckOutline, GivenOutline, Outline, StepOutline};
+#[cfg(test)]
+pub(crate) use parse::KEYS;
+pub(crate) use parse::MAX_BYTES;
 
-pub use crate::error::Problem;
-use crate::vocab::{Defect, HostKind, Role};
+pub(crate) use crate::error::Problem;
 use crate::error::{Error, Excerpt, Result, ScenarioError};
+use crate::platform::Platform;
+use crate::vocab::{Defect, HostKind, Role};
 
 impl Scenario {
+    /// Its name (`name = "..."`): reports and kept labs are named after it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The platform it runs on unless a run says otherwise.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its steps' ids, in order (a base's first, for a file that extends one).
+    pub fn step_ids(&self) -> Vec<&str> {
+        self.steps.iter().map(|s| s.id.get_ref().as_str()).collect()
+    }
+
+    /// Its checks' names, in file order.
+    pub fn check_names(&self) -> Vec<&str> {
+        self.verify.iter().map(|v| v.check.name()).collect()
+    }
+
     /// Reads and checks a scenario file; every problem is reported at once.
     pub fn load(path: &Path) -> Result<Scenario> {
         let whole = |message: String| scenario_error(path, "", vec![Problem::new(None, message, "")]);
@@ -45,6 +76,7 @@ impl Scenario {
         Scenario::parse(path, source)
     }
 
+    /// Reads and checks `source` as the text of the file `path`.
     pub fn parse(path: &Path, source: String) -> Result<Scenario> {
         let (scn, mut problems, broken) = parse::document(path, &source).map_err(|problems| scenario_error(path, &source, problems))?;
         problems.extend(validate::validate(&scn, &broken));
@@ -60,10 +92,12 @@ impl Scenario {
         self.steps.iter().position(|s| s.id.get_ref() == id).or_else(|| self.steps.iter().rposition(|s| s.id.get_ref().split('-').next() == Some(id)))
     }
 
+    /// The `[[defects]]` entry with this id.
     pub fn defect(&self, id: &str) -> Option<&Defect> {
         self.defects.iter().find(|d| d.id == id)
     }
 
+    /// The role the file gives a host (spare when it gives none).
     pub fn role_of(&self, host: &str) -> Role {
         self.hosts.iter().find(|h| h.name.get_ref() == host).map(|h| h.role).unwrap_or_default()
     }

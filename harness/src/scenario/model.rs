@@ -17,34 +17,34 @@ use crate::vocab::{Defect, HostKind, Role};
 /// `parse.rs`), so every fault of a file is reported at once.
 #[derive(Debug)]
 pub struct Scenario {
-    pub name: String,
-    pub description: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     /// Default platform; `pglab run --platform` overrides it.
-    pub platform: Platform,
+    pub(crate) platform: Platform,
     /// Plain values usable as `{name}` in any string.
-    pub vars: BTreeMap<String, String>,
+    pub(crate) vars: BTreeMap<String, String>,
     /// Secrets generated for each run, usable as `{secret.NAME}`, never shown.
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Hosts work at once: a step waits only for the previous step on the
     /// hosts it touches and for the steps named in its `after`. Off, steps
     /// run one by one in file order, as a person following the text would.
-    pub parallel: bool,
-    pub hosts: Vec<HostDecl>,
-    pub given: Option<Given>,
-    pub defects: Vec<Defect>,
-    pub steps: Vec<Step>,
-    pub verify: Vec<Verify>,
-    pub path: PathBuf,
-    pub source: String,
+    pub(crate) parallel: bool,
+    pub(crate) hosts: Vec<HostDecl>,
+    pub(crate) given: Option<Given>,
+    pub(crate) defects: Vec<Defect>,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) verify: Vec<Verify>,
+    pub(crate) path: PathBuf,
+    pub(crate) source: String,
     /// The scenario this one extends, when it does.
-    pub base: Option<Base>,
+    pub(crate) base: Option<Base>,
 }
 
 /// `extends`: start from another scenario's hosts, variables, given state
 /// and steps (through one of them), then go on with this file's steps.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Extends {
+pub(crate) struct Extends {
     /// The base scenario: a name beside this file (`tutorial`) or a path relative to it.
     #[schemars(with = "String")]
     pub scenario: Spanned<String>,
@@ -56,8 +56,7 @@ pub struct Extends {
 /// What a scenario took from the one it extends. Those hosts and steps come
 /// first in `hosts` and `steps`; their spans are in the base's file.
 #[derive(Debug, Clone)]
-pub struct Base {
-    pub name: String,
+pub(crate) struct Base {
     pub path: PathBuf,
     /// How many of `hosts` are the base's.
     pub hosts: usize,
@@ -72,7 +71,7 @@ pub struct Base {
 /// A host of the lab: a container named for it, reachable by that name.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HostDecl {
+pub(crate) struct HostDecl {
     /// Its name: the container's host name, and `{<name>.ip}`, `{<name>.name}` in templates.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
@@ -95,7 +94,7 @@ pub struct HostDecl {
 /// A host's own small filesystem.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Volume {
+pub(crate) struct Volume {
     /// Where it is mounted (absolute).
     pub path: String,
     /// Its size in MiB.
@@ -106,7 +105,7 @@ pub struct Volume {
 /// The state the tutorial assumes before step 1.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Given {
+pub(crate) struct Given {
     /// Host that holds the data (the tutorial's primary).
     #[schemars(with = "String")]
     pub host: Spanned<String>,
@@ -119,7 +118,7 @@ pub struct Given {
 
 /// One step: who does what where, and what must come of it.
 #[derive(Debug)]
-pub struct Step {
+pub(crate) struct Step {
     /// Tutorial step number and a short name: `8-restore`.
     pub id: Spanned<String>,
     pub title: String,
@@ -146,7 +145,7 @@ pub struct Step {
 
 impl Step {
     /// Why the step does not run on `platform`, if it does not.
-    pub fn skipped_on(&self, platform: Platform) -> Option<String> {
+    pub(crate) fn skipped_on(&self, platform: Platform) -> Option<String> {
         self.when.excludes(platform)
     }
 }
@@ -154,7 +153,7 @@ impl Step {
 /// Versions a step is for, from the platform table; every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct When {
+pub(crate) struct When {
     /// PostgreSQL's major version: `"13"`, `"< 14"`, `">= 15"`.
     #[schemars(with = "Option<String>")]
     pub pg: Option<VersionReq>,
@@ -165,7 +164,7 @@ pub struct When {
 
 impl When {
     /// The first condition `platform` fails, said as a reason.
-    pub fn excludes(&self, platform: Platform) -> Option<String> {
+    pub(crate) fn excludes(&self, platform: Platform) -> Option<String> {
         let pg = platform.pg_major().to_string();
         let checks = [("pg", &self.pg, "PostgreSQL", pg.as_str()), ("pgbackrest", &self.pgbackrest, "pgBackRest", platform.pgbackrest())];
         let why = checks.into_iter().find_map(|(key, req, what, have)| {
@@ -179,7 +178,7 @@ impl When {
 /// A comparison with a dotted version: `"< 14"`, `">= 2.55"`, `"13"` (equal).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct VersionReq {
+pub(crate) struct VersionReq {
     op: std::cmp::Ordering,
     or_equal: bool,
     version: Vec<u32>,
@@ -188,7 +187,7 @@ pub struct VersionReq {
 impl VersionReq {
     /// Whether the table's version `have` satisfies it. `=` names a series:
     /// `= 2.55` holds for 2.55.1; the others compare number by number.
-    pub fn matches(&self, have: &str) -> bool {
+    pub(crate) fn matches(&self, have: &str) -> bool {
         let have = crate::platform::dotted(have).unwrap_or_else(|| panic!("the table's version `{have}` is not dotted"));
         if self.op == std::cmp::Ordering::Equal {
             return have.starts_with(&self.version);
@@ -307,7 +306,7 @@ impl Step {
 
 /// One `[[verify]]` entry: a check, and when it may start.
 #[derive(Debug, Clone)]
-pub struct Verify {
+pub(crate) struct Verify {
     /// Steps after which this check may start, while the remaining steps
     /// go on (it must not touch what they use). Empty: after every step and
     /// after the early checks, one check at a time in file order.
@@ -324,7 +323,7 @@ pub struct Verify {
 impl Verify {
     /// The check with `{variables}` in its parameters replaced (in a regex
     /// parameter a value matches literally, as in `expect`).
-    pub fn resolved(&self, vars: &super::Vars) -> crate::error::Result<CheckDecl> {
+    pub(crate) fn resolved(&self, vars: &super::Vars) -> crate::error::Result<CheckDecl> {
         fn subst(v: &toml::Value, vars: &super::Vars, regex: bool) -> crate::error::Result<toml::Value> {
             Ok(match v {
                 toml::Value::String(s) if regex => toml::Value::String(vars.subst_regex(s)?),
@@ -346,7 +345,7 @@ impl Verify {
 
 impl Step {
     /// Hosts whose boot the step must not race (see [`Act::boot`](crate::action)).
-    pub fn boot_waits(&self) -> Vec<&str> {
+    pub(crate) fn boot_waits(&self) -> Vec<&str> {
         match self.action.boot() {
             Boot::No => Vec::new(),
             Boot::Own => vec![self.host.get_ref()],
@@ -355,7 +354,7 @@ impl Step {
     }
 
     /// Hosts the step reads or changes.
-    pub fn hosts(&self) -> Vec<&str> {
+    pub(crate) fn hosts(&self) -> Vec<&str> {
         let mut h = vec![self.host.get_ref().as_str()];
         h.extend(self.action.named().into_iter().map(|n| n.host.get_ref().as_str()));
         h

@@ -11,18 +11,19 @@ use toml::Spanned;
 
 use super::extend::{extend, Own};
 use super::model::{Extends, Given, HostDecl, RawStep, Scenario, Step, Verify};
-use crate::action::Action;
-use crate::check::CheckDecl;
-use crate::vocab::Defect;
 use super::vars::Vars;
 use super::Problem;
+use crate::action::Action;
+use crate::check::CheckDecl;
 use crate::platform::Platform;
+use crate::vocab::Defect;
 
 /// The top-level keys of a scenario file.
-pub const KEYS: [&str; 12] = ["name", "description", "extends", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
+pub(crate) const KEYS: [&str; 12] =
+    ["name", "description", "extends", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
 
 /// Largest scenario file read, so a stray huge file fails fast.
-pub const MAX_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BYTES: usize = 1 << 20;
 
 /// Problems found so far, and the sections they were found in.
 #[derive(Default)]
@@ -78,10 +79,10 @@ fn key_at(v: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<Str
 /// Sections that could not be read whole: checks that look across them
 /// (is this host declared? is that step earlier?) would only echo the fault.
 #[derive(Debug, Default, Clone)]
-pub struct Broken(pub Vec<String>);
+pub(super) struct Broken(pub Vec<String>);
 
 impl Broken {
-    pub fn has(&self, section: &str) -> bool {
+    pub(super) fn has(&self, section: &str) -> bool {
         self.0.iter().any(|s| s == section)
     }
 }
@@ -89,7 +90,7 @@ impl Broken {
 /// Reads `source` (the text of `path`) into what could be read, the
 /// problems found, and the sections that are broken; `Err` when not even
 /// that can be read (not TOML, empty).
-pub fn document(path: &Path, source: &str) -> Result<(Scenario, Vec<Problem>, Broken), Vec<Problem>> {
+pub(super) fn document(path: &Path, source: &str) -> Result<(Scenario, Vec<Problem>, Broken), Vec<Problem>> {
     let root = syntax(source)?;
     let mut found = Found::default();
     let scn = sections(&mut found, &root, path, source);
@@ -294,8 +295,17 @@ fn step_entry(item: &Spanned<DeValue<'_>>) -> Result<Step, Vec<Problem>> {
         );
         return Err(vec![Problem::new(None, message, "this step")]);
     }
-    let at = actions.iter().next().map(|(_, v)| v.span()).unwrap_or(table_span.clone());
-    let action: Action = de(&Spanned::new(table_span, DeValue::Table(actions))).map_err(|p| vec![p])?;
+    let (key, at) = actions.iter().next().map(|(k, v)| (k.get_ref().to_string(), v.span())).expect("one action");
+    let action: Action = de(&Spanned::new(table_span.clone(), DeValue::Table(actions))).map_err(|mut p| {
+        // A fault of the value as a whole is the value's, under its key.
+        if p.span.is_none() || p.span.as_ref() == Some(&table_span) {
+            p.span = Some(at.clone());
+        }
+        if !p.message.contains(&format!("`{key}`")) {
+            p.message = format!("`{key}`: {}", p.message);
+        }
+        vec![p]
+    })?;
     Step::from_raw(raw, action, at).map_err(|e| vec![Problem::new(None, e, "this step")])
 }
 

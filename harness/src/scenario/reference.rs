@@ -60,7 +60,7 @@ struct File {
 }
 
 /// The JSON Schema of a scenario file (draft 2020-12).
-pub fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
     let root = generator.root_schema_for::<File>();
     // Each action's key is a step key, its value the action's own type.
@@ -107,7 +107,7 @@ pub fn schema() -> Value {
 }
 
 /// `docs/scenarios.md`: every key, action, check and variable, from [`schema`].
-pub fn markdown() -> String {
+pub(crate) fn markdown() -> String {
     let s = schema();
     let defs = &s["$defs"];
     let mut md = String::from(

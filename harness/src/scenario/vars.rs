@@ -4,14 +4,14 @@
 
 use super::model::Scenario;
 use crate::error::{Error, Result};
-pub use crate::vars::{builtin, Vars, BUILTIN_DOCS};
 use crate::platform::Platform;
+pub(super) use crate::vars::{builtin, Vars, BUILTIN_DOCS};
 
 impl Vars {
     /// Builds the set: built-ins, `{<host>.ip}` and `{<host>.name}` per host,
     /// `{secret.NAME}`, the file's `[vars]`, then `--set` overrides (only of
     /// declared vars). `ip` and `secret` give the values.
-    pub fn build(
+    pub(crate) fn build(
         scn: &Scenario,
         platform: Platform,
         sets: &[(String, String)],
@@ -39,7 +39,7 @@ impl Vars {
     }
 
     /// The set with placeholders for what only a run knows (addresses, secrets).
-    pub fn declared(scn: &Scenario, platform: Platform) -> Vars {
+    pub(crate) fn declared(scn: &Scenario, platform: Platform) -> Vars {
         Vars::build(scn, platform, &[], &|h| format!("<{h}.ip>"), &mut |_| "<secret>".into()).expect("no --set given")
     }
 }
