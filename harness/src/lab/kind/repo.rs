@@ -18,7 +18,7 @@ pub(crate) struct Repo;
 
 /// Installs pgBackRest from the image's package cache unless it is there,
 /// then answers once sshd accepts on port 22 and pgBackRest runs.
-const READY: &str = "command -v pgbackrest >/dev/null || dpkg -i /opt/pglab/apt/pgbackrest_*.deb >/dev/null \
+const READY: &str = "command -v pgbackrest >/dev/null || dpkg -i /opt/pglab/apt/*.deb >/dev/null \
     && (exec 3<>/dev/tcp/127.0.0.1/22 && head -c 4 <&3 | grep -q SSH-) && pgbackrest version";
 
 impl Kind for Repo {
