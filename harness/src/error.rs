@@ -176,8 +176,6 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
-    /// Exit code documented in the README: 1 a check or step failed, 2 bad
-    /// input, 3 the environment (Docker, images) is not usable, 130 interrupted.
     /// What kind of failure this is, for a report or a caller to act on.
     pub fn cause(&self) -> Cause {
         match self {
@@ -208,7 +206,8 @@ impl Error {
         Failure { cause: self.cause(), step: self.step().map(String::from), message: redact(&self.to_string()), exit_code: self.exit_code() }
     }
 
-    /// The exit code `pglab` gives it (README): 2 bad input, 3 engine, 130 interrupted, 1 the rest.
+    /// Exit code documented in the README: 1 a check or step failed, 2 bad
+    /// input, 3 the environment (Docker, images) is not usable, 130 interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,

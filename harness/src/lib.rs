@@ -48,8 +48,8 @@
 //! the engine (labs on it, images) through [`Engine`].
 //!
 //! Layers, each importing only those below it (`docs/architecture.md`):
-//! `cli` → `run` → `scenario` → `action`/`check` → `lab` → `engine`/`report`
-//! → `outcome` → `transcript` → `time`/`vars`/`vocab` → `error`/`platform`/`progress`.
+//! `cli` → `run` → `scenario` → `action`/`check` → `lab`/`report` →
+//! `engine`/`outcome` → `transcript` → `time`/`vars`/`vocab` → `error`/`platform`/`progress`.
 
 pub(crate) mod action;
 pub mod check;

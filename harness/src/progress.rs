@@ -14,7 +14,7 @@ pub(crate) fn say(line: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     multi: MultiProgress,
     /// The run's own line: phase and steps done out of all.
     pub main: ProgressBar,
@@ -24,13 +24,13 @@ pub struct Progress {
 }
 
 /// A step being shown while it runs.
-pub struct StepLine {
+pub(crate) struct StepLine {
     bar: ProgressBar,
     label: String,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let multi = MultiProgress::with_draw_target(if quiet || !terminal { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
         let main = multi.add(ProgressBar::new_spinner());
@@ -42,11 +42,11 @@ impl Progress {
     }
 
     /// Shows nothing at all (library callers, tests).
-    pub fn hidden() -> Self {
+    pub(crate) fn hidden() -> Self {
         Progress::new(true)
     }
 
-    pub fn phase(&self, msg: impl Into<String>) {
+    pub(crate) fn phase(&self, msg: impl Into<String>) {
         let msg = msg.into();
         if self.plain && !self.quiet {
             say(format_args!("[{:>6.1}s] {msg}", self.started.elapsed().as_secs_f64()));
@@ -54,12 +54,12 @@ impl Progress {
         self.main.set_message(msg);
     }
 
-    pub fn steps(&self, total: usize) {
+    pub(crate) fn steps(&self, total: usize) {
         self.main.set_length(total as u64);
         self.main.set_position(0);
     }
 
-    pub fn start_step(&self, n: usize, total: usize, id: &str, host: &str) -> StepLine {
+    pub(crate) fn start_step(&self, n: usize, total: usize, id: &str, host: &str) -> StepLine {
         let label = format!("{n:>2}/{total} {id:<24} {host}");
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
@@ -71,7 +71,7 @@ impl Progress {
     }
 
     /// `mark`: four columns saying how it ended (`ok  `, `FAIL`).
-    pub fn finish_step(&self, line: StepLine, mark: &str, elapsed: Duration, observed: &str) {
+    pub(crate) fn finish_step(&self, line: StepLine, mark: &str, elapsed: Duration, observed: &str) {
         let first = observed.lines().next().unwrap_or("");
         let text = format!("{mark} {} {:>6} ms  {first}", line.label, elapsed.as_millis());
         if self.plain && !self.quiet {
@@ -84,13 +84,13 @@ impl Progress {
         self.main.inc(1);
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.main.finish_and_clear();
     }
 
     /// A line for a job with phases but no steps (an image build): a bar of
     /// its `total` phases on a terminal, a timed line per phase elsewhere.
-    pub fn phases(&self, label: impl Into<String>, total: u64) -> Phases {
+    pub(crate) fn phases(&self, label: impl Into<String>, total: u64) -> PhaseBar {
         let bar = self.multi.insert_before(&self.main, ProgressBar::new(total));
         bar.set_style(
             ProgressStyle::with_template("  {spinner} {prefix} [{bar:20}] {pos}/{len} {msg} {elapsed}").expect("valid template").progress_chars("=> "),
@@ -99,26 +99,26 @@ impl Progress {
         if !self.plain && !self.quiet {
             bar.enable_steady_tick(Duration::from_millis(120));
         }
-        Phases { bar, plain: self.plain && !self.quiet, started: Instant::now() }
+        PhaseBar { bar, plain: self.plain && !self.quiet, started: Instant::now() }
     }
 }
 
 /// What a long job without steps says while it runs; see [`Progress::phases`].
 #[derive(Clone)]
-pub struct Phases {
+pub(crate) struct PhaseBar {
     bar: ProgressBar,
     plain: bool,
     started: Instant,
 }
 
-impl Phases {
+impl PhaseBar {
     /// Says nothing (library callers, tests).
-    pub fn hidden() -> Self {
-        Phases { bar: ProgressBar::hidden(), plain: false, started: Instant::now() }
+    pub(crate) fn hidden() -> Self {
+        PhaseBar { bar: ProgressBar::hidden(), plain: false, started: Instant::now() }
     }
 
     /// A phase begins; `done` moves the bar one phase on.
-    pub fn phase(&self, msg: impl Into<String>, done: bool) {
+    pub(crate) fn phase(&self, msg: impl Into<String>, done: bool) {
         let msg = msg.into();
         if done {
             self.bar.inc(1);
@@ -129,12 +129,7 @@ impl Phases {
         self.bar.set_message(msg);
     }
 
-    /// Time since the job began.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

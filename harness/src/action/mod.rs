@@ -61,8 +61,8 @@ pub(crate) struct Lint<'a> {
     pub host: &'a str,
     /// Where the action's value is in the file.
     pub at: Range<usize>,
-    /// The volumes a host declares.
-    pub volumes: &'a dyn Fn(&str) -> Vec<String>,
+    /// The volumes a host declares (`None`: no such host, said elsewhere).
+    pub volumes: &'a dyn Fn(&str) -> Option<Vec<String>>,
 }
 
 /// A host an action names besides its step's own, and what it needs of it.

@@ -23,8 +23,9 @@ pub(crate) struct Free(#[schemars(with = "String")] pub Spanned<String>);
 
 /// The path must be a volume the host declares.
 fn not_a_volume(key: &str, path: &Spanned<String>, lint: &Lint<'_>) -> Vec<Problem> {
-    if (lint.volumes)(lint.host).iter().any(|v| v == path.get_ref()) {
-        return Vec::new();
+    match (lint.volumes)(lint.host) {
+        Some(volumes) if !volumes.iter().any(|v| v == path.get_ref()) => {}
+        _ => return Vec::new(),
     }
     let p = Problem::new(Some(path.span()), format!("`{key}`: `{}` is not a volume of `{}`", path.get_ref(), lint.host), "not a volume");
     vec![p.help(format!(

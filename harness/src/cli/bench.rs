@@ -36,7 +36,7 @@ pub(super) async fn parallel(scenario: &Path, sizes: &[usize], json: Option<&Pat
     let scn = Scenario::load(scenario)?;
     let docker = engine::connect().await?;
     // Built before the batches, so no batch races its own image build.
-    HostImage::for_platform(scn.platform).ensure(&docker, false, &crate::progress::Phases::hidden()).await?;
+    HostImage::for_platform(scn.platform).ensure(&docker, false, &crate::progress::PhaseBar::hidden()).await?;
     let mut batches = Vec::new();
     for &n in sizes {
         let batch = batch(&docker, scenario, n).await?;

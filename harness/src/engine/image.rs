@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 use super::{LABEL_IMAGE, LABEL_VERSION};
 use crate::error::{tail_lines, Error, Result};
 use crate::platform::{Base, Platform};
-use crate::progress::{Phases, Progress};
+use crate::progress::{PhaseBar, Progress};
 
 /// Prefix of a build's scratch directory (the rootfs tar and mmdebstrap's tree).
 pub(crate) const SCRATCH_PREFIX: &str = "pglab-build-";
@@ -107,7 +107,7 @@ impl HostImage {
     }
 
     /// The line on which a build of this image shows its phases.
-    pub(crate) fn phases(&self, progress: &Progress) -> Phases {
+    pub(crate) fn phases(&self, progress: &Progress) -> PhaseBar {
         progress.phases(format!("image {}", self.platform), BUILD_PHASES)
     }
 
@@ -122,13 +122,13 @@ impl HostImage {
     }
 
     /// Finds the image, or builds it (always when `force`).
-    pub(crate) async fn ensure(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
+    pub(crate) async fn ensure(&self, docker: &Docker, force: bool, progress: &PhaseBar) -> Result<Ensured> {
         let ensured = self.find_or_build(docker, force, progress).await;
         progress.finish();
         ensured
     }
 
-    async fn find_or_build(&self, docker: &Docker, force: bool, progress: &Phases) -> Result<Ensured> {
+    async fn find_or_build(&self, docker: &Docker, force: bool, progress: &PhaseBar) -> Result<Ensured> {
         let start = Instant::now();
         if !force && self.exists(docker).await? {
             return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
@@ -157,7 +157,7 @@ impl HostImage {
             .map_err(|e| Error::io("locking the image build", e))
     }
 
-    async fn build_debian(&self, docker: &Docker, suite: &str, progress: &Phases) -> Result<()> {
+    async fn build_debian(&self, docker: &Docker, suite: &str, progress: &PhaseBar) -> Result<()> {
         ensure_mmdebstrap().await?;
         let mirror = host_apt_mirror()?;
         let dir = tempfile::tempdir().map_err(|e| Error::io("creating build dir", e))?;
@@ -222,7 +222,7 @@ impl HostImage {
     }
 
     /// Shows mmdebstrap's phases as they come; returns its whole log.
-    async fn follow_mmdebstrap(&self, stderr: tokio::process::ChildStderr, suite: &str, progress: &Phases) -> String {
+    async fn follow_mmdebstrap(&self, stderr: tokio::process::ChildStderr, suite: &str, progress: &PhaseBar) -> String {
         let mut reader = tokio::io::BufReader::new(stderr);
         let mut all = String::new();
         let mut customizing = false;
@@ -246,7 +246,7 @@ impl HostImage {
         all
     }
 
-    async fn build_from_registry_base(&self, docker: &Docker, base: &str, progress: &Phases) -> Result<()> {
+    async fn build_from_registry_base(&self, docker: &Docker, base: &str, progress: &PhaseBar) -> Result<()> {
         if !image_exists(docker, base).await? {
             return Err(Error::ImageMissing {
                 image: base.to_string(),

@@ -64,7 +64,7 @@ impl Engine {
     /// The platform's host image, built first if it is missing (never pulled).
     pub async fn image(&self, platform: crate::platform::Platform) -> Result<HostImage> {
         let image = HostImage::for_platform(platform);
-        image.ensure(&self.docker, false, &crate::progress::Phases::hidden()).await?;
+        image.ensure(&self.docker, false, &crate::progress::PhaseBar::hidden()).await?;
         Ok(image)
     }
 

@@ -138,14 +138,18 @@ impl Host {
         self.offline.store(true, std::sync::atomic::Ordering::SeqCst);
         let opts = RestartContainerOptionsBuilder::new().t(30).build();
         let restarted = self.docker.restart_container(&self.container, Some(opts)).await;
-        self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
-        restarted.map_err(|e| Error::docker(format!("restart {}", self.container), e))?;
+        if let Err(e) = restarted {
+            self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
+            return Err(Error::docker(format!("restart {}", self.container), e));
+        }
         let ip = super::container_ip(&self.docker, &self.container, &crate::engine::network_name(&self.lab)).await?;
         if ip != self.ip {
             return Err(Error::Other(format!("{} came back at {ip}, not {}: configs that hold its address no longer reach it", self.name, self.ip)));
         }
         self.note(ENGINE, &format!("docker restart {}", self.container), &format!("back at {ip}"), t.elapsed());
-        super::boot::wait_for_host_boot(self).await?;
+        let booted = super::boot::wait_for_host_boot(self).await;
+        self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
+        booted?;
         self.seal().await?;
         super::kind::spec(self.kind).ready(self).await
     }

@@ -162,7 +162,7 @@ impl Host {
 
     /// How to reach this host's PostgreSQL without the host itself: for
     /// tasks that outlive a borrow of it (a background writer).
-    pub fn route(&self) -> Route {
+    pub(crate) fn route(&self) -> Route {
         Route::new(&self.name, &self.docker, &self.container, self.platform.pg_socket(), self.offline.clone())
     }
 

@@ -8,7 +8,7 @@ use crate::platform::Platform;
 
 /// How a tail marks where lines come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
+pub(crate) enum Style {
     /// `[postgresql] line`: for evidence inside an error message.
     Prefixed,
     /// `== /path` before each file: for a person reading whole logs.
@@ -17,7 +17,7 @@ pub enum Style {
 
 /// How many lines of which logs (0 leaves a log out).
 #[derive(Debug, Clone, Copy)]
-pub struct LogTail {
+pub(crate) struct LogTail {
     pub postgresql: usize,
     pub pgbackrest: usize,
     /// Only the newest N pgBackRest logs (by mtime); `None`: all of them.
@@ -28,15 +28,15 @@ pub struct LogTail {
 
 impl LogTail {
     /// What a failing step shows: the last lines that usually say why.
-    pub const EVIDENCE: LogTail = LogTail { postgresql: 15, pgbackrest: 8, pgbackrest_newest: Some(2), journal: 0, style: Style::Prefixed };
+    pub(crate) const EVIDENCE: LogTail = LogTail { postgresql: 15, pgbackrest: 8, pgbackrest_newest: Some(2), journal: 0, style: Style::Prefixed };
 
     /// Every log, `lines` each, for a person.
-    pub fn all(lines: usize) -> LogTail {
+    pub(crate) fn all(lines: usize) -> LogTail {
         LogTail { postgresql: lines, pgbackrest: lines, pgbackrest_newest: None, journal: lines, style: Style::Headed }
     }
 
     /// The shell script that prints this tail on a host of `platform`.
-    pub fn script(&self, platform: Platform) -> String {
+    pub(crate) fn script(&self, platform: Platform) -> String {
         let mark = |label: &str| match self.style {
             Style::Prefixed => format!(" | sed 's|^|[{label}] |'"),
             Style::Headed => String::new(),
@@ -71,7 +71,7 @@ impl LogTail {
 
 impl Host {
     /// Reads a tail of this host's logs (not recorded), redacted.
-    pub async fn logs(&self, tail: LogTail) -> String {
+    pub(crate) async fn logs(&self, tail: LogTail) -> String {
         let script = tail.script(self.platform);
         match self.probe(&Cmd::new(["bash", "-c", script.as_str()]).any_status()).await {
             Ok(o) => self.transcript().redact(&o.stdout),

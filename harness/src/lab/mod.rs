@@ -422,7 +422,7 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
-pub(crate) async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Result<Lab> {
+pub(crate) async fn up(spec: &LabSpec, progress: &crate::progress::PhaseBar) -> Result<Lab> {
     let docker = engine::connect().await?;
     HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
     Lab::start(&docker, spec).await
@@ -431,7 +431,7 @@ pub(crate) async fn up(spec: &LabSpec, progress: &crate::progress::Phases) -> Re
 impl Engine {
     /// Starts a lab of `spec` on this engine, building its image first if it is missing.
     pub async fn start(&self, spec: &LabSpec) -> Result<Lab> {
-        HostImage::for_platform(spec.platform).ensure(&self.docker, false, &crate::progress::Phases::hidden()).await?;
+        HostImage::for_platform(spec.platform).ensure(&self.docker, false, &crate::progress::PhaseBar::hidden()).await?;
         Lab::start(&self.docker, spec).await
     }
 

@@ -31,7 +31,7 @@ pub(crate) const HARNESS_USER: &str = "postgres";
 /// How to reach one host's PostgreSQL without borrowing the host: for tasks
 /// that outlive a borrow of it (a background writer, the lag sampler).
 #[derive(Clone)]
-pub struct Route {
+pub(crate) struct Route {
     pub host: String,
     docker: Docker,
     container: String,
@@ -43,17 +43,17 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn new(host: &str, docker: &Docker, container: &str, socket: String, offline: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(host: &str, docker: &Docker, container: &str, socket: String, offline: Arc<AtomicBool>) -> Self {
         Route { host: host.to_string(), docker: docker.clone(), container: container.to_string(), socket, offline }
     }
 
     /// What the transcript says the route is.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("docker exec -i -u {HARNESS_USER} {} perl bridge.pl {}  (tokio-postgres over the exec's stdin/stdout)", self.container, self.socket)
     }
 
     /// A new connection as `postgres` to database `postgres`, within `limit`.
-    pub async fn connect(&self, limit: Duration) -> Result<Client> {
+    pub(crate) async fn connect(&self, limit: Duration) -> Result<Client> {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.error(None, format!("{} is restarting", self.host)));
         }

@@ -28,7 +28,9 @@ pub(crate) struct LagSampler {
 impl LagSampler {
     /// Starts sampling every host; `clock` is the run's time zero.
     pub(crate) fn start(hosts: &[Host], clock: Instant) -> Self {
-        let routes: Vec<Route> = hosts.iter().map(Host::route).collect();
+        // Only hosts whose kind runs PostgreSQL have a pg_stat_replication.
+        let hosts: Vec<&Host> = hosts.iter().filter(|h| super::kind::spec(h.kind).has(crate::vocab::Needs::Postgres)).collect();
+        let routes: Vec<Route> = hosts.iter().map(|h| h.route()).collect();
         let names: BTreeMap<String, String> = hosts.iter().map(|h| (h.ip.to_string(), h.name.clone())).collect();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {

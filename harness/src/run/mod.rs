@@ -141,7 +141,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     progress.phase(format!("{}: create lab", scn.name));
     let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(opts.keep);
     for h in &scn.hosts {
-        spec = spec.host(h.name.get_ref(), h.kind);
+        spec = spec.host(h.name.get_ref(), h.kind.unwrap_or_default());
         for v in &h.volumes {
             spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb);
         }
@@ -205,7 +205,7 @@ fn fresh_state(scn: &Scenario, lab: &Lab, platform: Platform, vars: Vars) -> Res
 }
 
 /// Goes on with a kept lab's scenario: `pglab step` and `pglab run --from`.
-pub async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<RunReport> {
+pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     let state = RunState::load(lab_id)?;
     let path = if state.scenario_path.is_file() { state.scenario_path.clone() } else { RunState::scenario_copy(lab_id) };

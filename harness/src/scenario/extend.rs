@@ -74,7 +74,12 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
     let hosts: Vec<HostDecl> = hosts
         .into_iter()
         .map(|h| match scn.hosts.iter().position(|o| o.name.get_ref() == h.name.get_ref()) {
-            Some(i) => scn.hosts.remove(i),
+            // The base's kind stays unless this file says another.
+            Some(i) => {
+                let mut again = scn.hosts.remove(i);
+                again.kind = again.kind.or(h.kind);
+                again
+            }
             None => h,
         })
         .collect();

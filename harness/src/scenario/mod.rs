@@ -104,7 +104,7 @@ impl Scenario {
 
     /// The kind of the host named `host` (a PostgreSQL server if it is not declared).
     pub fn kind_of(&self, host: &str) -> HostKind {
-        self.hosts.iter().find(|h| h.name.get_ref() == host).map(|h| h.kind).unwrap_or_default()
+        self.hosts.iter().find(|h| h.name.get_ref() == host).and_then(|h| h.kind).unwrap_or_default()
     }
 }
 

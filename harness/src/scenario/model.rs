@@ -80,7 +80,8 @@ pub(crate) struct HostDecl {
     /// no PostgreSQL cluster running). A step or check that needs
     /// PostgreSQL on a `repo` host is refused before the run.
     #[serde(default)]
-    pub kind: HostKind,
+    #[schemars(with = "HostKind", extend("default" = "pg"))]
+    pub kind: Option<HostKind>,
     /// What the host is for; shown in reports. Several hosts may share a role.
     #[serde(default)]
     pub role: Role,

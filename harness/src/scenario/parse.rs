@@ -283,7 +283,11 @@ fn step_entry(item: &Spanned<DeValue<'_>>) -> Result<Step, Vec<Problem>> {
         into.insert(k.clone(), v.clone());
     }
     let raw: Result<RawStep, Problem> = de(&Spanned::new(table_span.clone(), DeValue::Table(common)));
-    let raw = raw.map_err(|p| vec![p])?;
+    // A key that is no step key may be a misspelt action.
+    let raw = raw.map_err(|p| match p.message.contains("unknown field") {
+        true => vec![p.help(format!("actions: {}", Action::NAMES.join(", ")))],
+        false => vec![p],
+    })?;
     if actions.len() != 1 {
         let has: Vec<&str> = Action::NAMES.iter().copied().filter(|a| actions.iter().any(|(k, _)| k.get_ref() == a)).collect();
         let message = format!(

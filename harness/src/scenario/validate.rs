@@ -44,6 +44,8 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
                 found.push(again(span, "step id", step.id.get_ref(), first.clone(), scn));
             }
             found.extend(step_problems(scn, step, &vars, &seen, broken));
+        } else if hosts_known {
+            found.extend(base_step_on_changed_kind(scn, step, base_hosts));
         }
         seen.entry(step.id.get_ref()).or_insert(here);
     }
@@ -96,6 +98,21 @@ fn wrong_kind(scn: &Scenario, host: &str, needs: Needs, span: Range<usize>, key:
     Some(p.help(format!("give it `kind = \"pg\"` in its [[hosts]] entry, or name a host that runs {}", needs.said())))
 }
 
+/// A base's step on a host this file declares again with another kind: said
+/// at that declaration (the step's own spans are in the base's file).
+fn base_step_on_changed_kind(scn: &Scenario, step: &Step, base_hosts: usize) -> Option<Problem> {
+    let host = step.host.get_ref();
+    let decl = scn.hosts.iter().take(base_hosts).find(|h| h.name.get_ref() == host && h.kind.is_some())?;
+    let kind = scn.kind_of(host);
+    let needs = step.action.needs();
+    if kind_has(kind, needs) {
+        return None;
+    }
+    let message =
+        format!("host `{host}` is of kind `{kind}` here, but the base's step `{}` (`{}`) needs {} on it", step.id.get_ref(), step.action.name(), needs.said());
+    Some(Problem::new(Some(decl.name.span()), message, "declared again with another kind"))
+}
+
 fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Option<Range<usize>>>, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
     if !broken.has("hosts") {
@@ -107,11 +124,14 @@ fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str,
             let key = format!("`{}`", n.key);
             found.extend(unknown_host(scn, n.host.get_ref(), n.host.span(), &key).or_else(|| wrong_kind(scn, n.host.get_ref(), n.needs, n.host.span(), &key)));
         }
-        if known {
-            let volumes = |h: &str| scn.hosts.iter().filter(|d| d.name.get_ref() == h).flat_map(|d| d.volumes.iter().map(|v| v.path.clone())).collect();
-            found.extend(step.action.problems(&Lint { host, at: step.action_span.clone(), volumes: &volumes }));
+        if known && step.expect.log.is_some() {
+            // A log line is PostgreSQL's: a host without it never writes one.
+            found.extend(wrong_kind(scn, host, Needs::Postgres, step.host.span(), "`expect.log`"));
         }
     }
+    // The action's own problems hold whatever the hosts are; a volume is looked up only on a known host.
+    let volumes = |h: &str| scn.hosts.iter().find(|d| d.name.get_ref() == h).map(|d| d.volumes.iter().map(|v| v.path.clone()).collect());
+    found.extend(step.action.problems(&Lint { host: step.host.get_ref(), at: step.action_span.clone(), volumes: &volumes }));
     for (text, key) in [(&step.expect.output, "expect.output"), (&step.expect.log, "expect.log")] {
         found.extend(text.as_ref().and_then(|t| bad_regex(t, key, vars)));
     }
