@@ -174,9 +174,14 @@ impl Host {
         self.route().connect(crate::time::default_timeout()).await
     }
 
+    /// Whether this host's kind has what `needs` asks.
+    pub fn has(&self, needs: Needs) -> bool {
+        super::kind::spec(self.kind).has(needs)
+    }
+
     /// An error unless this kind of host runs PostgreSQL.
     fn runs_postgres(&self) -> Result<()> {
-        match super::kind::spec(self.kind).has(Needs::Postgres) {
+        match self.has(Needs::Postgres) {
             true => Ok(()),
             false => Err(Error::Usage(format!(
                 "{} is a `{}` host ({}): it has no PostgreSQL to talk to",

@@ -423,15 +423,18 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
 pub(crate) async fn up(spec: &LabSpec, progress: &crate::progress::PhaseBar) -> Result<Lab> {
-    let docker = engine::connect().await?;
-    HostImage::for_platform(spec.platform).ensure(&docker, false, progress).await?;
-    Lab::start(&docker, spec).await
+    Engine::connect().await?.start_showing(spec, progress).await
 }
 
 impl Engine {
     /// Starts a lab of `spec` on this engine, building its image first if it is missing.
     pub async fn start(&self, spec: &LabSpec) -> Result<Lab> {
-        HostImage::for_platform(spec.platform).ensure(&self.docker, false, &crate::progress::PhaseBar::hidden()).await?;
+        self.start_showing(spec, &crate::progress::PhaseBar::hidden()).await
+    }
+
+    /// [`start`](Engine::start), showing an image build's phases on `progress`.
+    pub(crate) async fn start_showing(&self, spec: &LabSpec, progress: &crate::progress::PhaseBar) -> Result<Lab> {
+        HostImage::for_platform(spec.platform).ensure(&self.docker, false, progress).await?;
         Lab::start(&self.docker, spec).await
     }
 

@@ -29,7 +29,7 @@ impl LagSampler {
     /// Starts sampling every host; `clock` is the run's time zero.
     pub(crate) fn start(hosts: &[Host], clock: Instant) -> Self {
         // Only hosts whose kind runs PostgreSQL have a pg_stat_replication.
-        let hosts: Vec<&Host> = hosts.iter().filter(|h| super::kind::spec(h.kind).has(crate::vocab::Needs::Postgres)).collect();
+        let hosts: Vec<&Host> = hosts.iter().filter(|h| h.has(crate::vocab::Needs::Postgres)).collect();
         let routes: Vec<Route> = hosts.iter().map(|h| h.route()).collect();
         let names: BTreeMap<String, String> = hosts.iter().map(|h| (h.ip.to_string(), h.name.clone())).collect();
         let (stop, mut stopped) = watch::channel(false);
