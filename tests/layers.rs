@@ -199,3 +199,31 @@ fn a_test_that_starts_a_lab_cannot_escape_the_labs_group() {
         }
     }
 }
+
+/// Every Rust file of the library, with its text.
+fn all_sources() -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/src")];
+    while let Some(dir) = stack.pop() {
+        for path in std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// A minimum the JSON Schema states comes from the field's type (`NonZero*`),
+/// which serde enforces when the file is read: a schema-only bound
+/// (`schemars(range(..))`) would be a second source the loader ignores.
+#[test]
+fn every_minimum_of_the_schema_is_one_the_loader_enforces() {
+    let range = ["schemars", "(range"].concat();
+    let offenders: Vec<String> = all_sources().into_iter().filter(|(_, t)| t.contains(&range)).map(|(p, _)| p.display().to_string()).collect();
+    assert!(offenders.is_empty(), "schema-only bounds in {offenders:?}: use a NonZero type");
+    let schema = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario.schema.json")).unwrap();
+    assert!(schema.contains("\"minimum\": 1"), "the schema states its minimums");
+}

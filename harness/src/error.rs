@@ -154,6 +154,13 @@ pub enum Error {
     #[diagnostic(code(pglab::usage))]
     Usage(String),
 
+    /// This machine or engine cannot run a lab as asked: a tool missing
+    /// (mmdebstrap), a cgroup systemd cannot use, a host that could not be
+    /// sealed. Says what to install or change.
+    #[error("{0}")]
+    #[diagnostic(code(pglab::environment))]
+    Environment(String),
+
     /// SIGINT, SIGTERM or SIGHUP arrived; the lab was torn down.
     #[error("interrupted")]
     #[diagnostic(code(pglab::interrupted))]
@@ -179,7 +186,7 @@ impl Error {
     /// What kind of failure this is, for a report or a caller to act on.
     pub fn cause(&self) -> Cause {
         match self {
-            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } => Cause::Engine,
+            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Environment(_) => Cause::Engine,
             Error::Exec(_) => Cause::Exec,
             Error::Sql { .. } => Cause::Sql,
             Error::Timeout(_) => Cause::Timeout,
@@ -211,7 +218,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
-            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Io { .. } => 3,
+            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Environment(_) | Error::Io { .. } => 3,
             Error::Interrupted => 130,
             Error::Step { source, .. } if matches!(**source, Error::Interrupted) => 130,
             _ => 1,

@@ -1,13 +1,14 @@
 //! `latency = { to, ms }`: delay toward a peer's PostgreSQL.
 
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Act, Cx, Lint, Named};
-use crate::error::{Problem, Result};
+use super::{Act, Cx, Named};
+use crate::error::Result;
 use crate::lab::{Host, Hosts};
 use crate::outcome::Fault;
 use crate::time::Deadline;
@@ -25,8 +26,7 @@ pub(crate) struct Latency {
     #[schemars(with = "String")]
     pub to: Spanned<String>,
     /// Milliseconds added each way.
-    #[schemars(range(min = 1))]
-    pub ms: u32,
+    pub ms: NonZeroU32,
 }
 
 impl Act for Latency {
@@ -36,16 +36,9 @@ impl Act for Latency {
         vec![Named::pg("latency.to", &self.to)]
     }
 
-    fn problems(&self, lint: &Lint<'_>) -> Vec<Problem> {
-        match self.ms {
-            0 => vec![Problem::new(Some(lint.at.clone()), "`latency.ms = 0` adds nothing; `heal` takes latency away".into(), "here")],
-            _ => Vec::new(),
-        }
-    }
-
     async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {
         let peer = cx.lab.host(self.to.get_ref())?;
-        let how = cx.host.add_latency(peer, self.ms).await?;
+        let how = cx.host.add_latency(peer, self.ms.get()).await?;
         Ok(format!("{how}; {}", restream(cx.host, peer).await?))
     }
 }

@@ -1,5 +1,6 @@
 //! `load = { writer | pgbench }`: background writes on the step's host.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -26,8 +27,7 @@ pub(crate) struct Load {
     pub pgbench: Option<String>,
     /// pgbench clients (connections).
     #[serde(default = "default_clients")]
-    #[schemars(range(min = 1))]
-    pub clients: u32,
+    pub clients: NonZeroU32,
     /// Stop it (its summary becomes the step's outcome) instead of starting
     /// it. A pgbench run that ended by itself before it was stopped fails the step.
     #[serde(default)]
@@ -43,8 +43,7 @@ pub(crate) struct Load {
     pub table: String,
     /// Milliseconds between commits.
     #[serde(default = "default_interval_ms")]
-    #[schemars(range(min = 1))]
-    pub interval_ms: u64,
+    pub interval_ms: NonZeroU64,
 }
 
 impl Load {
@@ -65,14 +64,14 @@ pub(crate) enum LoadKind<'a> {
     Pgbench(&'a str),
 }
 
-fn default_clients() -> u32 {
-    4
+fn default_clients() -> NonZeroU32 {
+    NonZeroU32::new(4).expect("4")
 }
 fn default_load_table() -> String {
     "pglab_writes".into()
 }
-fn default_interval_ms() -> u64 {
-    10
+fn default_interval_ms() -> NonZeroU64 {
+    NonZeroU64::new(10).expect("10")
 }
 
 impl Act for Load {
@@ -85,12 +84,7 @@ impl Act for Load {
     }
 
     fn problems(&self, lint: &Lint<'_>) -> Vec<Problem> {
-        let mut found: Vec<Problem> = self.kind().err().map(|e| Problem::new(Some(lint.at.clone()), e, "here")).into_iter().collect();
-        if self.interval_ms == 0 || self.clients == 0 {
-            let key = if self.interval_ms == 0 { "interval_ms" } else { "clients" };
-            found.push(Problem::new(Some(lint.at.clone()), format!("`load.{key}` must be at least 1"), "here"));
-        }
-        found
+        self.kind().err().map(|e| Problem::new(Some(lint.at.clone()), e, "here")).into_iter().collect()
     }
 
     async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {
@@ -99,7 +93,7 @@ impl Act for Load {
             LoadKind::Writer(name) => self.writer(cx, name).await,
             LoadKind::Pgbench(name) if self.stop => Ok(format!("pgbench {name}: {}", host.pgbench_stop(name).await?)),
             LoadKind::Pgbench(name) => {
-                host.pgbench_start(name, self.clients).await?;
+                host.pgbench_start(name, self.clients.get()).await?;
                 Ok(format!("pgbench {name} running: {} clients", self.clients))
             }
         }
@@ -119,7 +113,7 @@ impl Load {
         for f in &self.failover {
             hosts.push(lab.host(f.get_ref())?);
         }
-        lab.workloads().start(name, &table, &hosts, Duration::from_millis(self.interval_ms)).await?;
+        lab.workloads().start(name, &table, &hosts, Duration::from_millis(self.interval_ms.get())).await?;
         let what = format!("start writer {name}: a commit into {table} every {} ms on the first writable of {}", self.interval_ms, names(&hosts));
         host.note("pglab (harness)", &what, "running in the background", Duration::ZERO);
         Ok(format!("writer {name} running"))

@@ -1,6 +1,7 @@
 //! Backups: retention, the nightly cron line (and that it fires), and
 //! pgBackRest's own check and verify.
 
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use schemars::JsonSchema;
@@ -23,9 +24,9 @@ pub(crate) struct Retention {
     /// The pgBackRest stanza.
     pub stanza: String,
     /// How many more full backups to take.
-    pub backups: u32,
+    pub backups: NonZeroU32,
     /// How many full backups `repo1-retention-full` must leave.
-    pub expect_full: u32,
+    pub expect_full: NonZeroU32,
 }
 
 /// The postgres crontab on `host` holds this line. Writes nothing.
@@ -38,9 +39,10 @@ pub(crate) struct CronLine {
     pub line: String,
 }
 
-/// The nightly backup command, scheduled for every minute for a while,
-/// makes a new full backup (a minute or more: runs with `--slow`). Adds
-/// a line to the postgres crontab and puts the crontab back afterwards.
+/// The postgres crontab's own backup line for `stanza`, its schedule
+/// moved to every minute for a while and its command unchanged, makes a
+/// new full backup (a minute or more: runs with `--slow`). Adds that line
+/// to the crontab and puts the crontab back afterwards.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CronFires {
@@ -65,7 +67,7 @@ impl Proof for Retention {
         vec![any("host", &self.host)]
     }
     async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
-        retention(lab.host(&self.host)?, &self.stanza, self.backups, self.expect_full).await
+        retention(lab.host(&self.host)?, &self.stanza, self.backups.get(), self.expect_full.get()).await
     }
 }
 
@@ -146,17 +148,26 @@ pub async fn cron_line(host: &Host, line: &str) -> Result<Evidence> {
     }
 }
 
-/// Adds the backup line for every minute, waits for the backup it makes,
-/// and puts the crontab back.
+/// The crontab's own backup line for `stanza`, its schedule moved to every
+/// minute and its command left as it is, makes a new full backup; the
+/// crontab is put back after. A crontab with no line that backs up the
+/// stanza fails at once.
 pub async fn cron_fires(host: &Host, stanza: &str) -> Result<Evidence> {
-    let before = full_backups(&host.backup_info(stanza).await?);
     let saved = crontab(host).await?;
-    let every_minute = format!("* * * * * {}\n", full_backup(stanza).argv().join(" "));
+    let ours = backup_lines(&saved, stanza);
+    if ours.is_empty() {
+        return Err(Error::Check(format!(
+            "no line of postgres's crontab on {} backs up stanza {stanza} (`pgbackrest ... --stanza={stanza} ... backup`); it holds:\n{saved}",
+            host.name
+        )));
+    }
+    let before = full_backups(&host.backup_info(stanza).await?);
+    let every_minute: String = ours.iter().map(|(_, command)| format!("* * * * * {command}\n")).collect();
     let install = Cmd::new(["crontab", "-u", "postgres", "-"]).stdin(format!("{saved}{every_minute}"));
-    host.exec(install.display("crontab -u postgres - (+ the backup line, every minute)")).await?;
+    host.exec(install.display("crontab -u postgres - (+ its own backup line, every minute)")).await?;
     let t = Instant::now();
     // A minute boundary, then the backup itself.
-    let seen = poll_until("cron to run a backup", "a new full backup in pgbackrest info", Deadline::standard(), || async {
+    let seen = poll_until("cron to run the crontab's backup line", "a new full backup in pgbackrest info", Deadline::standard(), || async {
         let now = full_backups(&host.backup_info(stanza).await?);
         Ok(match now.iter().find(|l| !before.contains(l)) {
             Some(l) => Probe::Ready(l.clone()),
@@ -164,11 +175,28 @@ pub async fn cron_fires(host: &Host, stanza: &str) -> Result<Evidence> {
         })
     })
     .await;
-    host.exec(Cmd::new(["crontab", "-u", "postgres", "-"]).stdin(saved).display("crontab -u postgres - (restore the original)")).await?;
+    host.exec(Cmd::new(["crontab", "-u", "postgres", "-"]).stdin(saved.clone()).display("crontab -u postgres - (restore the original)")).await?;
     let label = seen?;
     let mut figures = Figures::default();
     figures.push("cron_wait", ms_since(t), Unit::Ms);
-    Ok(Evidence::new(format!("cron ran the backup command: new full backup {label}")).with(figures))
+    Ok(Evidence::new(format!("cron ran the crontab's own line `{}` (every minute for the check): new full backup {label}", ours[0].0)).with(figures))
+}
+
+/// The crontab's lines that run a pgBackRest backup of `stanza`: each
+/// line, and its command without the five schedule fields.
+fn backup_lines<'a>(tab: &'a str, stanza: &str) -> Vec<(&'a str, String)> {
+    let stanza_opt = format!("--stanza={stanza}");
+    tab.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let command = fields.get(5..)?.join(" ");
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let runs = words.iter().any(|w| w.ends_with("pgbackrest")) && words.contains(&"backup") && words.contains(&stanza_opt.as_str());
+            runs.then_some((l, command))
+        })
+        .collect()
 }
 
 /// `pgbackrest check` (archiving and configuration) and `verify` (the
@@ -180,4 +208,17 @@ pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<Evidence> {
         return Err(Error::Check(format!("pgbackrest verify reported errors:\n{}", v.combined())));
     }
     Ok(format!("pgbackrest check and verify succeed for stanza {stanza}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_lines;
+
+    #[test]
+    fn a_backup_line_is_found_by_its_stanza_and_keeps_its_command() {
+        let tab = "# m h dom mon dow command\n0 23 * * * pgbackrest --stanza=demo --type=full backup\n0 1 * * * pgbackrest --stanza=other backup\n";
+        assert_eq!(backup_lines(tab, "demo"), vec![("0 23 * * * pgbackrest --stanza=demo --type=full backup", "pgbackrest --stanza=demo --type=full backup".to_string())]);
+        assert!(backup_lines(tab, "dem").is_empty(), "a prefix of the stanza is another stanza");
+        assert!(backup_lines("0 23 * * * pgbackrest --stanza=demo check\n", "demo").is_empty(), "not a backup");
+    }
 }

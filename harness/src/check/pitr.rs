@@ -47,6 +47,12 @@ impl Proof for Pitr {
         u.extend(self.like.as_deref().map(|l| any("like", l)));
         u
     }
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        match self.targets.is_empty() {
+            true => vec![("targets", "no target to restore to: the check would prove nothing (name at least one of name, time, xid, lsn)".into())],
+            false => Vec::new(),
+        }
+    }
     async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
         let like = self.like.as_deref().filter(|l| *l != self.target_host).map(|l| lab.host(l)).transpose()?;
         pitr(lab.host(&self.primary)?, lab.host(&self.target_host)?, like, &self.stanza, &self.targets).await

@@ -1,6 +1,7 @@
 //! Replication: the standby has the data, inserts stream to it, or (for the
 //! literal tutorial) it cannot stream and its log says why.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -13,7 +14,8 @@ use crate::outcome::{Figures, Unit};
 use crate::time::{poll_every, Deadline, Probe};
 
 /// The standby is in recovery, streams, has replayed the primary's
-/// position, and every user table's row count and checksum match.
+/// position, and in every database every user table's row count and
+/// checksum match.
 /// Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,10 +39,10 @@ pub(crate) struct Streaming {
     pub standby: String,
     /// How many inserts to time.
     #[serde(default = "default_inserts")]
-    pub inserts: u32,
+    pub inserts: NonZeroU32,
     /// Seconds each insert may take to show up on the standby.
     #[serde(default = "default_deadline")]
-    pub deadline_s: u64,
+    pub deadline_s: NonZeroU64,
 }
 
 /// The standby has no WAL receiver, and its PostgreSQL log says why in a
@@ -54,7 +56,7 @@ pub(crate) struct NotStreaming {
     pub log: String,
 }
 
-/// Every user table of `copy` has the rows and checksum it has on
+/// In every database, every user table of `copy` has the rows and checksum it has on
 /// `primary`: for a host restored to a point after which the primary
 /// changed none of them. Writes nothing.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -89,7 +91,7 @@ impl Proof for Streaming {
         vec![pg("primary", &self.primary), pg("standby", &self.standby)]
     }
     async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
-        streaming(lab.host(&self.primary)?, lab.host(&self.standby)?, self.inserts, Duration::from_secs(self.deadline_s)).await
+        streaming(lab.host(&self.primary)?, lab.host(&self.standby)?, self.inserts.get(), Duration::from_secs(self.deadline_s.get())).await
     }
 }
 
@@ -106,11 +108,11 @@ impl Proof for NotStreaming {
     }
 }
 
-fn default_inserts() -> u32 {
-    100
+fn default_inserts() -> NonZeroU32 {
+    NonZeroU32::new(100).expect("100")
 }
-fn default_deadline() -> u64 {
-    10
+fn default_deadline() -> NonZeroU64 {
+    NonZeroU64::new(10).expect("10")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -121,42 +123,53 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// In recovery, streaming, caught up, and every user table equal (count and
+/// In recovery, streaming, caught up, and every user table of every database equal (count and
 /// an order-independent checksum).
 pub async fn standby_data(primary: &Host, standby: &Host) -> Result<Evidence> {
-    eq("pg_is_in_recovery() on the standby", standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
+    eq(&format!("pg_is_in_recovery() on {} (a standby)", standby.name), standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
     primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
     let summary = tables_equal(primary, standby).await?;
     Ok(format!("{} in recovery, caught up with {}; {summary}", standby.name, primary.name).into())
 }
 
-/// Every user table of `copy` has the rows and checksum it has on `primary`:
+/// In every database, every user table of `copy` has the rows and checksum it has on `primary`:
 /// a host restored to a point after which the primary changed nothing.
 pub async fn same_data(primary: &Host, copy: &Host) -> Result<Evidence> {
     Ok(format!("{} equals {}: {}", copy.name, primary.name, tables_equal(primary, copy).await?).into())
 }
 
-/// Compares every user table of `primary` with `other`: row count and a
-/// checksum of the rows in order.
+/// The databases a check compares: every one that takes connections
+/// (`template0` does not; `template1` is compared like the others).
+const DATABASES: &str = "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1";
+
+/// The user tables of a database, schema-qualified and quoted.
+const USER_TABLES: &str = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r','p') AND c.relpersistence = 'p' AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
+
+/// Compares every database of `primary` with `other`: the same databases,
+/// and in each the same user tables with the same row count and a checksum
+/// of the rows in order.
 async fn tables_equal(primary: &Host, other: &Host) -> Result<String> {
-    let tables = primary
-        .safe_psql(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
-        )
-        .await?;
-    let tables: Vec<&str> = tables.lines().filter(|l| !l.is_empty()).collect();
-    if tables.is_empty() {
-        return Err(Error::Check("the primary has no user table to compare".into()));
-    }
+    let dbs = primary.safe_psql(DATABASES).await?;
+    eq(&format!("databases on {}", other.name), other.safe_psql(DATABASES).await?, dbs.clone())?;
     let mut summary = Vec::new();
-    for t in &tables {
-        let q = format!("SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '-') FROM (SELECT md5(x::text) h FROM {t} x) s");
-        let (p, o) = (primary.safe_psql(&q).await?, other.safe_psql(&q).await?);
-        eq(&format!("rows|checksum of {t} on {}", other.name), o.as_str(), p.as_str())?;
-        summary.push(format!("{t}: {} rows", p.split('|').next().unwrap_or("?")));
+    let mut count = 0;
+    for db in dbs.lines().filter(|l| !l.is_empty()) {
+        let tables = primary.safe_psql_in(db, USER_TABLES).await?;
+        eq(&format!("user tables of database {db} on {}", other.name), other.safe_psql_in(db, USER_TABLES).await?, tables.clone())?;
+        for t in tables.lines().filter(|l| !l.is_empty()) {
+            let q = format!("SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '-') FROM (SELECT md5(x::text) h FROM {t} x) s");
+            let (p, o) = (primary.safe_psql_in(db, &q).await?, other.safe_psql_in(db, &q).await?);
+            eq(&format!("rows|checksum of {t} in database {db} on {}", other.name), o.as_str(), p.as_str())?;
+            let shown = if db == "postgres" { t.to_string() } else { format!("{db}:{t}") };
+            summary.push(format!("{shown}: {} rows", p.split('|').next().unwrap_or("?")));
+            count += 1;
+        }
     }
-    Ok(format!("{} table(s) equal: {}", tables.len(), summary.join(", ")))
+    if count == 0 {
+        return Err(Error::Check(format!("the primary has no user table to compare in any database ({})", dbs.replace('\n', ", "))));
+    }
+    Ok(format!("{count} table(s) equal in {} database(s): {}", dbs.lines().count(), summary.join(", ")))
 }
 
 /// Streaming, then `inserts` single-row inserts, each polled on the standby
@@ -195,6 +208,8 @@ pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: D
 /// No WAL receiver, and the log says why in a line written while the check
 /// runs (the WAL receiver retries every few seconds), not an old one.
 pub async fn not_streaming(standby: &Host, log: &str) -> Result<Evidence> {
+    // A promoted host has no WAL receiver either: it must still be a standby.
+    eq(&format!("pg_is_in_recovery() on {} (a standby)", standby.name), standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
     let offset = standby.log_offset().await?;
     let line = standby.wait_for_log(log, offset, Deadline::standard()).await?;
     eq("WAL receivers on the standby", standby.safe_psql("SELECT count(*) FROM pg_stat_wal_receiver").await?.as_str(), "0")?;

@@ -226,8 +226,8 @@ fn print_report(r: &RunReport, dir: &Path) {
 
 /// Writes a commented scenario to start from: the corrected tutorial.
 pub(crate) fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(Error::Usage(format!("scenario name `{name}`: use letters, digits, - and _")));
+    if !crate::vocab::is_ident(name) {
+        return Err(Error::Usage(format!("scenario name `{name}`: {}", crate::vocab::IDENT_RULE)));
     }
     let path = dir.join(format!("{name}.toml"));
     if path.exists() {

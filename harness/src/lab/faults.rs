@@ -46,17 +46,45 @@ impl Host {
         Ok(())
     }
 
-    /// Takes away the host's default route: the engine's internal network
-    /// already drops what leaves the bridge; with no route, nothing is even
-    /// sent (`ip route get` answers "Network is unreachable").
+    /// Takes away the host's default routes (IPv4 and IPv6): the engine's
+    /// internal network already drops what leaves the bridge; with no route,
+    /// nothing is even sent (`ip route get` answers "Network is unreachable").
     pub async fn seal(&self) -> Result<()> {
-        self.net_helper("ip route del default 2>/dev/null; ! ip route show default | grep -q .").await
+        self.net_helper(
+            "ip route del default 2>/dev/null; ip -6 route del default 2>/dev/null; \
+             ! ip route show default | grep -q . && ! ip -6 route show default 2>/dev/null | grep -q .",
+        )
+        .await
     }
 
     /// Whether the host has no route out of the lab's network, from its own routing table.
     pub async fn sealed(&self) -> Result<bool> {
-        let out = self.probe(&Cmd::shell("ip route show default; ip route get 192.0.2.1 2>&1").any_status()).await?;
-        Ok(!out.stdout.contains("default") && out.stdout.contains("unreachable"))
+        Ok(self.route_out().await?.is_none())
+    }
+
+    /// How the host could reach outside the lab, from its own routing
+    /// tables (IPv4 and IPv6): a default route, or an outside address `ip
+    /// route get` would send to; `None` when it cannot.
+    pub async fn route_out(&self) -> Result<Option<String>> {
+        let probes = [
+            ("IPv4 default route", "ip route show default"),
+            ("IPv6 default route", "ip -6 route show default 2>/dev/null"),
+            ("`ip route get 192.0.2.1`", "ip route get 192.0.2.1 2>&1 || true"),
+            ("`ip -6 route get 2001:db8::1`", "ip -6 route get 2001:db8::1 2>&1 || true"),
+        ];
+        for (what, line) in probes {
+            let out = self.probe(&Cmd::shell(line).any_status()).await?;
+            let first = out.stdout.lines().map(str::trim).find(|l| !l.is_empty());
+            let reaches = match first {
+                None => false,
+                Some(l) if what.starts_with('`') => !l.contains("unreachable"),
+                Some(_) => true,
+            };
+            if reaches {
+                return Ok(Some(format!("{what}: {}", first.unwrap_or_default())));
+            }
+        }
+        Ok(None)
     }
 
     /// Freezes every process of the host (the engine's cgroup freezer).

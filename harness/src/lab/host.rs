@@ -64,6 +64,16 @@ pub struct PsqlOutcome {
     pub error: Option<(String, String)>,
 }
 
+/// The rows of a simple query's answer, each column as text.
+fn rows_of(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
 impl PsqlOutcome {
     /// Rows as `psql -At` prints them.
     pub fn text(&self) -> String {
@@ -94,6 +104,23 @@ impl Host {
     /// ```
     pub async fn client(&self) -> Result<Client> {
         self.connect().await
+    }
+
+    /// A connection of your own to database `db`, as [`Host::client`] is to `postgres`.
+    pub async fn client_of(&self, db: &str) -> Result<Client> {
+        self.runs_postgres()?;
+        self.route().connect_to(db, crate::time::default_timeout()).await
+    }
+
+    /// Runs SQL that must succeed in database `db` (on a connection of its
+    /// own, but for `postgres`); rows as [`Host::safe_psql`] gives them.
+    pub async fn safe_psql_in(&self, db: &str, sql: &str) -> Result<String> {
+        if db == "postgres" {
+            return self.safe_psql(sql).await;
+        }
+        let client = self.client_of(db).await?;
+        let msgs = client.simple_query(sql).await.map_err(|e| self.sql_error(sql, e))?;
+        Ok(PsqlOutcome { rows: rows_of(msgs), error: None }.text())
     }
 
     pub(crate) fn new(at: Placement, docker: Docker, transcript: Transcript) -> Self {
@@ -210,16 +237,7 @@ impl Host {
             }
             let client = guard.as_ref().expect("connected");
             match client.simple_query(sql).await {
-                Ok(msgs) => {
-                    let rows = msgs
-                        .into_iter()
-                        .filter_map(|m| match m {
-                            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
-                            _ => None,
-                        })
-                        .collect();
-                    return Ok(PsqlOutcome { rows, error: None });
-                }
+                Ok(msgs) => return Ok(PsqlOutcome { rows: rows_of(msgs), error: None }),
                 Err(e) if e.as_db_error().is_some() => {
                     let db = e.as_db_error().expect("db error");
                     return Ok(PsqlOutcome { rows: Vec::new(), error: Some((db.code().code().to_string(), self.transcript.redact(db.message()))) });

@@ -54,19 +54,24 @@ impl Route {
 
     /// A new connection as `postgres` to database `postgres`, within `limit`.
     pub(crate) async fn connect(&self, limit: Duration) -> Result<Client> {
+        self.connect_to("postgres", limit).await
+    }
+
+    /// A new connection as `postgres` to database `db`, within `limit`.
+    pub(crate) async fn connect_to(&self, db: &str, limit: Duration) -> Result<Client> {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.error(None, format!("{} is restarting", self.host)));
         }
-        match tokio::time::timeout(limit, self.open()).await {
+        match tokio::time::timeout(limit, self.open(db)).await {
             Ok(r) => r,
             Err(_) => Err(self.error(None, format!("no connection within {} ms", limit.as_millis()))),
         }
     }
 
-    async fn open(&self) -> Result<Client> {
+    async fn open(&self, db: &str) -> Result<Client> {
         let stream = self.exec_stream().await?;
         let mut cfg = tokio_postgres::Config::new();
-        cfg.user(HARNESS_USER).dbname("postgres").application_name("pglab").ssl_mode(SslMode::Disable);
+        cfg.user(HARNESS_USER).dbname(db).application_name("pglab").ssl_mode(SslMode::Disable);
         let (client, conn) = cfg.connect_raw(stream, NoTls).await.map_err(|e| {
             let code = e.as_db_error().map(|d| d.code().code().to_string());
             self.error(code, e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))

@@ -143,23 +143,28 @@ pub(crate) fn is_bundle(arg: &str) -> bool {
 /// Unpacks a bug bundle (from [`Attached::write_bundle`] or `pglab report`).
 pub fn unpack(bundle: &Path) -> Result<Unpacked> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-    let file = std::fs::File::open(bundle).map_err(|e| Error::io(format!("opening {}", bundle.display()), e))?;
+    let file = std::fs::File::open(bundle).map_err(|e| Error::Usage(format!("cannot open bundle {}: {e}", bundle.display())))?;
+    let unreadable = |e: std::io::Error| Error::Usage(format!("{} is not a readable pglab bundle: {e}", bundle.display()));
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let (mut scenario, mut manifest) = (None, None);
-    for entry in archive.entries().map_err(|e| Error::io("reading the bundle", e))? {
-        let mut entry = entry.map_err(|e| Error::io("reading the bundle", e))?;
-        let path = entry.path().map_err(|e| Error::io("reading the bundle", e))?.into_owned();
+    for entry in archive.entries().map_err(unreadable)? {
+        let mut entry = entry.map_err(unreadable)?;
+        let path = entry.path().map_err(unreadable)?.into_owned();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let base = format!("{PORTABLE_BASE}.toml");
         if path.components().count() != 2 || !(name == "scenario.toml" || name == "manifest.json" || name == base) {
             continue;
         }
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut entry, &mut text).map_err(|e| Error::io("reading the bundle", e))?;
+        std::io::Read::read_to_string(&mut entry, &mut text).map_err(unreadable)?;
         if name == base {
             std::fs::write(dir.path().join(&base), text).map_err(|e| Error::io("unpacking the base scenario", e))?;
         } else if name == "manifest.json" {
-            manifest = Some(serde_json::from_str::<Manifest>(&text).map_err(|e| Error::Usage(format!("{}: bad manifest.json: {e}", bundle.display())))?);
+            let m = serde_json::from_str::<Manifest>(&text).map_err(|e| Error::Usage(format!("{}: bad manifest.json: {e}", bundle.display())))?;
+            if !crate::vocab::is_ident(&m.scenario) {
+                return Err(Error::Usage(format!("{}: manifest.json names scenario `{}`: {}", bundle.display(), m.scenario, crate::vocab::IDENT_RULE)));
+            }
+            manifest = Some(m);
         } else {
             let p = dir.path().join(format!("{}.toml", manifest.as_ref().map(|m: &Manifest| m.scenario.as_str()).unwrap_or("scenario")));
             std::fs::write(&p, text).map_err(|e| Error::io("unpacking the scenario", e))?;

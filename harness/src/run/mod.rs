@@ -143,7 +143,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     for h in &scn.hosts {
         spec = spec.host(h.name.get_ref(), h.kind.unwrap_or_default());
         for v in &h.volumes {
-            spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb);
+            spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb.get());
         }
     }
     spec.scenario = Some(scn.name.clone());

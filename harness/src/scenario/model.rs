@@ -2,6 +2,7 @@
 //! (an action is an enum, a mode a number, a PITR target a kind).
 
 use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -99,8 +100,7 @@ pub(crate) struct Volume {
     /// Where it is mounted (absolute).
     pub path: String,
     /// Its size in MiB.
-    #[schemars(range(min = 1))]
-    pub size_mb: u32,
+    pub size_mb: NonZeroU32,
 }
 
 /// The state the tutorial assumes before step 1.
@@ -258,11 +258,9 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) note: String,
     /// Deadline in seconds for the action (default: `PGLAB_TIMEOUT_DEFAULT`, 180).
-    #[schemars(range(min = 1))]
-    pub(crate) timeout_s: Option<u64>,
+    pub(crate) timeout_s: Option<NonZeroU64>,
     /// Re-run the step until its expectation holds, for this many seconds.
-    #[schemars(range(min = 1))]
-    pub(crate) retry_s: Option<u64>,
+    pub(crate) retry_s: Option<NonZeroU64>,
     /// Earlier steps (usually of other hosts) this one waits for, in `parallel` scenarios.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -283,9 +281,6 @@ fn default_user() -> String {
 impl Step {
     /// The step from its common keys and its one action.
     pub(crate) fn from_raw(r: RawStep, action: Action, action_span: std::ops::Range<usize>) -> Result<Self, String> {
-        if let Some((key, _)) = [("timeout_s", r.timeout_s), ("retry_s", r.retry_s)].into_iter().find(|(_, v)| *v == Some(0)) {
-            return Err(format!("step `{}`: `{key}` must be at least 1 (seconds)", r.id.get_ref()));
-        }
         Ok(Step {
             id: r.id,
             title: r.title,
@@ -297,8 +292,8 @@ impl Step {
             defect: r.defect,
             added: r.added,
             note: r.note,
-            timeout_s: r.timeout_s,
-            retry_s: r.retry_s,
+            timeout_s: r.timeout_s.map(NonZeroU64::get),
+            retry_s: r.retry_s.map(NonZeroU64::get),
             after: r.after,
             when: r.when,
         })

@@ -36,7 +36,16 @@ impl Found {
 }
 
 fn from_toml(e: toml::de::Error) -> Problem {
-    Problem::new(e.span(), e.message().trim().to_string(), "here")
+    Problem::new(e.span(), plain(e.message().trim()), "here")
+}
+
+/// serde's words for a minimum the types state (`NonZero*`: the schema's
+/// `minimum: 1`), as a scenario's author would say them.
+fn plain(message: &str) -> String {
+    match message.split_once("invalid value: integer `0`, expected a nonzero") {
+        Some((before, _)) => format!("{before}must be at least 1 (0 would prove or do nothing)"),
+        None => message.to_string(),
+    }
 }
 
 /// Reads `v` as a `T`; a problem names the key whose value it is about.
@@ -122,6 +131,15 @@ fn syntax(source: &str) -> Result<DeTable<'_>, Vec<Problem>> {
     Ok(root)
 }
 
+/// The scenario's name: it names its report files, so it is an identifier.
+fn scenario_name(found: &mut Found, v: Option<&Spanned<DeValue<'_>>>) -> String {
+    let name: String = one(found, v, "name").unwrap_or_default();
+    if let Some(v) = v.filter(|_| !name.is_empty() && !crate::vocab::is_ident(&name)) {
+        found.push(Problem::new(Some(v.span()), format!("`name` `{name}`: {}", crate::vocab::IDENT_RULE), "here"));
+    }
+    name
+}
+
 fn get<'a, 'i>(root: &'a DeTable<'i>, key: &str) -> Option<(std::ops::Range<usize>, &'a Spanned<DeValue<'i>>)> {
     root.iter().find(|(k, _)| k.get_ref() == key).map(|(k, v)| (k.span(), v))
 }
@@ -138,7 +156,7 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
     let parallel = one::<bool>(found, value("parallel"), "parallel");
     let extends = one::<Extends>(found, value("extends"), "extends");
     let mut scn = Scenario {
-        name: one(found, value("name"), "name").unwrap_or_default(),
+        name: scenario_name(found, value("name")),
         description: one(found, value("description"), "description").unwrap_or_default(),
         platform: platform.unwrap_or_default(),
         vars: one::<BTreeMap<String, String>>(found, value("vars"), "vars").unwrap_or_default(),

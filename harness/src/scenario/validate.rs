@@ -115,6 +115,9 @@ fn base_step_on_changed_kind(scn: &Scenario, step: &Step, base_hosts: usize) -> 
 
 fn step_problems(scn: &Scenario, step: &Step, vars: &Vars, seen: &BTreeMap<&str, Option<Range<usize>>>, broken: &Broken) -> Vec<Problem> {
     let mut found = Vec::new();
+    if !crate::vocab::is_ident(step.id.get_ref()) {
+        found.push(Problem::new(Some(step.id.span()), format!("step id `{}`: {}", step.id.get_ref(), crate::vocab::IDENT_RULE), "here"));
+    }
     if !broken.has("hosts") {
         let (host, action) = (step.host.get_ref(), step.action.name());
         let own = unknown_host(scn, host, step.host.span(), "`host`");
