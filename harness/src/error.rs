@@ -186,7 +186,9 @@ impl Error {
     /// What kind of failure this is, for a report or a caller to act on.
     pub fn cause(&self) -> Cause {
         match self {
-            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Environment(_) => Cause::Engine,
+            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Environment(_) => {
+                Cause::Engine
+            }
             Error::Exec(_) => Cause::Exec,
             Error::Sql { .. } => Cause::Sql,
             Error::Timeout(_) => Cause::Timeout,
@@ -218,7 +220,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
-            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::ImageMissing { .. } | Error::ImageBuild { .. } | Error::Environment(_) | Error::Io { .. } => 3,
+            Error::DockerUnreachable { .. }
+            | Error::Docker { .. }
+            | Error::ImageMissing { .. }
+            | Error::ImageBuild { .. }
+            | Error::Environment(_)
+            | Error::Io { .. } => 3,
             Error::Interrupted => 130,
             Error::Step { source, .. } if matches!(**source, Error::Interrupted) => 130,
             _ => 1,

@@ -134,8 +134,15 @@ pub async fn retention(host: &Host, stanza: &str, backups: u32, expect_full: u32
     Ok(Evidence::new(said).with(figures))
 }
 
+/// postgres's crontab; none at all reads as an empty one.
 async fn crontab(host: &Host) -> Result<String> {
-    Ok(host.exec(Cmd::new(["crontab", "-l", "-u", "postgres"])).await?.stdout)
+    let cmd = Cmd::new(["crontab", "-l", "-u", "postgres"]).any_status();
+    let out = host.exec(cmd.clone()).await?;
+    match out.status {
+        0 => Ok(out.stdout),
+        _ if out.stderr.contains("no crontab for") => Ok(String::new()),
+        _ => Err(host.failure(&cmd, &out, None).await),
+    }
 }
 
 /// `postgres`'s crontab on `host` holds `line` (the nightly backup).
@@ -200,14 +207,30 @@ fn backup_lines<'a>(tab: &'a str, stanza: &str) -> Vec<(&'a str, String)> {
 }
 
 /// `pgbackrest check` (archiving and configuration) and `verify` (the
-/// repository's contents) succeed for `stanza` from `host`.
+/// repository's contents) succeed for `stanza` from `host`. verify's exit
+/// status is not enough: since 2.45 it exits 0 with `status: error` when a
+/// file's checksum is wrong, so its report is read as well.
 pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<Evidence> {
     host.pgbackrest(Br::new(BrCommand::Check).stanza(stanza)).await?;
-    let v = host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza)).await?;
-    if v.combined().contains("ERROR") {
-        return Err(Error::Check(format!("pgbackrest verify reported errors:\n{}", v.combined())));
+    let v = match host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza)).await {
+        Ok(v) => v.combined(),
+        Err(e) => return Err(Error::Check(format!("pgbackrest verify found the repository damaged (it failed): {e}"))),
+    };
+    if let Some(bad) = verify_problems(&v) {
+        return Err(Error::Check(format!("pgbackrest verify found the repository damaged: {bad}\n{v}")));
     }
-    Ok(format!("pgbackrest check and verify succeed for stanza {stanza}").into())
+    Ok(format!("pgbackrest check and verify succeed for stanza {stanza}; verify found no invalid file").into())
+}
+
+/// What a `pgbackrest verify` report says is wrong, if anything: an error
+/// line, a status other than ok/valid, or a count of bad files above zero.
+fn verify_problems(report: &str) -> Option<String> {
+    let counts = regex::Regex::new(r"(missing|checksum invalid|size invalid|other): [1-9]").expect("regex");
+    report
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("ERROR") || l.contains("status: error") || l.contains("status: invalid") || counts.is_match(l) || l.contains("invalid checksum"))
+        .map(String::from)
 }
 
 #[cfg(test)]
@@ -215,9 +238,23 @@ mod tests {
     use super::backup_lines;
 
     #[test]
+    fn a_verify_report_with_a_bad_file_is_read_as_damage() {
+        use super::verify_problems;
+        let bad_245 = "INFO: stanza: demo\n    status: error\n      backup: 1F, status: invalid, total files checked: 965, total valid files: 964\n        checksum invalid: 1\nINFO: verify command end: completed successfully";
+        assert_eq!(verify_problems(bad_245).as_deref(), Some("status: error"));
+        let bad_233 = "backup: 1F, status: invalid, total files checked: 934\n missing: 0, checksum invalid: 0, size invalid: 0, other: 1";
+        assert!(verify_problems(bad_233).is_some());
+        let good = "INFO: stanza: demo\n    status: ok\n  archiveId: 15-1, total WAL checked: 2, total valid WAL: 2\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0";
+        assert_eq!(verify_problems(good), None);
+    }
+
+    #[test]
     fn a_backup_line_is_found_by_its_stanza_and_keeps_its_command() {
         let tab = "# m h dom mon dow command\n0 23 * * * pgbackrest --stanza=demo --type=full backup\n0 1 * * * pgbackrest --stanza=other backup\n";
-        assert_eq!(backup_lines(tab, "demo"), vec![("0 23 * * * pgbackrest --stanza=demo --type=full backup", "pgbackrest --stanza=demo --type=full backup".to_string())]);
+        assert_eq!(
+            backup_lines(tab, "demo"),
+            vec![("0 23 * * * pgbackrest --stanza=demo --type=full backup", "pgbackrest --stanza=demo --type=full backup".to_string())]
+        );
         assert!(backup_lines(tab, "dem").is_empty(), "a prefix of the stanza is another stanza");
         assert!(backup_lines("0 23 * * * pgbackrest --stanza=demo check\n", "demo").is_empty(), "not a backup");
     }

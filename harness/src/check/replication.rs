@@ -180,7 +180,10 @@ pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: D
     eq(&format!("walsenders streaming to {} on the primary", standby.ip), senders.as_str(), "1")?;
 
     primary.safe_psql("DROP TABLE IF EXISTS pglab_stream; CREATE TABLE pglab_stream (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())").await?;
-    standby.poll_query_until("SELECT to_regclass('pglab_stream') IS NOT NULL", "t", Deadline::after(deadline)).await?;
+    let created = standby.poll_query_until("SELECT to_regclass('pglab_stream') IS NOT NULL", "t", Deadline::after(deadline)).await;
+    if let Err(e) = created {
+        return Err(Error::Check(format!("{} did not replay the check's CREATE TABLE within {} s though it streams: {e}", standby.name, deadline.as_secs())));
+    }
     let mut lat = Vec::with_capacity(inserts as usize);
     for i in 1..=inserts {
         let t0 = Instant::now();

@@ -162,7 +162,14 @@ pub async fn hba_refuses<'a>(primary: &'a Host, standby: &'a Host, outsider: &'a
     let refused_host =
         refused(outsider, "a replication connection", format!(r#"no pg_hba\.conf entry for replication connection from host "{host}", user "{role}""#)).await?;
     let wrong = refused(standby, "a wrong password", format!(r#"password authentication failed for user "{role}""#)).await?;
-    Ok(format!("{}: {}; {}: {} (each in that connection's own answer and in the primary's log)", outsider.name, tail(&refused_host), standby.name, tail(&wrong)).into())
+    Ok(format!(
+        "{}: {}; {}: {} (each in that connection's own answer and in the primary's log)",
+        outsider.name,
+        tail(&refused_host),
+        standby.name,
+        tail(&wrong)
+    )
+    .into())
 }
 
 /// A log line from its message on (no timestamp and pid).
@@ -264,7 +271,10 @@ async fn pinned_keys_match(hosts: &[&Host], owner: &BTreeMap<String, &str>) -> R
     for user in SSH_USERS {
         for peer in hosts {
             for n in [peer.name.clone(), peer.ip.to_string()] {
-                script.push_str(&format!("f=~{user}/.ssh/known_hosts; [ -f $f ] && ssh-keygen -F '{n}' -f $f | grep -v '^#' | sed 's|^|{user} {} |'\n", peer.name));
+                script.push_str(&format!(
+                    "f=~{user}/.ssh/known_hosts; [ -f $f ] && ssh-keygen -F '{n}' -f $f | grep -v '^#' | sed 's|^|{user} {} |'\n",
+                    peer.name
+                ));
             }
         }
     }
@@ -276,7 +286,10 @@ async fn pinned_keys_match(hosts: &[&Host], owner: &BTreeMap<String, &str>) -> R
             let f: Vec<&str> = line.split_whitespace().collect();
             let [user, peer, _names, kind, body, ..] = f[..] else { continue };
             if owner.get(&format!("{kind} {body}")).copied() != Some(peer) {
-                return Err(Error::Check(format!("{} trusts a key for {peer} (~{user}/.ssh/known_hosts) that is not {peer}'s host key: {kind} {body}", h.name)));
+                return Err(Error::Check(format!(
+                    "{} trusts a key for {peer} (~{user}/.ssh/known_hosts) that is not {peer}'s host key: {kind} {body}",
+                    h.name
+                )));
             }
             seen += 1;
         }

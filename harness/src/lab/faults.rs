@@ -28,8 +28,8 @@ impl Host {
     /// peer here, and to this host in each peer. Addresses stay as they are.
     pub async fn partition(&self, peers: &[&Host]) -> Result<()> {
         for peer in peers {
-            self.net_helper(&format!("ip route replace blackhole {}/32", peer.ip)).await?;
-            peer.net_helper(&format!("ip route replace blackhole {}/32", self.ip)).await?;
+            self.net_admin(&format!("ip route replace blackhole {}/32", peer.ip)).await?;
+            peer.net_admin(&format!("ip route replace blackhole {}/32", self.ip)).await?;
         }
         Ok(())
     }
@@ -39,8 +39,8 @@ impl Host {
     pub async fn heal(&self, peers: &[&Host]) -> Result<()> {
         for peer in peers {
             let (here, there) = self.latency_undo(peer);
-            self.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; {here}; true", peer.ip)).await?;
-            peer.net_helper(&format!("ip route del blackhole {}/32 2>/dev/null; {there}; true", self.ip)).await?;
+            self.net_admin(&format!("ip route del blackhole {}/32 2>/dev/null; {here}; true", peer.ip)).await?;
+            peer.net_admin(&format!("ip route del blackhole {}/32 2>/dev/null; {there}; true", self.ip)).await?;
             self.remove_relay(peer).await;
         }
         Ok(())
@@ -50,7 +50,7 @@ impl Host {
     /// internal network already drops what leaves the bridge; with no route,
     /// nothing is even sent (`ip route get` answers "Network is unreachable").
     pub async fn seal(&self) -> Result<()> {
-        self.net_helper(
+        self.net_admin(
             "ip route del default 2>/dev/null; ip -6 route del default 2>/dev/null; \
              ! ip route show default | grep -q . && ! ip -6 route show default 2>/dev/null | grep -q .",
         )
@@ -192,8 +192,10 @@ impl Host {
     }
 
     /// Runs `line` in a short-lived helper that shares this host's network
-    /// namespace and has NET_ADMIN; the host itself keeps none.
-    pub(super) async fn net_helper(&self, line: &str) -> Result<()> {
+    /// namespace and has NET_ADMIN; the host itself keeps none. For
+    /// breaking a lab's network on purpose (`ip route add default dev
+    /// eth0`); recorded in the transcript.
+    pub async fn net_admin(&self, line: &str) -> Result<()> {
         let t = Instant::now();
         let helper = self.start_helper("net", vec!["sleep".into(), "300".into()]).await?;
         let ran = exec::run(&self.docker, &helper, &Cmd::shell(line), None).await;

@@ -54,9 +54,9 @@ impl Host {
                  tc filter add dev eth0 parent 1: protocol ip prio 3 u32 match ip dst {}/32 flowid 1:3",
                 to.ip
             );
-            if let Err(e) = from.net_helper(&line).await {
+            if let Err(e) = from.net_admin(&line).await {
                 for h in [self, peer] {
-                    let _ = h.net_helper("tc qdisc del dev eth0 root 2>/dev/null; true").await;
+                    let _ = h.net_admin("tc qdisc del dev eth0 root 2>/dev/null; true").await;
                 }
                 return Err(e);
             }
@@ -81,7 +81,7 @@ impl Host {
             t.elapsed(),
         );
         let rules = format!("iptables -t nat -N {CHAIN} 2>/dev/null; iptables -t nat -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -t nat -A OUTPUT -j {CHAIN}; iptables -t nat -A {CHAIN} {}", redirect(peer));
-        self.net_helper(&rules).await
+        self.net_admin(&rules).await
     }
 
     /// Shell lines (for this host, for `peer`) that take away what

@@ -92,6 +92,9 @@ impl Workloads {
         if self.0.lock().expect("workloads lock").contains_key(name) {
             return Err(Error::Usage(format!("writer `{name}` is already running")));
         }
+        if interval.is_zero() {
+            return Err(Error::Usage(format!("writer `{name}`: an interval of 0 would never yield; give at least 1 ms")));
+        }
         let first = hosts.first().ok_or_else(|| Error::Usage(format!("writer `{name}` has no host")))?;
         first
             .safe_psql(&format!(

@@ -4,12 +4,18 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
 use crate::time::{poll_until, Deadline, Probe};
 use crate::vocab::StopMode;
+
+/// How long one try of [`Host::wait_for_pg_up`] may take: a connection
+/// (an exec and a Perl start) takes 2-6 s on 2 cores with 8 labs booting
+/// (measured: p90 3.3 s, max 5.6 s), milliseconds when idle.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Which WAL position `lsn` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,13 +145,21 @@ impl Host {
         Ok(target)
     }
 
-    /// Waits until the cluster accepts connections from the harness.
+    /// Waits until the cluster accepts connections from the harness. Each
+    /// try has a limit of its own ([`PROBE_LIMIT`]): on a loaded engine an
+    /// exec can hang, and one hung try must not spend the whole deadline.
     pub async fn wait_for_pg_up(&self, deadline: Deadline) -> Result<()> {
         poll_until(&format!("PostgreSQL to accept connections on {}", self.name), "SELECT 1 works", deadline, || async {
-            Ok(match self.psql("SELECT 1").await {
-                Ok(o) if o.error.is_none() => Probe::Ready(()),
-                Ok(o) => Probe::NotYet(format!("{:?}", o.error)),
-                Err(e) => Probe::NotYet(e.to_string()),
+            let limit = PROBE_LIMIT.min(deadline.remaining()).max(Duration::from_millis(1));
+            Ok(match tokio::time::timeout(limit, self.psql("SELECT 1")).await {
+                Ok(Ok(o)) if o.error.is_none() => Probe::Ready(()),
+                Ok(Ok(o)) => Probe::NotYet(format!("{:?}", o.error)),
+                Ok(Err(e)) => Probe::NotYet(e.to_string()),
+                Err(_) => {
+                    // The try was dropped mid-way: its connection, if any, is not to be reused.
+                    *self.client.lock().await = None;
+                    Probe::NotYet(format!("no answer within {} ms (try abandoned, a new one follows)", limit.as_millis()))
+                }
             })
         })
         .await

@@ -13,6 +13,8 @@ pub enum BrCommand {
     Backup,
     /// `check`: archiving and configuration.
     Check,
+    /// `expire`: what retention no longer keeps.
+    Expire,
     /// `info`
     Info,
     /// `restore`
@@ -29,6 +31,7 @@ impl BrCommand {
         match self {
             BrCommand::Backup => "backup",
             BrCommand::Check => "check",
+            BrCommand::Expire => "expire",
             BrCommand::Info => "info",
             BrCommand::Restore => "restore",
             BrCommand::StanzaCreate => "stanza-create",
