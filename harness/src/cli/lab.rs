@@ -175,12 +175,11 @@ pub(super) async fn list(json: bool) -> Result<()> {
         let hosts: Vec<String> =
             l.hosts.iter().map(|h| if h.ip.is_empty() { format!("{}({})", h.host, h.state) } else { format!("{}={}", h.host, h.ip) }).collect();
         let age = now.saturating_sub(l.created);
-        let status = if l.kept {
-            "kept"
-        } else if l.owner_alive {
-            "running"
-        } else {
-            "orphaned"
+        let status = match (l.kept, l.owner_state) {
+            (true, _) => "kept",
+            (_, engine::Owner::Alive) => "running",
+            (_, engine::Owner::Gone) => "orphaned",
+            (_, engine::Owner::Elsewhere) => "another machine's",
         };
         let at = format!("{}@{}", l.scenario.as_deref().unwrap_or("-"), l.step.as_deref().unwrap_or("-"));
         out(format_args!("{}  {at}  {}m{:02}s  {status}  {}", l.lab, age / 60, age % 60, hosts.join(" ")));

@@ -27,7 +27,8 @@ pub(crate) fn container_name(lab: &str, host: &str) -> String {
 pub(crate) const LABEL_LAB: &str = "pglab.lab";
 /// pglab version that made a resource.
 pub(crate) const LABEL_VERSION: &str = "pglab.version";
-/// `pid@boot-id` of the process that owns a lab: gc removes labs whose owner is gone.
+/// `pid@boot-id@machine` of the process that owns a lab: gc removes labs
+/// whose owner ran on this machine and is gone.
 pub(crate) const LABEL_OWNER: &str = "pglab.owner";
 /// Set on labs kept on purpose (`--keep`); gc leaves them unless asked.
 pub(crate) const LABEL_KEEP: &str = "pglab.keep";
@@ -100,24 +101,55 @@ fn short_reason(e: &bollard::errors::Error) -> String {
 /// only a user's own labs (root's: all).
 pub(crate) const LABEL_UID: &str = "pglab.uid";
 
-/// This process's user id (the owner of `/proc/self`).
+/// This process's user id: the owner of `/proc/self`, or of a file it
+/// creates; never a guess (a guessed 0 would let it touch every user's labs).
 pub(crate) fn my_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        std::fs::metadata("/proc/self")
+            .or_else(|_| tempfile::tempfile().and_then(|f| f.metadata()))
+            .map(|m| m.uid())
+            .expect("the user id: neither /proc/self nor a new temporary file can be read")
+    })
 }
 
 /// This process, as written in [`LABEL_OWNER`].
 pub(crate) fn owner_id() -> String {
-    format!("{}@{}", std::process::id(), boot_id())
+    format!("{}@{}@{}", std::process::id(), boot_id(), machine_id())
 }
 
-/// Whether the process named by an owner label still runs on this machine.
-pub(crate) fn owner_alive(owner: &str) -> bool {
-    let Some((pid, boot)) = owner.split_once('@') else { return false };
-    if boot != boot_id() {
-        return false;
+/// Where a lab's owner is, from its [`LABEL_OWNER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// Its process runs on this machine.
+    Alive,
+    /// It ran on this machine (this boot or an earlier one) and is gone.
+    Gone,
+    /// It ran on another machine sharing the engine (or its label is not
+    /// one this pglab wrote): only `pglab down ID` removes it.
+    Elsewhere,
+}
+
+/// Where the process named by an owner label is.
+pub(crate) fn owner_state(owner: &str) -> Owner {
+    let mut parts = owner.split('@');
+    let (Some(pid), Some(boot), Some(machine), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { return Owner::Elsewhere };
+    if machine != machine_id() {
+        return Owner::Elsewhere;
     }
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match pid.parse::<u32>() {
+        Ok(pid) if boot == boot_id() && std::path::Path::new(&format!("/proc/{pid}")).exists() => Owner::Alive,
+        _ => Owner::Gone,
+    }
+}
+
+/// This machine: its systemd machine id, else its host name (a container
+/// running pglab has a host name of its own).
+fn machine_id() -> String {
+    let id = std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().chars().take(12).collect::<String>()).filter(|s| !s.is_empty());
+    id.or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())).unwrap_or_else(|| "unknown".into())
 }
 
 fn boot_id() -> String {
@@ -140,4 +172,21 @@ pub(crate) fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashM
         labels.insert(LABEL_SCENARIO.to_string(), s.to_string());
     }
     labels
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::{boot_id, machine_id, owner_id, owner_state, Owner};
+
+    /// gc removes only what this machine's dead processes left: another
+    /// machine's label (a shared remote engine) is never "gone" to it.
+    #[test]
+    fn an_owner_is_alive_gone_or_elsewhere() {
+        assert_eq!(owner_state(&owner_id()), Owner::Alive);
+        assert_eq!(owner_state(&format!("4194304999@{}@{}", boot_id(), machine_id())), Owner::Gone, "no such pid");
+        assert_eq!(owner_state(&format!("1@{}@{}", "0ldb00t0", machine_id())), Owner::Gone, "an earlier boot");
+        assert_eq!(owner_state(&format!("{}@{}@another-machine", std::process::id(), boot_id())), Owner::Elsewhere);
+        assert_eq!(owner_state(&format!("{}@{}", std::process::id(), boot_id())), Owner::Elsewhere, "a label without a machine");
+        assert_eq!(owner_state("x@y@z@w"), Owner::Elsewhere);
+    }
 }

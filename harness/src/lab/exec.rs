@@ -21,7 +21,7 @@ use crate::time::{poll_until, Deadline, Probe};
 /// assert_eq!(c.shown(), "pg_lsclusters -h");
 /// assert_eq!(Cmd::shell("ls | wc -l").argv, ["bash", "-c", "ls | wc -l"]);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cmd {
     /// The program and its arguments (no shell unless you ask for one).
     pub argv: Vec<String>,
@@ -35,6 +35,20 @@ pub struct Cmd {
     pub expect_status: Option<i64>,
     /// Stopped (inside the host too) after this long; default `PGLAB_TIMEOUT_DEFAULT`.
     pub timeout: Option<Duration>,
+}
+
+/// What the transcript would show, and the size of stdin, never its bytes
+/// (a private key or a password file goes in there).
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cmd")
+            .field("shown", &self.shown())
+            .field("user", &self.user)
+            .field("stdin", &self.stdin.as_ref().map(|b| format!("{} bytes", b.len())))
+            .field("expect_status", &self.expect_status)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Cmd {

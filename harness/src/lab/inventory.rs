@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::engine::{my_uid, network_name, owner_alive, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO, LABEL_UID};
+use crate::engine::{my_uid, network_name, owner_state, Owner, LABEL_CREATED, LABEL_HOST, LABEL_KEEP, LABEL_LAB, LABEL_OWNER, LABEL_SCENARIO, LABEL_UID};
 use crate::error::{Error, Result};
 
 /// Host-side state of labs (run state, markers), the user's own:
@@ -61,6 +61,33 @@ pub(crate) fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
 
 pub(crate) fn lab_state_dir(lab: &str) -> PathBuf {
     state_root().join(lab)
+}
+
+/// The lab's secrets, one per line (0600 in the 0700 state dir): whoever
+/// attaches to a kept lab redacts them too (`pglab exec`, `sql`, `logs`).
+fn secrets_file(lab: &str) -> PathBuf {
+    lab_state_dir(lab).join("secrets")
+}
+
+/// Records the lab's secrets for later attaches.
+pub(crate) fn save_secrets(lab: &str, secrets: &[String]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = secrets_file(lab);
+    create_lab_state_dir(lab)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    f.write_all(secrets.join("\n").as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// The lab's recorded secrets; none when it has no run state (`pglab up`).
+pub(crate) fn load_secrets(lab: &str) -> Vec<String> {
+    std::fs::read_to_string(secrets_file(lab)).map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect()).unwrap_or_default()
 }
 
 /// Marks a lab as kept on purpose (after a failure with `Keep::OnFailure`).
@@ -136,10 +163,10 @@ pub(crate) async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
 pub struct LabSummary {
     /// Its id.
     pub lab: String,
-    /// The process that made it (`host:pid`).
+    /// The process that made it (`pid@boot@machine`).
     pub owner: String,
-    /// That process is still running here.
-    pub owner_alive: bool,
+    /// Where that process is: alive here, gone, or on another machine.
+    pub owner_state: Owner,
     /// Kept on purpose (`--keep`).
     pub kept: bool,
     /// The scenario it was made for.
@@ -180,7 +207,7 @@ pub(crate) async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         let owner = labels.get(LABEL_OWNER).cloned().unwrap_or_default();
         labs.entry(lab.clone()).or_insert_with(|| LabSummary {
             kept: labels.contains_key(LABEL_KEEP) || kept_marker(&lab).exists(),
-            owner_alive: owner_alive(&owner),
+            owner_state: owner_state(&owner),
             owner,
             scenario: labels.get(LABEL_SCENARIO).cloned(),
             step: std::fs::read_to_string(lab_state_dir(&lab).join("step")).ok(),
@@ -222,8 +249,10 @@ pub(crate) async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
     for v in volumes.volumes.unwrap_or_default() {
         entry(&mut labs, &v.labels);
     }
+    // A label without a lab id (`pglab.lab=""`) names no lab: its "state
+    // dir" would be the state root itself.
     let me = my_uid();
-    Ok(labs.into_values().filter(|l| me == 0 || l.uid.is_none_or(|u| u == me)).collect())
+    Ok(labs.into_values().filter(|l| is_lab_id(&l.lab) && (me == 0 || l.uid == Some(me))).collect())
 }
 
 /// A lab id as `Lab::start` makes them: eight lowercase hex digits.
@@ -231,14 +260,17 @@ fn is_lab_id(name: &str) -> bool {
     name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Removes labs whose owning process is gone and that nobody kept; with
-/// `all`, every lab. Stale state dirs without any resource go too.
+/// Removes labs whose owning process ran on this machine and is gone, and
+/// that nobody kept; with `all`, kept and live ones too. Labs of another
+/// machine on a shared engine are left to `pglab down ID`. Stale state
+/// dirs without any resource go too.
 pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
     let mut total = Removed::default();
     let labs = list_labs(docker).await?;
     let known: BTreeSet<String> = labs.iter().map(|l| l.lab.clone()).collect();
     for l in labs {
-        if !all && (l.owner_alive || l.kept) {
+        let here = l.owner_state != Owner::Elsewhere;
+        if !here || (!all && (l.owner_state == Owner::Alive || l.kept)) {
             continue;
         }
         let r = remove_lab(docker, &l.lab).await?;

@@ -475,6 +475,9 @@ impl Attached {
         let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;
         let network = network_name(id);
         let transcript = Transcript::new();
+        for s in inventory::load_secrets(id) {
+            transcript.redactor().add(&s);
+        }
         let mut hosts = Vec::new();
         for inventory::HostSummary { host: name, kind, container, .. } in &lab.hosts {
             let kind = *kind;

@@ -76,14 +76,13 @@ pub struct Resume {
     pub report_dir: Option<PathBuf>,
 }
 
-/// Random hex for generated secrets (never shown: registered for redaction).
-fn secret() -> String {
+/// Random hex for generated secrets (never shown: registered for redaction),
+/// from the OS's random source; without one there is no secret, not a
+/// guessable one.
+fn secret() -> Result<String> {
     let mut buf = [0u8; 18];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).is_err() {
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        buf[..16].copy_from_slice(&n.to_le_bytes());
-    }
-    format!("pw{}", hex::encode(buf))
+    getrandom::fill(&mut buf).map_err(|e| Error::Environment(format!("no random source for the lab's secrets: {e}")))?;
+    Ok(format!("pw{}", hex::encode(buf)))
 }
 
 fn no_step(flag: &str, id: &str, scn: &Scenario) -> Error {
@@ -133,7 +132,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     };
     select::validate(scn, &opts.checks)?;
     // A bad --set is bad input: refused before the engine is touched.
-    Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| String::new())?;
+    Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| Ok(String::new()))?;
     let docker = engine::connect().await?;
     progress.phase(format!("{}: image", scn.name));
     let image = HostImage::for_platform(platform);
@@ -215,9 +214,6 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
     let docker = engine::connect().await?;
     let lab = Attached::find(&docker, lab_id).await?;
     let _hold = signals::hold();
-    for s in &state.secrets {
-        lab.transcript().redactor().add(s);
-    }
     let first = todo.first().copied().unwrap_or(scn.steps.len());
     let meta = Meta {
         platform: state.platform,

@@ -16,7 +16,7 @@ impl Vars {
         platform: Platform,
         sets: &[(String, String)],
         ip: &dyn Fn(&str) -> String,
-        secret: &mut dyn FnMut(&str) -> String,
+        secret: &mut dyn FnMut(&str) -> Result<String>,
     ) -> Result<Vars> {
         let mut v = builtin(platform);
         for h in &scn.hosts {
@@ -25,7 +25,7 @@ impl Vars {
             v.insert(format!("{name}.name"), name.clone());
         }
         for s in &scn.secrets {
-            v.insert(format!("secret.{s}"), secret(s));
+            v.insert(format!("secret.{s}"), secret(s)?);
         }
         v.extend(scn.vars.iter().map(|(k, val)| (k.clone(), val.clone())));
         for (k, val) in sets {
@@ -40,6 +40,6 @@ impl Vars {
 
     /// The set with placeholders for what only a run knows (addresses, secrets).
     pub(crate) fn declared(scn: &Scenario, platform: Platform) -> Vars {
-        Vars::build(scn, platform, &[], &|h| format!("<{h}.ip>"), &mut |_| "<secret>".into()).expect("no --set given")
+        Vars::build(scn, platform, &[], &|h| format!("<{h}.ip>"), &mut |_| Ok("<secret>".into())).expect("no --set given")
     }
 }
