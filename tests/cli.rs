@@ -340,3 +340,68 @@ fn shipped_scenarios_are_found_from_any_directory_and_a_local_one_wins() {
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(mode(&state), 0o700);
 }
+
+/// `pglab` with `env` set, from the repository.
+fn pglab_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(pglab_bin());
+    c.arg("--quiet").args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("pglab runs")
+}
+
+/// One case of each exit code of the README's table (130: `a_run_interrupted_*`).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_exit_code_of_the_table_has_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    // 0: passed.
+    assert_eq!(pglab(&["validate", "tutorial"]).status.code(), Some(0));
+    // 1: a step failed (its command exited 1).
+    std::fs::write(d("fails.toml"), "name = \"fails\"\n[[hosts]]\nname = \"a\"\n[[steps]]\nid = \"no\"\ntitle = \"a command that fails\"\nhost = \"a\"\nrun = \"false\"\n").unwrap();
+    let failed = pglab(&["run", &d("fails.toml"), "--transcript", &d("reports")]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    // 2: bad input, each kind the table names.
+    let unwritable = d("a-file");
+    std::fs::write(&unwritable, "").unwrap();
+    let crafted = d("crafted.tar.gz");
+    crafted_bundle(Path::new(&crafted), "../../escaped");
+    for (args, env, says) in [
+        (vec!["run", "tutorial", "--until", "7-backup", "--check", "pitr"], vec![], "cannot be used with"),
+        (vec!["list"], vec![("PGLAB_TIMEOUT_DEFAULT", "soon")], "PGLAB_TIMEOUT_DEFAULT=soon"),
+        (vec!["list"], vec![("PGLAB_TIMEOUT_DEFAULT", "1e20")], "PGLAB_TIMEOUT_DEFAULT=1e20"),
+        (vec!["bench", "--runs", "0"], vec![], "0 is not in 1.."),
+        (vec!["run", &d("fails.toml"), "--transcript", &unwritable], vec![], "cannot write"),
+        (vec!["run", &crafted], vec![], "use letters, digits, - and _"),
+        (vec!["run", &d("fails.toml")], vec![("DOCKER_HOST", "ssh://me@nowhere")], "forward the remote socket"),
+    ] {
+        let o = pglab_env(&args, &env);
+        assert_eq!(o.status.code(), Some(2), "{args:?} {env:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("../escaped.toml").exists() && !dir.path().join("../../escaped.toml").exists(), "nothing written outside");
+    // 3: the environment (no engine where DOCKER_HOST points).
+    let o = pglab_env(&["list"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+}
+
+/// A bug bundle whose manifest names its scenario `scenario` (a path that
+/// would climb out of the folder it is unpacked into).
+fn crafted_bundle(path: &Path, scenario: &str) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let manifest = serde_json::json!({
+        "lab": "abcd1234", "scenario": scenario, "platform": "debian-12", "image": "x", "pglab": "0",
+        "step": null, "complete": false, "hosts": {}, "created_unix": 0
+    })
+    .to_string();
+    for (name, data) in [("b/manifest.json", manifest.as_str()), ("b/scenario.toml", "name = \"x\"\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}

@@ -227,7 +227,8 @@ impl Error {
             | Error::Environment(_)
             | Error::Io { .. } => 3,
             Error::Interrupted => 130,
-            Error::Step { source, .. } if matches!(**source, Error::Interrupted) => 130,
+            Error::Step { source, .. } => source.exit_code(),
+            Error::Run { failure, .. } => failure.exit_code,
             _ => 1,
         }
     }

@@ -14,7 +14,13 @@ use crate::platform::Platform;
 use crate::run::CheckPick;
 
 #[derive(Parser, Debug)]
-#[command(name = "pglab", version, about = "Disposable PostgreSQL + pgBackRest replication labs")]
+#[command(
+    name = "pglab",
+    version,
+    about = "Disposable PostgreSQL + pgBackRest replication labs",
+    after_help = "Exit codes: 0 passed; 1 a step or check failed; 2 bad input (a scenario, a name, a flag, an environment value, a path); \
+                  3 environment (engine, image, mmdebstrap, cgroup); 130 interrupted."
+)]
 pub(crate) struct Cli {
     /// No progress output.
     #[arg(long, short, global = true)]
@@ -52,12 +58,12 @@ pub(crate) enum Command {
     Bench {
         #[arg(default_value = "tutorial")]
         scenario: String,
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+        runs: u16,
         /// Instead: N labs at once, each a `pglab run` of its own (repeat
         /// for several batches: --parallel 1 --parallel 4).
-        #[arg(long)]
-        parallel: Vec<usize>,
+        #[arg(long, conflicts_with = "runs", value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: Vec<u16>,
         /// Write the per-run reports (or batches) here too.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -110,7 +116,7 @@ pub(crate) enum Command {
         #[arg(long = "check")]
         checks: Vec<CheckPick>,
         /// Also run slow checks (with `verify`).
-        #[arg(long, env = "PGLAB_SLOW")]
+        #[arg(long, env = "PGLAB_SLOW", value_parser = clap::builder::BoolishValueParser::new())]
         slow: bool,
         #[arg(long, default_value = "reports")]
         transcript: std::path::PathBuf,
@@ -165,7 +171,7 @@ pub(crate) struct RunArgs {
     #[arg(long, requires = "from")]
     pub lab: Option<String>,
     /// Run only this check (repeatable); `pitr=name,lsn` picks restore targets.
-    #[arg(long = "check")]
+    #[arg(long = "check", conflicts_with = "until")]
     pub checks: Vec<CheckPick>,
     /// Also write the result as JUnit XML.
     #[arg(long)]
@@ -180,7 +186,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "set", value_parser = parse_set)]
     pub sets: Vec<(String, String)>,
     /// Also run slow checks (cron firing: a minute or more).
-    #[arg(long, env = "PGLAB_SLOW")]
+    #[arg(long, env = "PGLAB_SLOW", value_parser = clap::builder::BoolishValueParser::new())]
     pub slow: bool,
     /// Print the JSON report on stdout.
     #[arg(long)]
@@ -267,6 +273,7 @@ pub(crate) fn entry() -> i32 {
 }
 
 async fn main(cli: Cli) -> Result<()> {
+    crate::time::check_env()?;
     let quiet = cli.quiet;
     match cli.command {
         Command::Image { command: ImageCommand::Build { platforms, all, force } } => {
@@ -281,9 +288,9 @@ async fn main(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args, quiet).await,
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
         Command::Bench { scenario, parallel, json, .. } if !parallel.is_empty() => {
-            bench::parallel(&crate::run::locate(&scenario)?, &parallel, json.as_deref()).await
+            bench::parallel(&crate::run::locate(&scenario)?, &parallel.iter().map(|n| usize::from(*n)).collect::<Vec<_>>(), json.as_deref()).await
         }
-        Command::Bench { scenario, runs, json, .. } => run::bench(&scenario, runs, json.as_deref(), quiet).await,
+        Command::Bench { scenario, runs, json, .. } => run::bench(&scenario, usize::from(runs), json.as_deref(), quiet).await,
         Command::New { name, dir } => run::new(&name, &dir),
         Command::ListScenarios => run::list_scenarios(),
         Command::Validate { scenarios } => run::validate(&scenarios),

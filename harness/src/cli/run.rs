@@ -176,7 +176,7 @@ async fn kept_lab_of(docker: &bollard::Docker, scenario: &str) -> Result<String>
 /// Prints the report (or its JSON), writes JUnit, and turns the verdict into the exit code.
 fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> Result<()> {
     if let Some(path) = junit {
-        std::fs::write(path, crate::report::junit(report)).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        std::fs::write(path, crate::report::junit(report)).map_err(|e| Error::Usage(format!("--junit {}: {e}", path.display())))?;
     }
     if json {
         out(serde_json::to_string_pretty(report).expect("serializable"));
@@ -186,7 +186,12 @@ fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> R
     match (report.passed, report.interrupted) {
         (true, _) => Ok(()),
         (false, true) => Err(Error::Interrupted),
-        (false, false) => Err(Error::Check(report.error.as_ref().map_or_else(|| "a check failed".into(), |f| f.message.clone()))),
+        // The run's own failure says which exit code it is (a step's engine
+        // error is 3, not 1); a check that failed is 1.
+        (false, false) => match &report.error {
+            Some(f) => Err(Error::Run { scenario: report.scenario.clone(), platform: report.platform.to_string(), lab: report.lab.clone(), failure: Box::new(f.clone()) }),
+            None => Err(Error::Check("a check failed".into())),
+        },
     }
 }
 

@@ -419,7 +419,7 @@ async fn ensure_mmdebstrap() -> Result<()> {
         .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false);
     if !(is_root && which("apt-get")) {
-        return Err(Error::Other("mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into()));
+        return Err(Error::Environment("mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into()));
     }
     crate::progress::say("mmdebstrap not found: installing it with apt-get (needed once, to build the host image)");
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "mmdebstrap"][..]] {
@@ -466,7 +466,7 @@ pub(crate) fn host_apt_mirror() -> Result<String> {
             return Ok(m);
         }
     }
-    Err(Error::Other(
+    Err(Error::Environment(
         "no Debian mirror found in the host's apt sources (/etc/apt/sources.list[.d]); pglab builds its images from the mirror apt already uses".into(),
     ))
 }

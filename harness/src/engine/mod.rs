@@ -78,6 +78,13 @@ impl Engine {
 /// Connects and pings, failing in one line (with the fix) when no engine answers.
 pub(crate) async fn connect() -> Result<Docker> {
     let tried = docker_host();
+    if tried.starts_with("ssh://") {
+        // bollard's ssh transport is not built in, and no test here proves one.
+        return Err(Error::Usage(format!(
+            "DOCKER_HOST={tried}: pglab speaks to an engine over unix:// or tcp://; forward the remote socket instead: \
+             `ssh -nNT -L /tmp/remote-docker.sock:/var/run/docker.sock HOST &` and DOCKER_HOST=unix:///tmp/remote-docker.sock"
+        )));
+    }
     let unreachable = |reason: String| Error::DockerUnreachable { tried: tried.clone(), reason };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
     match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {

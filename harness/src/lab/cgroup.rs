@@ -76,7 +76,7 @@ pub(super) async fn cgroup_access(docker: &Docker, image: &HostImage) -> Result<
             Err(e) => answers.push(format!("{}: {}", way.describe(), e.to_string().lines().map(str::trim).collect::<Vec<_>>().join(" / "))),
         }
     }
-    Err(Error::Other(format!("the engine runs no host with systemd as PID 1; tried {}", answers.join("; "))))
+    Err(Error::Environment(format!("the engine runs no host with systemd as PID 1; tried {}", answers.join("; "))))
 }
 
 /// Starts a probe host the given way and waits for systemd to boot in it.

@@ -31,7 +31,7 @@ pub(crate) fn ensure_state_root() -> Result<PathBuf> {
     made.map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
     let meta = std::fs::metadata(&root).map_err(|e| Error::io(format!("reading {}", root.display()), e))?;
     if meta.uid() != my_uid() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Environment(format!(
             "{} belongs to uid {}, not to you (uid {}): set XDG_RUNTIME_DIR or TMPDIR to a directory of your own",
             root.display(),
             meta.uid(),

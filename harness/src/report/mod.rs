@@ -40,15 +40,23 @@ pub(crate) fn verdict(r: &RunReport) -> &'static str {
 /// Writes `<scenario>-<lab>.md`, `.json` and the `.svg` timeline the
 /// Markdown shows into `dir`; returns the first two.
 pub(crate) fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // The folder is the user's (`--transcript`): one they cannot write is bad input.
+    let bad = |what: &Path, e: std::io::Error| Error::Usage(format!("cannot write {}: {e} (choose another folder with --transcript)", what.display()));
+    std::fs::create_dir_all(dir).map_err(|e| bad(dir, e))?;
     let base = dir.join(r.file_stem());
-    let md = base.with_extension("md");
-    let json = base.with_extension("json");
-    let svg = base.with_extension("svg");
-    std::fs::write(&svg, svg::timeline(r)).map_err(|e| Error::io(format!("writing {}", svg.display()), e))?;
-    std::fs::write(&md, render_markdown(r)).map_err(|e| Error::io(format!("writing {}", md.display()), e))?;
-    std::fs::write(&json, serde_json::to_string_pretty(r).expect("serializable")).map_err(|e| Error::io(format!("writing {}", json.display()), e))?;
+    let (md, json, svg) = (base.with_extension("md"), base.with_extension("json"), base.with_extension("svg"));
+    write_whole(&svg, svg::timeline(r).as_bytes()).map_err(|e| bad(&svg, e))?;
+    write_whole(&md, render_markdown(r).as_bytes()).map_err(|e| bad(&md, e))?;
+    write_whole(&json, serde_json::to_string_pretty(r).expect("serializable").as_bytes()).map_err(|e| bad(&json, e))?;
     Ok((md, json))
+}
+
+/// Writes `path` whole or not at all (a temporary file renamed over it):
+/// a reader, or a run killed mid-write, never sees half a report.
+pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
