@@ -86,12 +86,18 @@ async fn run_until_keep_then_enter_step_report_replay_and_remove() {
     assert!(String::from_utf8_lossy(&logs.stdout).contains("== /var/log/postgresql/"), "{}", text(&logs));
     assert_eq!(pglab(&["sql", &lab, "nohost", "SELECT 1"]).status.code(), Some(2));
 
-    // The replicator's password is real: it is in the standby's .pgpass ...
+    // The replicator's password is real: it is in the standby's .pgpass (read
+    // by the engine, not by pglab) ...
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(pglab::lab::state_dir(&lab).join("run.json")).unwrap()).unwrap();
     let secret = state["secrets"][0].as_str().unwrap().to_string();
     assert!(secret.len() > 16);
-    let pgpass = pglab(&["exec", &lab, "standby", "--", "cat", "/var/lib/postgresql/.pgpass"]);
-    assert!(String::from_utf8_lossy(&pgpass.stdout).contains(&secret));
+    let (_, pgpass) = support::exec_in(&docker().await, &format!("pglab-{lab}-standby"), "root", &["cat", "/var/lib/postgresql/.pgpass"]).await;
+    assert!(pgpass.contains(&secret), "{pgpass}");
+    // ... redacted from what pglab shows of the kept lab ...
+    let shown = pglab(&["exec", &lab, "standby", "--", "cat", "/var/lib/postgresql/.pgpass"]);
+    assert!(shown.status.success() && !text(&shown).contains(&secret) && text(&shown).contains(pglab::REDACTED), "{}", text(&shown));
+    let sql = pglab(&["sql", &lab, "primary", &format!("SELECT '{secret}' AS echoed")]);
+    assert!(sql.status.success() && !text(&sql).contains(&secret), "{}", text(&sql));
 
     // ... and nowhere in the bug bundle, which holds everything else.
     let bundle = reports.path().join("bug.tar.gz");
@@ -359,7 +365,11 @@ async fn each_exit_code_of_the_table_has_a_case() {
     // 0: passed.
     assert_eq!(pglab(&["validate", "tutorial"]).status.code(), Some(0));
     // 1: a step failed (its command exited 1).
-    std::fs::write(d("fails.toml"), "name = \"fails\"\n[[hosts]]\nname = \"a\"\n[[steps]]\nid = \"no\"\ntitle = \"a command that fails\"\nhost = \"a\"\nrun = \"false\"\n").unwrap();
+    std::fs::write(
+        d("fails.toml"),
+        "name = \"fails\"\n[[hosts]]\nname = \"a\"\n[[steps]]\nid = \"no\"\ntitle = \"a command that fails\"\nhost = \"a\"\nrun = \"false\"\n",
+    )
+    .unwrap();
     let failed = pglab(&["run", &d("fails.toml"), "--transcript", &d("reports")]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     // 2: bad input, each kind the table names.
@@ -380,7 +390,10 @@ async fn each_exit_code_of_the_table_has_a_case() {
         assert_eq!(o.status.code(), Some(2), "{args:?} {env:?}: {}", text(&o));
         assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
     }
-    assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("../escaped.toml").exists() && !dir.path().join("../../escaped.toml").exists(), "nothing written outside");
+    assert!(
+        !Path::new(env!("CARGO_MANIFEST_DIR")).join("../escaped.toml").exists() && !dir.path().join("../../escaped.toml").exists(),
+        "nothing written outside"
+    );
     // 3: the environment (no engine where DOCKER_HOST points).
     let o = pglab_env(&["list"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));

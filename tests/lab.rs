@@ -71,14 +71,14 @@ async fn an_image_records_what_it_was_built_from(#[values(Platform::Debian11, Pl
 #[tokio::test(flavor = "multi_thread")]
 async fn ubuntu_without_its_base_image_fails_fast_with_one_sentence() {
     let docker = docker().await;
-    if docker.inspect_image(&HostImage::for_platform(Platform::Ubuntu2204).reference()).await.is_ok() {
-        return; // an engine that has it: nothing to refuse
-    }
-    let started = std::time::Instant::now();
+    // No registry here, so no ubuntu:22.04: an engine with it would test something else.
+    assert!(
+        docker.inspect_image(&HostImage::for_platform(Platform::Ubuntu2204).reference()).await.is_err(),
+        "this engine has the ubuntu image; this test proves the refusal without it"
+    );
     let err = support::engine().await.image(Platform::Ubuntu2204).await.expect_err("no ubuntu:22.04 here");
     assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
     assert!(err.to_string().contains("ubuntu:22.04"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(30), "must not hang on a pull");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,12 +167,11 @@ async fn a_command_past_its_timeout_is_stopped_inside_the_host_with_its_output()
     let lab = lab(&["pg1"]).await;
     let h = lab.host("pg1").unwrap();
     let cmd = Cmd::shell("echo started; echo warn >&2; sleep 30; echo never").timeout(Duration::from_secs(1));
-    let started = std::time::Instant::now();
     let err = h.exec(cmd).await.expect_err("the command overruns");
     let text = err.to_string();
     assert!(matches!(err, Error::Timeout(_)), "{text}");
     assert!(text.contains("started") && text.contains("warn"), "stdout and stderr tails: {text}");
-    assert!(started.elapsed() < Duration::from_secs(20), "did not wait out the sleep");
+    assert!(!text.contains("never"), "stopped before the sleep ended: {text}");
     let left = h.sh("root", "pgrep -x sleep || true").await.unwrap();
     assert_eq!(left.stdout.trim(), "", "the command was stopped in the host");
     lab.shutdown().await.unwrap();
@@ -198,18 +197,16 @@ async fn cluster_verbs_stop_start_and_read_the_log_from_an_offset() {
     h.stop(StopMode::Immediate).await.unwrap();
     assert!(h.stat_read(&format!("{}/postmaster.pid", h.platform.pg_data())).await.unwrap().is_none());
     h.start().await.unwrap();
-    let line = h.wait_for_log("database system was interrupted|redo starts|automatic recovery", offset, Deadline::standard()).await.unwrap();
-    assert!(!line.is_empty());
+    h.wait_for_log("database system was interrupted|redo starts|automatic recovery", offset, Deadline::standard()).await.expect("crash recovery in the log");
     assert_eq!(h.safe_psql("SELECT count(*) FROM t").await.unwrap(), "1000");
     h.restart().await.unwrap();
     h.stop(StopMode::Fast).await.unwrap();
     h.start().await.unwrap();
     assert_eq!(h.query_value::<i64>("SELECT count(*) FROM t").await.unwrap(), 1000);
     // A wrong query is not retried until the deadline.
-    let started = std::time::Instant::now();
+    // Retried, it would end in a timeout after 60 s; it ends in the SQL error itself.
     let err = h.poll_query_until("SELEC 1", "1", Deadline::after(Duration::from_secs(60))).await.expect_err("syntax error");
     assert!(matches!(&err, Error::Sql { sqlstate: Some(c), .. } if c == "42601"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10));
     lab.shutdown().await.unwrap();
 }
 

@@ -121,9 +121,11 @@ fn assert_report(scn: &Scenario, o: &Outline, report: &RunReport, dir: &std::pat
         match c.name.as_str() {
             "streaming" => {
                 let f = |n: &str| c.figures.get(n).unwrap_or_else(|| panic!("streaming measured {n}"));
-                assert!(f("inserts") >= 1.0);
-                assert!(f("latency_p50") <= f("latency_p95"));
-                assert!(f("latency_p95") <= f("latency_max"));
+                // As many inserts timed as the scenario asked for, each seen (a time above zero).
+                let declared =
+                    o.checks.iter().find(|d| d.name == "streaming").and_then(|d| d.params.get("inserts")).and_then(|v| v.as_integer()).unwrap_or(100);
+                assert_eq!(f("inserts"), declared as f64, "inserts timed");
+                assert!(f("latency_max") > 0.0 && f("latency_p50") > 0.0, "{:?}", c.figures);
             }
             "pitr" => {
                 let pitr = o.checks.iter().find(|d| d.name == "pitr").expect("declared");
@@ -288,7 +290,22 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
 async fn no_secret_anywhere(report: &RunReport, dir: &Path) {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(pglab::lab::state_dir(&report.lab).join("run.json")).expect("the kept lab's run state")).unwrap();
-    let secrets: Vec<&str> = state["secrets"].as_array().expect("secrets").iter().map(|s| s.as_str().expect("a secret")).collect();
+    let mut secrets: Vec<String> = state["secrets"].as_array().expect("secrets").iter().map(|s| s.as_str().expect("a secret").to_string()).collect();
+    // Independently of the list the redactor was given: every generated
+    // secret the lab's hosts hold (.pgpass, configs), read by the engine.
+    let docker = support::docker().await;
+    for h in &report.hosts {
+        let (_, held) = support::exec_in(
+            &docker,
+            &format!("pglab-{}-{}", report.lab, h.name),
+            "root",
+            &["bash", "-c", "grep -rhoE 'pw[0-9a-f]{36}' /var/lib/postgresql/.pgpass /etc/postgresql /etc/pgbackrest.conf /var/lib/postgresql/*/main/postgresql.auto.conf 2>/dev/null; true"],
+        )
+        .await;
+        secrets.extend(held.lines().map(str::trim).filter(|l| regex_secret().is_match(l)).map(String::from));
+    }
+    secrets.sort();
+    secrets.dedup();
     let mut artefacts: Vec<(String, String)> =
         std::fs::read_dir(dir).unwrap().flatten().map(|e| (e.path().display().to_string(), std::fs::read_to_string(e.path()).unwrap())).collect();
     artefacts.push(("junit".into(), report.junit()));
@@ -311,7 +328,7 @@ async fn no_secret_anywhere(report: &RunReport, dir: &Path) {
     assert!(artefacts.len() > 5, "artefacts: {:?}", artefacts.iter().map(|a| &a.0).collect::<Vec<_>>());
     for secret in &secrets {
         for (name, text) in &artefacts {
-            assert!(!text.contains(secret), "a secret of the run is in {name}");
+            assert!(!text.contains(secret.as_str()), "a secret of the run is in {name}");
         }
     }
 }

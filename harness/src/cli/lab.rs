@@ -95,14 +95,28 @@ fn print_lab(lab: &Lab) {
 
 /// Runs a command on a host; exits with its status.
 pub(super) async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) -> Result<()> {
+    use std::io::Write;
     let attached = attach(lab).await?;
     let h = attached.host(host)?;
+    // Whole lines, redacted (a secret may straddle two chunks); a closed
+    // reader just stops the passthrough.
+    let (mut held_out, mut held_err) = (Vec::new(), Vec::new());
+    let show = |line: &[u8], err: bool| {
+        let text = attached.transcript().redact(&String::from_utf8_lossy(line));
+        let _ = if err { std::io::stderr().write_all(text.as_bytes()) } else { std::io::stdout().write_all(text.as_bytes()) };
+    };
     let mut sink = |chunk: &[u8], err: bool| {
-        use std::io::Write;
-        // A closed reader just stops the passthrough.
-        let _ = if err { std::io::stderr().write_all(chunk) } else { std::io::stdout().write_all(chunk) };
+        let held = if err { &mut held_err } else { &mut held_out };
+        held.extend_from_slice(chunk);
+        if let Some(end) = held.iter().rposition(|b| *b == b'\n') {
+            let rest = held.split_off(end + 1);
+            show(held, err);
+            *held = rest;
+        }
     };
     let out = h.exec_streaming(Cmd::new(cmd).user(user).any_status(), Some(&mut sink)).await?;
+    show(&held_out, false);
+    show(&held_err, true);
     if out.status != 0 {
         std::process::exit(out.status.clamp(1, 255) as i32);
     }
@@ -111,7 +125,7 @@ pub(super) async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) ->
 
 pub(super) async fn sql(lab: &str, host: &str, sql: &str) -> Result<()> {
     let attached = attach(lab).await?;
-    out(attached.host(host)?.safe_psql(sql).await?);
+    out(attached.transcript().redact(&attached.host(host)?.safe_psql(sql).await?));
     Ok(())
 }
 

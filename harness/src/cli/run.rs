@@ -189,7 +189,12 @@ fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> R
         // The run's own failure says which exit code it is (a step's engine
         // error is 3, not 1); a check that failed is 1.
         (false, false) => match &report.error {
-            Some(f) => Err(Error::Run { scenario: report.scenario.clone(), platform: report.platform.to_string(), lab: report.lab.clone(), failure: Box::new(f.clone()) }),
+            Some(f) => Err(Error::Run {
+                scenario: report.scenario.clone(),
+                platform: report.platform.to_string(),
+                lab: report.lab.clone(),
+                failure: Box::new(f.clone()),
+            }),
             None => Err(Error::Check("a check failed".into())),
         },
     }
