@@ -418,3 +418,38 @@ fn crafted_bundle(path: &Path, scenario: &str) {
     }
     tar.into_inner().unwrap().finish().unwrap();
 }
+
+/// A run killed outright (SIGKILL: no handler runs) leaves a transcript,
+/// report and JUnit file that parse and say the run had not finished, with
+/// the steps done so far; `pglab gc` then collects its orphaned lab.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_leaves_valid_partial_reports() {
+    use std::io::BufRead;
+    let reports = tempfile::tempdir().unwrap();
+    let junit = reports.path().join("junit.xml");
+    let mut child = Command::new(pglab_bin())
+        .args(["run", "tutorial", "--transcript", reports.path().to_str().unwrap(), "--junit", junit.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let reached = lines.by_ref().map_while(Result::ok).any(|l| l.contains(" 2-role ") && l.contains("ok"));
+    assert!(reached, "2-role never finished");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let json = std::fs::read_dir(reports.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "json")).expect("a report");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("the report parses");
+    assert_eq!(report["passed"], false);
+    assert!(report["error"]["message"].as_str().unwrap().contains("had not finished"), "{}", report["error"]);
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(steps.contains(&"2-role"), "the steps done so far: {steps:?}");
+    assert!(std::fs::read_to_string(json.with_extension("md")).unwrap().contains("2-role"));
+    let xml = std::fs::read_to_string(&junit).expect("a JUnit file");
+    assert!(xml.starts_with("<?xml") && xml.trim_end().ends_with("</testsuites>") && xml.contains("2-role"), "{xml}");
+    let lab = report["lab"].as_str().unwrap().to_string();
+    let gc = pglab(&["gc"]);
+    assert!(gc.status.success(), "{}", text(&gc));
+    assert_eq!(leftovers(&docker().await, &lab).await, Vec::<String>::new(), "gc collected the killed run's lab");
+}

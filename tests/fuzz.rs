@@ -31,8 +31,34 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let words = prop::sample::select(vec![
-        "\"", "'", "[", "]", "]]", "[[steps]]", "[[verify]]", "[[hosts]]", "=", "{", "}", ",", "\n", "0", "-1", "99999999999999999999", "1e400", "\"{",
-        "{secret.x}", "{primary.ip}", "after = [\"x\"]", "check = \"pitr\"", "extends = \"../x\"", "name = \"../up\"", "é", "\u{0}", "\\u0000", "#",
+        "\"",
+        "'",
+        "[",
+        "]",
+        "]]",
+        "[[steps]]",
+        "[[verify]]",
+        "[[hosts]]",
+        "=",
+        "{",
+        "}",
+        ",",
+        "\n",
+        "0",
+        "-1",
+        "99999999999999999999",
+        "1e400",
+        "\"{",
+        "{secret.x}",
+        "{primary.ip}",
+        "after = [\"x\"]",
+        "check = \"pitr\"",
+        "extends = \"../x\"",
+        "name = \"../up\"",
+        "é",
+        "\u{0}",
+        "\\u0000",
+        "#",
     ]);
     prop_oneof![
         (any::<usize>(), prop_oneof![words.prop_map(String::from), "[ -~]{0,12}"]).prop_map(|(at, w)| Edit::Replace(at, w)),
@@ -96,9 +122,7 @@ fn the_scenario_loader_never_panics_and_locates_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fuzz.toml");
     let n = seeds.len();
-    runner(3000)
-        .run(&(0..n, prop::collection::vec(edit(), 1..6)), |(i, edits)| judge(&path, &apply(&seeds[i], &edits)))
-        .unwrap();
+    runner(3000).run(&(0..n, prop::collection::vec(edit(), 1..6)), |(i, edits)| judge(&path, &apply(&seeds[i], &edits))).unwrap();
     // Text with no seed at all.
     runner(1000).run(&"(?s).{0,300}", |text| judge(&path, &text)).unwrap();
 }

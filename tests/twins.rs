@@ -156,7 +156,7 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     let saved = primary.sh("postgres", "crontab -l").await.unwrap().stdout;
     primary.sh("postgres", "crontab -r").await.unwrap();
     wrong.extend(expect_failure(twin("cron_line", ""), check::cron_line(primary, &line)).await);
-    primary.sh("postgres", &format!("echo '0 23 * * * pgbackrest --stanza=tutorail --type=full backup' | crontab -")).await.unwrap();
+    primary.sh("postgres", "echo '0 23 * * * pgbackrest --stanza=tutorail --type=full backup' | crontab -").await.unwrap();
     wrong.extend(expect_failure(twin("cron_fires", ""), check::cron_fires(primary, stanza)).await);
     let put_back = Cmd::new(["crontab", "-"]).user("postgres").stdin(saved);
     assert!(primary.exec(put_back).await.unwrap().success());

@@ -234,6 +234,15 @@ pub struct Defect {
     pub detail: String,
 }
 
+/// A name that becomes part of a file name (a scenario's, a step's id):
+/// letters, digits, `-` and `_`, so no name reaches outside its folder.
+pub(crate) fn is_ident(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// What [`is_ident`] asks, as said to a user.
+pub(crate) const IDENT_RULE: &str = "use letters, digits, - and _ (it becomes part of a file name)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,12 +267,3 @@ mod tests {
         assert!("yesterday".parse::<PitrTarget>().is_err());
     }
 }
-
-/// A name that becomes part of a file name (a scenario's, a step's id):
-/// letters, digits, `-` and `_`, so no name reaches outside its folder.
-pub(crate) fn is_ident(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// What [`is_ident`] asks, as said to a user.
-pub(crate) const IDENT_RULE: &str = "use letters, digits, - and _ (it becomes part of a file name)";

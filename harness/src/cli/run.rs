@@ -54,7 +54,16 @@ pub(super) async fn run(a: RunArgs, quiet: bool) -> Result<()> {
         (_, true) => Keep::OnFailure,
         _ => Keep::Never,
     };
-    let opts = RunOptions { platform, keep, until, slow: a.slow, sets: a.sets.clone(), report_dir: Some(a.transcript.clone()), checks: a.checks.clone() };
+    let opts = RunOptions {
+        platform,
+        keep,
+        until,
+        slow: a.slow,
+        sets: a.sets.clone(),
+        report_dir: Some(a.transcript.clone()),
+        checks: a.checks.clone(),
+        junit: a.junit.clone(),
+    };
     let progress = Progress::new(quiet);
     let report = crate::run::run(&scn, &opts, &progress).await;
     progress.finish();
@@ -85,7 +94,8 @@ async fn run_from(a: &RunArgs, from: &str, quiet: bool) -> Result<()> {
         None => kept_lab_of(&engine::connect().await?, &scn.name).await?,
     };
     let until = a.until.clone().map(Until::Step).unwrap_or(Until::End);
-    let resume = Resume { from: Some(from.to_string()), until, slow: a.slow, checks: a.checks.clone(), report_dir: Some(a.transcript.clone()) };
+    let resume =
+        Resume { from: Some(from.to_string()), until, slow: a.slow, checks: a.checks.clone(), report_dir: Some(a.transcript.clone()), junit: a.junit.clone() };
     let progress = Progress::new(quiet);
     let report = crate::run::resume(&lab, &resume, &progress).await;
     progress.finish();
@@ -101,7 +111,7 @@ pub(super) async fn step(lab: &str, step: &str, checks: Vec<CheckPick>, slow: bo
     if !checks.is_empty() && !matches!(until, Until::End) {
         return Err(Error::Usage("--check applies to `pglab step LAB verify` only".into()));
     }
-    let resume = Resume { from: None, until, slow, checks, report_dir: Some(transcript.to_path_buf()) };
+    let resume = Resume { from: None, until, slow, checks, report_dir: Some(transcript.to_path_buf()), junit: None };
     let progress = Progress::new(quiet);
     let report = crate::run::resume(lab, &resume, &progress).await;
     progress.finish();
@@ -176,7 +186,7 @@ async fn kept_lab_of(docker: &bollard::Docker, scenario: &str) -> Result<String>
 /// Prints the report (or its JSON), writes JUnit, and turns the verdict into the exit code.
 fn finish(report: &RunReport, json: bool, junit: Option<&Path>, dir: &Path) -> Result<()> {
     if let Some(path) = junit {
-        std::fs::write(path, crate::report::junit(report)).map_err(|e| Error::Usage(format!("--junit {}: {e}", path.display())))?;
+        crate::report::write_whole(path, crate::report::junit(report).as_bytes()).map_err(|e| Error::Usage(format!("--junit {}: {e}", path.display())))?;
     }
     if json {
         out(serde_json::to_string_pretty(report).expect("serializable"));

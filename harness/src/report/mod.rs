@@ -54,9 +54,13 @@ pub(crate) fn write(dir: &Path, r: &RunReport) -> Result<(PathBuf, PathBuf)> {
 /// Writes `path` whole or not at all (a temporary file renamed over it):
 /// a reader, or a run killed mid-write, never sees half a report.
 pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write;
+    // A temporary file of its own per write: two steps that end at once
+    // each write theirs, and the later rename wins.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub report_dir: Option<PathBuf>,
     /// Run only these checks; empty: all.
     pub checks: Vec<CheckPick>,
+    /// Where to write the result as JUnit XML (as the run goes, like the report).
+    pub junit: Option<PathBuf>,
 }
 
 /// Where a resumed run stops.
@@ -74,6 +76,8 @@ pub struct Resume {
     pub checks: Vec<CheckPick>,
     /// Where the transcript and report go.
     pub report_dir: Option<PathBuf>,
+    /// Where JUnit XML goes.
+    pub junit: Option<PathBuf>,
 }
 
 /// Random hex for generated secrets (never shown: registered for redaction),
@@ -156,9 +160,10 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     let verify = opts.until.is_none();
     let plan =
         Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
-    let (executed, state) = Session::new(scn, &lab, state, progress).execute(&plan).await;
     let versions = versions_of(&docker, &lab.image.reference()).await;
     let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, started };
+    let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());
+    let (executed, state) = Session::new(scn, &lab, state, progress).live(&live).execute(&plan).await;
     let report = build_report(scn, &lab, meta, executed);
     if !report.passed {
         lab.mark_failed();
@@ -225,7 +230,8 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
     };
     let verify = matches!(r.until, Until::End);
     let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks) };
-    let (executed, state) = Session::new(&scn, &lab, state, progress).execute(&plan).await;
+    let live = |so_far| write_live(&build_report(&scn, &lab, meta.clone(), so_far), r.report_dir.as_deref(), r.junit.as_deref());
+    let (executed, state) = Session::new(&scn, &lab, state, progress).live(&live).execute(&plan).await;
     let report = build_report(&scn, &lab, meta, executed);
     if let Some(dir) = &r.report_dir {
         write_report(dir, &report, Some(state))?;
@@ -269,6 +275,7 @@ async fn versions_of(docker: &bollard::Docker, image: &str) -> Option<Versions> 
 }
 
 /// What a report says about where it ran.
+#[derive(Clone)]
 struct Meta {
     platform: Platform,
     image: String,
@@ -300,6 +307,22 @@ fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Execute
         total: meta.started.elapsed(),
         transcript: lab.transcript().entries(),
         series: executed.series,
+    }
+}
+
+/// The report so far, written where the finished one goes: a run killed
+/// mid-way leaves valid files that say it had not finished. A file that
+/// cannot be written is said once the run ends, not here.
+fn write_live(report: &RunReport, dir: Option<&Path>, junit: Option<&Path>) {
+    if let Some(dir) = dir {
+        if let Err(e) = crate::report::write(dir, report) {
+            tracing::debug!("report so far: {e}");
+        }
+    }
+    if let Some(path) = junit {
+        if let Err(e) = crate::report::write_whole(path, crate::report::junit(report).as_bytes()) {
+            tracing::debug!("JUnit so far: {e}");
+        }
     }
 }
 

@@ -70,6 +70,9 @@ pub(crate) struct Session<'a, L: Hosts> {
     phases: Mutex<Phases>,
     /// Replication lag, sampled while a run with faults or load goes on.
     sampler: Mutex<Option<LagSampler>>,
+    /// Told what was done so far after every step and check (the report
+    /// files are written as the run goes, so a killed run leaves them).
+    live: Option<&'a (dyn Fn(Executed) + Sync)>,
 }
 
 impl<'a, L: Hosts> Session<'a, L> {
@@ -87,7 +90,32 @@ impl<'a, L: Hosts> Session<'a, L> {
             clock: std::sync::OnceLock::new(),
             phases: Mutex::default(),
             sampler: Mutex::default(),
+            live: None,
         }
+    }
+
+    /// Hands `live` what was done so far after every step and check.
+    pub(crate) fn live(mut self, live: &'a (dyn Fn(Executed) + Sync)) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Steps in file order, checks in file order: what was done so far.
+    fn done_so_far(&self) -> (Vec<StepResult>, Vec<CheckOutcome>) {
+        let mut steps = self.results.lock().expect("results lock").clone();
+        steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
+        let mut checks = self.checks.lock().expect("checks lock").clone();
+        checks.sort_by_key(|(i, _)| *i);
+        (steps, checks.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Tells `live` (if any) what was done so far, as a run not yet finished.
+    fn publish(&self) {
+        let Some(live) = self.live else { return };
+        let (steps, checks) = self.done_so_far();
+        let said = format!("the run had not finished when this was written ({} steps and {} checks done so far)", steps.len(), checks.len());
+        let phases = self.phases.lock().expect("phases lock").clone();
+        live(Executed { steps, checks, phases, error: Some(Error::Other(said)), series: Series::default() });
     }
 
     /// Runs the plan until it is done, a step fails, or a signal arrives;
@@ -111,11 +139,7 @@ impl<'a, L: Hosts> Session<'a, L> {
                 h.pgbench_stop_all().await;
             }
         }
-        let mut steps = self.results.into_inner().expect("results lock");
-        steps.sort_by_key(|r| self.scn.steps.iter().position(|s| *s.id.get_ref() == r.id));
-        let mut checks = self.checks.into_inner().expect("checks lock");
-        checks.sort_by_key(|(i, _)| *i);
-        let checks = checks.into_iter().map(|(_, c)| c).collect();
+        let (steps, checks) = self.done_so_far();
         let executed = Executed { steps, checks, phases: self.phases.into_inner().expect("phases lock"), error, series };
         (executed, self.state.into_inner().expect("state lock"))
     }
@@ -249,6 +273,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         };
         self.progress.finish_step(line, status.mark(), t.elapsed(), &observed);
         self.results.lock().expect("results lock").push(self.result(step, status, t.duration_since(clock), t.elapsed(), observed));
+        self.publish();
         match result {
             Ok(_) => {
                 self.remember_done(&id);
@@ -315,6 +340,7 @@ impl<'a, L: Hosts> Session<'a, L> {
         outcome.at = at;
         self.checking.lock().expect("checking lock").remove(&p.index);
         self.checks.lock().expect("checks lock").push((p.index, outcome));
+        self.publish();
     }
 
     /// Each early check waits for its `after` steps (and every host's boot),
