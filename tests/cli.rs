@@ -382,6 +382,8 @@ async fn each_exit_code_of_the_table_has_a_case() {
         (vec!["list"], vec![("PGLAB_TIMEOUT_DEFAULT", "soon")], "PGLAB_TIMEOUT_DEFAULT=soon"),
         (vec!["list"], vec![("PGLAB_TIMEOUT_DEFAULT", "1e20")], "PGLAB_TIMEOUT_DEFAULT=1e20"),
         (vec!["bench", "--runs", "0"], vec![], "0 is not in 1.."),
+        (vec!["list"], vec![("PGLAB_LOG", "pglab=[")], "PGLAB_LOG=pglab=[: not a log filter"),
+        (vec!["list", "-v"], vec![], "cannot be used with"),
         (vec!["run", &d("fails.toml"), "--transcript", &unwritable], vec![], "cannot write"),
         (vec!["run", &crafted], vec![], "use letters, digits, - and _"),
         (vec!["run", &d("fails.toml")], vec![("DOCKER_HOST", "ssh://me@nowhere")], "forward the remote socket"),
@@ -437,9 +439,16 @@ async fn a_killed_run_leaves_valid_partial_reports() {
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let reached = lines.by_ref().map_while(Result::ok).any(|l| l.contains(" 2-role ") && l.contains("ok"));
     assert!(reached, "2-role never finished");
+    // Its report line is written right after the progress line: wait for it.
+    let report_file = || std::fs::read_dir(reports.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "json"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !report_file().and_then(|p| std::fs::read_to_string(p).ok()).is_some_and(|t| t.contains("\"2-role\"")) {
+        assert!(std::time::Instant::now() < deadline, "the report never listed 2-role");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    let json = std::fs::read_dir(reports.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "json")).expect("a report");
+    let json = report_file().expect("a report");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("the report parses");
     assert_eq!(report["passed"], false);
     assert!(report["error"]["message"].as_str().unwrap().contains("had not finished"), "{}", report["error"]);

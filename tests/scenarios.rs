@@ -181,12 +181,10 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                     let on_primary = support::psql(docker, &c(primary), &q).await;
                     assert!(on_primary.parse::<u32>().unwrap() >= g.rows, "{q} on {primary}: {on_primary}");
                 }
-                // Every user table, by count, on both.
-                let tables = support::psql(docker, &c(primary), "SELECT relname FROM pg_stat_user_tables ORDER BY 1").await;
-                for t in tables.lines() {
-                    let q = format!("SELECT count(*) FROM {t}");
-                    assert_eq!(support::psql(docker, &c(standby), &q).await, support::psql(docker, &c(primary), &q).await, "{q} on {standby}");
-                }
+                // Every table of every database, by count and checksum, on both.
+                let on_primary = support::all_tables(docker, &c(primary)).await;
+                assert!(!on_primary.is_empty(), "{primary} has user tables");
+                assert_eq!(support::all_tables(docker, &c(standby)).await, on_primary, "{standby} against {primary}");
             }
             "streaming" => {
                 let (primary, standby) = (&p("primary"), &p("standby"));
@@ -197,12 +195,17 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
             "not_streaming" => {
                 let standby = &p("standby");
                 assert_eq!(support::psql(docker, &c(standby), "SELECT count(*) FROM pg_stat_wal_receiver").await, "0", "no WAL receiver on {standby}");
+                assert_eq!(support::psql(docker, &c(standby), "SELECT pg_is_in_recovery()").await, "t", "{standby} is still a standby");
             }
             "pitr" => {
                 let target_host = &p("target_host");
                 assert_eq!(support::psql(docker, &c(target_host), "SELECT pg_is_in_recovery()").await, "f", "{target_host} was promoted");
                 let tli = support::psql(docker, &c(target_host), "SELECT timeline_id FROM pg_control_checkpoint()").await;
                 assert!(tli.parse::<u32>().unwrap() > 1, "{target_host} is on a new timeline: {tli}");
+                // The last restore holds every batch up to its target (10 rows each), none after.
+                let targets = v.params.get("targets").and_then(|t| t.as_array()).map_or(4, |t| t.len());
+                let rows = support::psql(docker, &c(target_host), "SELECT count(*), min(id), max(id) FROM pglab_pitr").await;
+                assert_eq!(rows, format!("{}|1|{}", 10 * targets, 10 * targets), "exact rows on {target_host} after the last target");
             }
             "retention" => {
                 let (host, stanza, expect_full) = (&p("host"), p("stanza"), v.params["expect_full"].as_integer().expect("expect_full"));
@@ -222,6 +225,8 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 let (host, stanza) = (&p("host"), p("stanza"));
                 let (status, out) = support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "check"]).await;
                 assert_eq!(status, 0, "pgbackrest check on {host}: {out}");
+                let (status, out) = support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "verify"]).await;
+                assert!(status == 0 && !out.contains("status: error") && !out.contains("status: invalid"), "pgbackrest verify on {host}: {out}");
             }
             "writes" => {
                 let (host, writer, max_lost) = (&p("host"), p("writer"), v.params.get("max_lost").and_then(|m| m.as_integer()));
@@ -243,8 +248,11 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
             }
             "replication_role" => {
                 let (host, role) = (&p("host"), p("role"));
-                let q = format!("SELECT rolsuper, rolreplication, rolcanlogin, left(rolpassword, 14) FROM pg_authid WHERE rolname = '{role}'");
-                assert_eq!(support::psql(docker, &c(host), &q).await, "f|t|t|SCRAM-SHA-256$", "{role} on {host}");
+                let q = format!(
+                    "SELECT rolsuper, rolreplication, rolcanlogin, rolcreaterole, rolcreatedb, rolbypassrls, left(rolpassword, 14), \
+                     (SELECT count(*) FROM pg_auth_members m WHERE m.member = a.oid) FROM pg_authid a WHERE rolname = '{role}'"
+                );
+                assert_eq!(support::psql(docker, &c(host), &q).await, "f|t|t|f|f|f|SCRAM-SHA-256$|0", "{role} on {host}: attributes and memberships");
             }
             "hba_refuses" => {
                 let (primary, outsider, role) = (&p("primary"), p("outsider"), p("role"));
@@ -255,8 +263,10 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
             "no_route_out" => {
                 let hosts = hosts();
                 for h in &hosts {
-                    let (_, routes) = support::exec_in(docker, &c(h), "root", &["ip", "route"]).await;
-                    assert!(!routes.contains("default"), "{h} has a default route: {routes}");
+                    for family in ["-4", "-6"] {
+                        let (_, routes) = support::exec_in(docker, &c(h), "root", &["ip", family, "route"]).await;
+                        assert!(!routes.contains("default"), "{h} has a default route ({family}): {routes}");
+                    }
                 }
             }
             "ssh_keys" => {
@@ -264,21 +274,44 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 let mut fingerprints = std::collections::BTreeSet::new();
                 for h in &hosts {
                     let (_, cfg) = support::exec_in(docker, &c(h), "root", &["sshd", "-T"]).await;
-                    assert!(cfg.lines().any(|l| l == "passwordauthentication no"), "sshd on {h} refuses passwords: {cfg}");
+                    for want in ["passwordauthentication no", "kbdinteractiveauthentication no", "permitrootlogin no"] {
+                        assert!(cfg.lines().any(|l| l == want), "sshd on {h} says `{want}`: {cfg}");
+                    }
                     let (_, fp) = support::exec_in(docker, &c(h), "root", &["ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"]).await;
                     assert!(fingerprints.insert(fp.clone()), "{h} has a host key of its own: {fp}");
                 }
             }
             "same_data" => {
                 let (primary, copy) = (&p("primary"), &p("copy"));
-                let tables = support::psql(docker, &c(primary), "SELECT string_agg(relname::text, ' ' ORDER BY relname) FROM pg_stat_user_tables").await;
-                for t in tables.split_whitespace() {
-                    let n = format!("SELECT count(*), sum(hashtext(x::text)) FROM {t} x");
-                    assert_eq!(support::psql(docker, &c(copy), &n).await, support::psql(docker, &c(primary), &n).await, "{t} on {copy} and {primary}");
-                }
-                assert!(!tables.is_empty(), "{primary} has user tables");
+                let on_primary = support::all_tables(docker, &c(primary)).await;
+                assert!(!on_primary.is_empty(), "{primary} has user tables");
+                assert_eq!(support::all_tables(docker, &c(copy)).await, on_primary, "{copy} against {primary}");
             }
             "cron_fires" => {}
+            "cascade" => {
+                let (primary, middle, standby) = (&p("primary"), &p("middle"), &p("standby"));
+                let ip = |h: &str| report.hosts.iter().find(|x| x.name == h).map(|x| x.ip.clone()).expect("a host of the lab");
+                let senders =
+                    |h: String| async move { support::psql(docker, &c(&h), "SELECT string_agg(host(client_addr), ',') FROM pg_stat_replication").await };
+                assert_eq!(senders(primary.clone()).await, ip(middle), "{primary} streams to {middle} alone");
+                assert_eq!(senders(middle.clone()).await, ip(standby), "{middle} streams to {standby}");
+                assert_eq!(
+                    support::psql(docker, &c(standby), "SELECT sender_host FROM pg_stat_wal_receiver").await,
+                    ip(middle),
+                    "{standby} streams from {middle}"
+                );
+                let on_primary = support::all_tables(docker, &c(primary)).await;
+                for h in [middle, standby] {
+                    assert_eq!(support::all_tables(docker, &c(h)).await, on_primary, "{h} against {primary}");
+                }
+            }
+            "replay_delay" => {
+                let (standby, delay) = (&p("standby"), v.params["delay_ms"].as_integer().expect("delay_ms"));
+                let shown = support::psql(docker, &c(standby), "SELECT setting FROM pg_settings WHERE name = 'recovery_min_apply_delay'").await;
+                assert_eq!(shown, delay.to_string(), "{standby} runs with the delay (ms)");
+                let seen = report.checks.iter().find(|c| c.name == "replay_delay").and_then(|c| c.figures.get("visible_after")).expect("measured");
+                assert!(seen >= delay as f64, "visible {seen} ms after the commit, delay {delay} ms");
+            }
             other => panic!("check {other} is not looked at again here: add it"),
         }
     }
@@ -295,9 +328,15 @@ async fn no_secret_anywhere(report: &RunReport, dir: &Path) {
     // secret the lab's hosts hold (.pgpass, configs), read by the engine.
     let docker = support::docker().await;
     for h in &report.hosts {
+        let container = format!("pglab-{}-{}", report.lab, h.name);
+        // A host the scenario killed or stopped holds nothing one can read.
+        let running = docker.inspect_container(&container, None).await.ok().and_then(|i| i.state).and_then(|s| s.running).unwrap_or(false);
+        if !running {
+            continue;
+        }
         let (_, held) = support::exec_in(
             &docker,
-            &format!("pglab-{}-{}", report.lab, h.name),
+            &container,
             "root",
             &["bash", "-c", "grep -rhoE 'pw[0-9a-f]{36}' /var/lib/postgresql/.pgpass /etc/postgresql /etc/pgbackrest.conf /var/lib/postgresql/*/main/postgresql.auto.conf 2>/dev/null; true"],
         )

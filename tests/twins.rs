@@ -57,6 +57,16 @@ const TWINS: &[Twin] = &[
     Twin { check: "not_streaming", breaks: "the standby promoted", says: r"pg_is_in_recovery\(\) on standby \(a standby\)" },
     Twin { check: "same_data", breaks: "a row changed in a second database on the copy", says: "in database shop on standby" },
     Twin { check: "writes", breaks: "acknowledged rows deleted on the host", says: "at most 0 may be lost; missing ids" },
+    Twin {
+        check: "replay_delay",
+        breaks: "no recovery_min_apply_delay on the standby",
+        says: r"standby showed the row \d+ ms after its commit, before the 2000 ms replay delay",
+    },
+    Twin {
+        check: "cascade",
+        breaks: "the cascade's last host is no standby (a cluster of its own)",
+        says: "pitr is not in recovery: not a standby of the cascade",
+    },
 ];
 
 /// Runs `check`, which must fail with a message matching `twin.says`;
@@ -144,6 +154,11 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     .await;
     wrong.extend(expect_failure(twin("ssh_keys", "a `Match"), check::ssh_keys(&all)).await);
     root(standby, "mv /etc/ssh/sshd_config.twin /etc/ssh/sshd_config").await;
+
+    // replay_delay: the standby applies at once.
+    wrong.extend(expect_failure(twin("replay_delay", ""), check::replay_delay(primary, standby, Duration::from_secs(2))).await);
+    // cascade: pitr runs a cluster of its own, fed by nobody.
+    wrong.extend(expect_failure(twin("cascade", ""), check::cascade(primary, standby, pitr)).await);
 
     // streaming: the standby receives but does not replay.
     standby.safe_psql("SELECT pg_wal_replay_pause()").await.unwrap();

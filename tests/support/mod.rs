@@ -78,9 +78,35 @@ pub async fn exec_in(docker: &Docker, container: &str, user: &str, argv: &[&str]
 /// `psql -XAt` as postgres on a lab host, through the engine: the test's
 /// own client, independent of pglab's route.
 pub async fn psql(docker: &Docker, container: &str, sql: &str) -> String {
-    let (status, out) = exec_in(docker, container, "postgres", &["psql", "-XAtc", sql]).await;
-    assert_eq!(status, 0, "psql on {container}: {sql}: {out}");
+    psql_in(docker, container, "postgres", sql).await
+}
+
+/// [`psql`] in database `db`.
+pub async fn psql_in(docker: &Docker, container: &str, db: &str, sql: &str) -> String {
+    let (status, out) = exec_in(docker, container, "postgres", &["psql", "-d", db, "-XAtc", sql]).await;
+    assert_eq!(status, 0, "psql on {container} in {db}: {sql}: {out}");
     out.trim().to_string()
+}
+
+/// Every database that takes connections, and in each every permanent
+/// user table with its row count and a checksum, as the test's own psql
+/// reads them: `db.table count hash` lines.
+pub async fn all_tables(docker: &Docker, container: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in psql(docker, container, "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1").await.lines() {
+        let tables = psql_in(
+            docker,
+            container,
+            db,
+            "SELECT format('%I.%I', s.schemaname, s.relname) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE c.relpersistence = 'p' ORDER BY 1",
+        )
+        .await;
+        for t in tables.lines() {
+            let q = format!("SELECT count(*), coalesce(sum(hashtext(x::text)::bigint), 0) FROM {t} x");
+            out.push(format!("{db}.{t} {}", psql_in(docker, container, db, &q).await));
+        }
+    }
+    out
 }
 
 /// The `pglab` binary of this workspace, built once if the test runner did not.

@@ -15,6 +15,8 @@
 //! ```
 
 mod backup;
+mod cascade;
+mod delay;
 mod pitr;
 mod replication;
 mod security;
@@ -32,6 +34,8 @@ use crate::outcome::{CheckOutcome, Figures, Verdict};
 use crate::vocab::Needs;
 
 pub use backup::{check_and_verify, cron_fires, cron_line, full_backups, retention};
+pub use cascade::cascade;
+pub use delay::replay_delay;
 pub use pitr::pitr;
 pub use replication::{not_streaming, same_data, standby_data, streaming};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
@@ -172,6 +176,8 @@ checks! {
     "ssh_keys" => SshKeys(security::SshKeys),
     "same_data" => SameData(replication::SameData),
     "pgbackrest" => Pgbackrest(backup::Pgbackrest),
+    "cascade" => Cascade(cascade::Cascade),
+    "replay_delay" => ReplayDelay(delay::ReplayDelay),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.

@@ -23,7 +23,7 @@ use crate::run::CheckPick;
 )]
 pub(crate) struct Cli {
     /// No progress output.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// More log output (repeat for more).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
@@ -248,10 +248,18 @@ pub(crate) fn entry() -> i32 {
         (_, 1) => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PGLAB_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // PGLAB_LOG, when set, is a tracing filter (`pglab=debug`), and a wrong one is said, not ignored.
+    let filter = match std::env::var("PGLAB_LOG") {
+        Ok(v) => match tracing_subscriber::EnvFilter::try_new(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                crate::progress::say(format_args!("pglab: PGLAB_LOG={v}: not a log filter ({e}); try PGLAB_LOG=pglab=debug"));
+                return 2;
+            }
+        },
+        Err(_) => level.into(),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     // Signals are handled from the start: an interrupt before any lab exits at once.
     crate::lab::signals::install();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
