@@ -126,7 +126,7 @@ pub(crate) fn owner_id() -> String {
     format!("{}@{}@{}", std::process::id(), boot_id(), machine_id())
 }
 
-/// Where a lab's owner is, from its [`LABEL_OWNER`].
+/// Where a lab's owner is, from its `pglab.owner` label (`pid@boot@machine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Owner {
