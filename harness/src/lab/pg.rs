@@ -146,7 +146,7 @@ impl Host {
     }
 
     /// Waits until the cluster accepts connections from the harness. Each
-    /// try has a limit of its own ([`PROBE_LIMIT`]): on a loaded engine an
+    /// try has a limit of its own (10 s): on a loaded engine an
     /// exec can hang, and one hung try must not spend the whole deadline.
     pub async fn wait_for_pg_up(&self, deadline: Deadline) -> Result<()> {
         poll_until(&format!("PostgreSQL to accept connections on {}", self.name), "SELECT 1 works", deadline, || async {
