@@ -383,7 +383,7 @@ async fn each_exit_code_of_the_table_has_a_case() {
         (vec!["list"], vec![("PGLAB_TIMEOUT_DEFAULT", "1e20")], "PGLAB_TIMEOUT_DEFAULT=1e20"),
         (vec!["bench", "--runs", "0"], vec![], "0 is not in 1.."),
         (vec!["list"], vec![("PGLAB_LOG", "pglab=[")], "PGLAB_LOG=pglab=[: not a log filter"),
-        (vec!["list", "-v"], vec![], "cannot be used with"),
+        (vec!["list", "-v"], vec![], "--quiet cannot be used with --verbose"),
         (vec!["run", &d("fails.toml"), "--transcript", &unwritable], vec![], "cannot write"),
         (vec!["run", &crafted], vec![], "use letters, digits, - and _"),
         (vec!["run", &d("fails.toml")], vec![("DOCKER_HOST", "ssh://me@nowhere")], "forward the remote socket"),

@@ -53,6 +53,7 @@ const TWINS: &[Twin] = &[
     Twin { check: "retention", breaks: "repo1-retention-full raised to 5", says: "full backups kept: got 3, expected 2" },
     Twin { check: "pgbackrest", breaks: "a file of the newest backup damaged in the repository", says: "pgbackrest verify found the repository damaged" },
     Twin { check: "pitr", breaks: "recovery_target_inclusive = off on the restored host (lands one transaction early)", says: "rows after restore to xid" },
+    Twin { check: "pitr", breaks: "a restore point of the target's name already in the WAL (recovery stops at the first)", says: "rows after restore to name" },
     Twin { check: "standby_data", breaks: "the standby promoted", says: r"pg_is_in_recovery\(\) on standby \(a standby\)" },
     Twin { check: "not_streaming", breaks: "the standby promoted", says: r"pg_is_in_recovery\(\) on standby \(a standby\)" },
     Twin { check: "same_data", breaks: "a row changed in a second database on the copy", says: "in database shop on standby" },
@@ -198,7 +199,11 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
 
     // pitr: a setting of the host's own makes every xid target exclusive.
     root(pitr, &format!("echo 'recovery_target_inclusive = off' > /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;
-    wrong.extend(expect_failure(twin("pitr", ""), check::pitr(primary, pitr, Some(standby), stanza, &[PitrTarget::Xid])).await);
+    wrong.extend(expect_failure(twin("pitr", "recovery_target_inclusive"), check::pitr(primary, pitr, Some(standby), stanza, &[PitrTarget::Xid])).await);
+    root(pitr, &format!("rm /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;
+    // The check names its first restore point pglab_pitr_0: one of that name, earlier, is where recovery stops.
+    primary.safe_psql("SELECT pg_create_restore_point('pglab_pitr_0')").await.unwrap();
+    wrong.extend(expect_failure(twin("pitr", "a restore point"), check::pitr(primary, pitr, Some(standby), stanza, &[PitrTarget::Name])).await);
 
     // writes: a writer's acknowledged rows, some deleted behind its back.
     lab.workloads().start("twin", "pglab_twin", &[primary], Duration::from_millis(20)).await.unwrap();

@@ -23,7 +23,7 @@ use crate::run::CheckPick;
 )]
 pub(crate) struct Cli {
     /// No progress output.
-    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    #[arg(long, short, global = true)]
     pub quiet: bool,
     /// More log output (repeat for more).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
@@ -242,6 +242,11 @@ pub(crate) fn out(text: impl std::fmt::Display) {
 /// exit code (documented in the README).
 pub(crate) fn entry() -> i32 {
     let cli = Cli::parse();
+    // Said here, not by clap: a global flag after the subcommand escapes clap's conflict check.
+    if cli.quiet && cli.verbose > 0 {
+        crate::progress::say("pglab: --quiet cannot be used with --verbose: pick one");
+        return 2;
+    }
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
