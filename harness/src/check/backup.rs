@@ -164,7 +164,7 @@ pub async fn cron_fires(host: &Host, stanza: &str) -> Result<Evidence> {
     let ours = backup_lines(&saved, stanza);
     if ours.is_empty() {
         return Err(Error::Check(format!(
-            "no line of postgres's crontab on {} backs up stanza {stanza} (`pgbackrest ... --stanza={stanza} ... backup`); it holds:\n{saved}",
+            "no line of postgres's crontab on {} backs up stanza {stanza} in full (`pgbackrest ... --stanza={stanza} --type=full ... backup`); it holds:\n{saved}",
             host.name
         )));
     }
@@ -189,8 +189,9 @@ pub async fn cron_fires(host: &Host, stanza: &str) -> Result<Evidence> {
     Ok(Evidence::new(format!("cron ran the crontab's own line `{}` (every minute for the check): new full backup {label}", ours[0].0)).with(figures))
 }
 
-/// The crontab's lines that run a pgBackRest backup of `stanza`: each
-/// line, and its command without the five schedule fields.
+/// The crontab's lines that run a full pgBackRest backup of `stanza`
+/// (what the check waits for): each line, and its command without the
+/// five schedule fields.
 fn backup_lines<'a>(tab: &'a str, stanza: &str) -> Vec<(&'a str, String)> {
     let stanza_opt = format!("--stanza={stanza}");
     tab.lines()
@@ -200,7 +201,10 @@ fn backup_lines<'a>(tab: &'a str, stanza: &str) -> Vec<(&'a str, String)> {
             let fields: Vec<&str> = l.split_whitespace().collect();
             let command = fields.get(5..)?.join(" ");
             let words: Vec<&str> = command.split_whitespace().collect();
-            let runs = words.iter().any(|w| w.ends_with("pgbackrest")) && words.contains(&"backup") && words.contains(&stanza_opt.as_str());
+            let runs = words.iter().any(|w| w.ends_with("pgbackrest"))
+                && words.contains(&"backup")
+                && words.contains(&stanza_opt.as_str())
+                && words.contains(&"--type=full");
             runs.then_some((l, command))
         })
         .collect()
@@ -212,7 +216,8 @@ fn backup_lines<'a>(tab: &'a str, stanza: &str) -> Vec<(&'a str, String)> {
 /// file's checksum is wrong, so its report is read as well.
 pub async fn check_and_verify(host: &Host, stanza: &str) -> Result<Evidence> {
     host.pgbackrest(Br::new(BrCommand::Check).stanza(stanza)).await?;
-    let v = match host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza)).await {
+    // Its findings are INFO lines: shown whatever the scenario's console level.
+    let v = match host.pgbackrest(Br::new(BrCommand::Verify).stanza(stanza).opt("log-level-console", "info")).await {
         Ok(v) => v.combined(),
         Err(e) => return Err(Error::Check(format!("pgbackrest verify found the repository damaged (it failed): {e}"))),
     };
@@ -257,5 +262,6 @@ mod tests {
         );
         assert!(backup_lines(tab, "dem").is_empty(), "a prefix of the stanza is another stanza");
         assert!(backup_lines("0 23 * * * pgbackrest --stanza=demo check\n", "demo").is_empty(), "not a backup");
+        assert!(backup_lines("0 1 * * * pgbackrest --stanza=demo --type=diff backup\n", "demo").is_empty(), "not a full one");
     }
 }

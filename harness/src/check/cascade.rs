@@ -59,9 +59,9 @@ pub async fn cascade(primary: &Host, middle: &Host, standby: &Host) -> Result<Ev
         )));
     }
     let from_middle = streams_to(middle).await?;
-    if !from_middle.contains(&standby.ip.to_string()) {
+    if from_middle != [standby.ip.to_string()] {
         return Err(Error::Check(format!(
-            "{} has no walsender streaming to {} ({}); it streams to [{}]",
+            "{} does not stream to {} ({}) alone; it streams to [{}]",
             middle.name,
             standby.name,
             standby.ip,

@@ -184,7 +184,7 @@ checks! {
 pub(crate) async fn run<L: Hosts>(lab: &L, decl: &CheckDecl) -> CheckOutcome {
     let start = Instant::now();
     let (verdict, evidence, figures) = match decl.prove(lab).await {
-        Ok(e) => (Verdict::Passed, e.said, e.figures),
+        Ok(e) => (Verdict::Passed, lab.transcript().redact(&e.said), e.figures),
         Err(e) => (Verdict::Failed, lab.transcript().redact(&e.to_string()), Figures::default()),
     };
     CheckOutcome { name: decl.name().to_string(), verdict, evidence, figures, at: Duration::ZERO, elapsed: start.elapsed() }

@@ -268,13 +268,13 @@ async fn sshd_key_only(h: &Host, hosts: &[&Host]) -> Result<()> {
 /// key; returns how many there were.
 async fn pinned_keys_match(hosts: &[&Host], owner: &BTreeMap<String, &str>) -> Result<usize> {
     let mut script = String::new();
-    for user in SSH_USERS {
+    // Each user's file, and the global one every SSH client also trusts.
+    let files =
+        SSH_USERS.iter().map(|u| (u.to_string(), format!("~{u}/.ssh/known_hosts"))).chain([("global".to_string(), "/etc/ssh/ssh_known_hosts".to_string())]);
+    for (owner, file) in files {
         for peer in hosts {
             for n in [peer.name.clone(), peer.ip.to_string()] {
-                script.push_str(&format!(
-                    "f=~{user}/.ssh/known_hosts; [ -f $f ] && ssh-keygen -F '{n}' -f $f | grep -v '^#' | sed 's|^|{user} {} |'\n",
-                    peer.name
-                ));
+                script.push_str(&format!("f={file}; [ -f $f ] && ssh-keygen -F '{n}' -f $f | grep -v '^#' | sed 's|^|{owner} {} |'\n", peer.name));
             }
         }
     }
@@ -286,10 +286,7 @@ async fn pinned_keys_match(hosts: &[&Host], owner: &BTreeMap<String, &str>) -> R
             let f: Vec<&str> = line.split_whitespace().collect();
             let [user, peer, _names, kind, body, ..] = f[..] else { continue };
             if owner.get(&format!("{kind} {body}")).copied() != Some(peer) {
-                return Err(Error::Check(format!(
-                    "{} trusts a key for {peer} (~{user}/.ssh/known_hosts) that is not {peer}'s host key: {kind} {body}",
-                    h.name
-                )));
+                return Err(Error::Check(format!("{} trusts a key for {peer} ({user} known_hosts) that is not {peer}'s host key: {kind} {body}", h.name)));
             }
             seen += 1;
         }

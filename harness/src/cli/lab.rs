@@ -101,15 +101,19 @@ pub(super) async fn exec(lab: &str, host: &str, user: &str, cmd: Vec<String>) ->
     // Whole lines, redacted (a secret may straddle two chunks); a closed
     // reader just stops the passthrough.
     let (mut held_out, mut held_err) = (Vec::new(), Vec::new());
-    let show = |line: &[u8], err: bool| {
-        let text = attached.transcript().redact(&String::from_utf8_lossy(line));
-        let _ = if err { std::io::stderr().write_all(text.as_bytes()) } else { std::io::stdout().write_all(text.as_bytes()) };
+    // Text is redacted; bytes that are not text (a `pg_dump -Fc`) pass as they are.
+    let show = |bytes: &[u8], err: bool| {
+        let redacted = std::str::from_utf8(bytes).ok().map(|t| attached.transcript().redact(t));
+        let out = redacted.as_ref().map_or(bytes, |t| t.as_bytes());
+        let _ = if err { std::io::stderr().write_all(out) } else { std::io::stdout().write_all(out) };
     };
     let mut sink = |chunk: &[u8], err: bool| {
         let held = if err { &mut held_err } else { &mut held_out };
         held.extend_from_slice(chunk);
-        if let Some(end) = held.iter().rposition(|b| *b == b'\n') {
-            let rest = held.split_off(end + 1);
+        // Whole lines go out; a long run without a newline goes out too.
+        let end = held.iter().rposition(|b| *b == b'\n').map(|i| i + 1).or((held.len() > 1 << 16).then_some(held.len()));
+        if let Some(end) = end {
+            let rest = held.split_off(end);
             show(held, err);
             *held = rest;
         }

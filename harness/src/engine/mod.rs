@@ -152,11 +152,15 @@ pub(crate) fn owner_state(owner: &str) -> Owner {
     }
 }
 
-/// This machine: its systemd machine id, else its host name (a container
-/// running pglab has a host name of its own).
+/// This machine as far as its processes can be seen from here: its
+/// systemd machine id (else its host name) and this process's pid
+/// namespace (two containers may share a machine id and a kernel, but a
+/// pid means something only in its own namespace).
 fn machine_id() -> String {
     let id = std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().chars().take(12).collect::<String>()).filter(|s| !s.is_empty());
-    id.or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())).unwrap_or_else(|| "unknown".into())
+    let host = id.or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())).unwrap_or_else(|| "unknown".into());
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| l.to_string_lossy().trim_start_matches("pid:[").trim_end_matches(']').to_string());
+    format!("{host}.{}", ns.unwrap_or_else(|| "0".into()))
 }
 
 fn boot_id() -> String {

@@ -75,9 +75,11 @@ impl Host {
         for (what, line) in probes {
             let out = self.probe(&Cmd::shell(line).any_status()).await?;
             let first = out.stdout.lines().map(str::trim).find(|l| !l.is_empty());
+            // `ip route get` answers a route (`<addr> via|dev ...`) or why there is
+            // none ("unreachable", "Address family not supported" without IPv6).
             let reaches = match first {
                 None => false,
-                Some(l) if what.starts_with('`') => !l.contains("unreachable"),
+                Some(l) if what.starts_with('`') => l.split_whitespace().nth(1).is_some_and(|w| w == "via" || w == "dev"),
                 Some(_) => true,
             };
             if reaches {

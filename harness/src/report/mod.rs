@@ -59,6 +59,8 @@ pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
     // each write theirs, and the later rename wins.
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Readable as a plain write would leave it (a temporary file is 0600).
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     tmp.write_all(data)?;
     tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }

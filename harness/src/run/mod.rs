@@ -219,6 +219,10 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
     let docker = engine::connect().await?;
     let lab = Attached::find(&docker, lab_id).await?;
     let _hold = signals::hold();
+    // A lab kept by an older pglab has its secrets in run.json only.
+    for s in &state.secrets {
+        lab.transcript().redactor().add(s);
+    }
     let first = todo.first().copied().unwrap_or(scn.steps.len());
     let meta = Meta {
         platform: state.platform,
