@@ -32,9 +32,12 @@ impl Redactor {
     }
 
     /// From now on `secret` never appears in what this redactor passes.
+    /// Adding one it already holds changes nothing (a resumed run adds the
+    /// run state's secrets to those its attach already read).
     pub(crate) fn add(&self, secret: &str) {
-        if !secret.is_empty() {
-            self.secrets.lock().expect("redactor lock").push(secret.to_string());
+        let mut secrets = self.secrets.lock().expect("redactor lock");
+        if !secret.is_empty() && !secrets.iter().any(|s| s == secret) {
+            secrets.push(secret.to_string());
         }
     }
 
@@ -159,6 +162,8 @@ mod tests {
     fn secrets_and_password_settings_are_redacted_everywhere() {
         let t = Transcript::new();
         t.redactor().add("pw123456");
+        t.redactor().add("pw123456");
+        assert!(format!("{:?}", t.redactor()).contains("secrets: 1"), "held once");
         t.command("h", "root", Ran { cmd: "echo pw123456", status: 0, stdout: "out pw123456", stderr: "password=hunter2 x", elapsed: Duration::ZERO });
         t.note("h", "root", "write", "PASSWORD 'pw123456'", Duration::ZERO);
         let e = t.entries();
