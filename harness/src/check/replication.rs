@@ -123,10 +123,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// The host is in recovery: a promoted one has no WAL receiver and
+/// replays nothing either, and would pass for a standby that stopped.
+async fn still_a_standby(standby: &Host) -> Result<()> {
+    eq(&format!("pg_is_in_recovery() on {} (a standby)", standby.name), standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")
+}
+
 /// In recovery, streaming, caught up, and every user table of every database equal (count and
 /// an order-independent checksum).
 pub async fn standby_data(primary: &Host, standby: &Host) -> Result<Evidence> {
-    eq(&format!("pg_is_in_recovery() on {} (a standby)", standby.name), standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
+    still_a_standby(standby).await?;
     primary.wait_for_catchup(standby, LsnKind::Replay, None).await?;
     let summary = tables_equal(primary, standby).await?;
     Ok(format!("{} in recovery, caught up with {}; {summary}", standby.name, primary.name).into())
@@ -212,7 +218,7 @@ pub async fn streaming(primary: &Host, standby: &Host, inserts: u32, deadline: D
 /// runs (the WAL receiver retries every few seconds), not an old one.
 pub async fn not_streaming(standby: &Host, log: &str) -> Result<Evidence> {
     // A promoted host has no WAL receiver either: it must still be a standby.
-    eq(&format!("pg_is_in_recovery() on {} (a standby)", standby.name), standby.safe_psql("SELECT pg_is_in_recovery()").await?.as_str(), "t")?;
+    still_a_standby(standby).await?;
     let offset = standby.log_offset().await?;
     let line = standby.wait_for_log(log, offset, Deadline::standard()).await?;
     eq("WAL receivers on the standby", standby.safe_psql("SELECT count(*) FROM pg_stat_wal_receiver").await?.as_str(), "0")?;
