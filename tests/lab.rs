@@ -232,10 +232,16 @@ async fn pgbackrest_failures_are_matched_by_error_code() {
 async fn apt_installs_pgbackrest_offline_inside_a_host() {
     let lab = lab(&["pg1"]).await;
     let h = lab.host("pg1").unwrap();
-    // The lab network is internal (the engine drops traffic leaving it), so the
-    // install below can only come from the image's local repository.
+    // The host has no route out and cannot make one (no NET_ADMIN, no
+    // NET_RAW), and nothing is masqueraded: the install below can only
+    // come from the image's local repository.
     let net = docker().await.inspect_network(&lab.network, None::<bollard::query_parameters::InspectNetworkOptions>).await.unwrap();
-    assert_eq!(net.internal, Some(true));
+    assert_eq!(net.options.unwrap_or_default().get("com.docker.network.bridge.enable_ip_masquerade").map(String::as_str), Some("false"));
+    assert_eq!(h.route_out().await.unwrap(), None);
+    let forged = h
+        .sh("root", "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' 2>&1 || perl -e 'socket(my $s, 17, 3, 0) or die \"raw: $!\"'")
+        .await;
+    assert!(forged.is_err(), "a raw socket was opened: {forged:?}");
     h.sh("dba", "sudo apt update").await.unwrap();
     h.sh("dba", "sudo apt -y install pgbackrest").await.unwrap();
     let v = h.sh("postgres", "pgbackrest version").await.unwrap();

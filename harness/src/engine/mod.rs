@@ -34,6 +34,8 @@ pub(crate) const LABEL_OWNER: &str = "pglab.owner";
 pub(crate) const LABEL_KEEP: &str = "pglab.keep";
 /// Host name inside the lab.
 pub(crate) const LABEL_HOST: &str = "pglab.host";
+/// The host's lab address (see `lab::address`).
+pub(crate) const LABEL_ADDRESS: &str = "pglab.address";
 /// The host's kind (`pg`, `repo`).
 pub(crate) const LABEL_KIND: &str = "pglab.kind";
 /// Scenario a lab was started for, for `pglab list`.

@@ -46,17 +46,6 @@ impl Host {
         Ok(())
     }
 
-    /// Takes away the host's default routes (IPv4 and IPv6): the engine's
-    /// internal network already drops what leaves the bridge; with no route,
-    /// nothing is even sent (`ip route get` answers "Network is unreachable").
-    pub async fn seal(&self) -> Result<()> {
-        self.net_admin(
-            "ip route del default 2>/dev/null; ip -6 route del default 2>/dev/null; \
-             ! ip route show default | grep -q . && ! ip -6 route show default 2>/dev/null | grep -q .",
-        )
-        .await
-    }
-
     /// Whether the host has no route out of the lab's network, from its own routing table.
     pub async fn sealed(&self) -> Result<bool> {
         Ok(self.route_out().await?.is_none())
@@ -159,8 +148,8 @@ impl Host {
     /// cleanly (its stop signal), the container starts again, systemd boots,
     /// and the host is ready again as its kind says (the cluster back, for a
     /// `pg` host). Partitions and latency of the host go with the old
-    /// network namespace; it is sealed again. Its address must stay, since
-    /// configs hold it.
+    /// network namespace; it is placed at its lab address (which configs
+    /// hold) and sealed again.
     pub async fn restart_host(&self) -> Result<()> {
         let t = Instant::now();
         *self.client.lock().await = None;
@@ -172,15 +161,12 @@ impl Host {
             self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
             return Err(Error::docker(format!("restart {}", self.container), e));
         }
-        let ip = super::container_ip(&self.docker, &self.container, &crate::engine::network_name(&self.lab)).await?;
-        if ip != self.ip {
-            return Err(Error::Other(format!("{} came back at {ip}, not {}: configs that hold its address no longer reach it", self.name, self.ip)));
-        }
-        self.note(ENGINE, &format!("docker restart {}", self.container), &format!("back at {ip}"), t.elapsed());
+        self.note(ENGINE, &format!("docker restart {}", self.container), "running again", t.elapsed());
         let booted = super::boot::wait_for_host_boot(self).await;
         self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
         booted?;
-        self.seal().await?;
+        // A new network namespace: its lab address back, sealed again.
+        self.place().await?;
         super::kind::spec(self.kind).ready(self).await
     }
 

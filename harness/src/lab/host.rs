@@ -43,6 +43,8 @@ pub struct Host {
     pub(super) client: Mutex<Option<Client>>,
     /// While it restarts (see [`Route`]).
     pub(super) offline: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Its `/etc/hosts`: every host of the lab at its lab address.
+    pub(super) hosts_file: String,
 }
 
 /// Where a host is: what [`Host`] is made from, besides the engine.
@@ -53,6 +55,8 @@ pub(crate) struct Placement {
     pub container: String,
     pub ip: Ipv4Addr,
     pub platform: Platform,
+    /// What [`Host::place`] writes to `/etc/hosts`.
+    pub hosts_file: String,
 }
 
 /// Result of a query whose failure is expected and inspected.
@@ -124,8 +128,8 @@ impl Host {
     }
 
     pub(crate) fn new(at: Placement, docker: Docker, transcript: Transcript) -> Self {
-        let Placement { name, kind, lab, container, ip, platform } = at;
-        Host { name, lab, container, ip, platform, kind, docker, transcript, client: Mutex::new(None), offline: Default::default() }
+        let Placement { name, kind, lab, container, ip, platform, hosts_file } = at;
+        Host { name, lab, container, ip, platform, kind, docker, transcript, client: Mutex::new(None), offline: Default::default(), hosts_file }
     }
 
     /// The lab's record of commands, shared by its hosts.

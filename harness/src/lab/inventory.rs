@@ -194,7 +194,7 @@ pub struct HostSummary {
     pub container: String,
     /// The container's state (`running`, `exited`, `paused`).
     pub state: String,
-    /// Address on the lab's network (empty when stopped).
+    /// Its lab address (see `lab::address`): what configs in the lab hold.
     pub ip: String,
 }
 
@@ -227,7 +227,9 @@ pub(crate) async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         entry(&mut labs, &labels);
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_string();
-        let ip = c.network_settings.and_then(|n| n.networks).and_then(|n| n.get(&network_name(&lab)).and_then(|e| e.ip_address.clone())).unwrap_or_default();
+        // A lab of an older pglab: the engine's address, while it runs.
+        let engine_ip = || c.network_settings.and_then(|n| n.networks).and_then(|n| n.get(&network_name(&lab)).and_then(|e| e.ip_address.clone()));
+        let ip = labels.get(crate::engine::LABEL_ADDRESS).cloned().or_else(engine_ip).unwrap_or_default();
         labs.get_mut(&lab).expect("inserted").hosts.push(HostSummary {
             host: labels.get(LABEL_HOST).cloned().unwrap_or_default(),
             kind: crate::vocab::HostKind::ALL.into_iter().find(|k| labels.get(crate::engine::LABEL_KIND).is_some_and(|l| l == k.name())).unwrap_or_default(),

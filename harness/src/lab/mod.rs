@@ -1,6 +1,7 @@
 //! A disposable lab: one private network, N systemd hosts on it, torn down
 //! exactly once on every path out (return, error, panic, signal).
 
+pub(crate) mod address;
 mod bench;
 pub(crate) mod boot;
 mod cgroup;
@@ -46,7 +47,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use crate::engine::image::HostImage;
-use crate::engine::{self, container_name, lab_labels, network_name, Engine, LABEL_HOST, LABEL_KIND};
+use crate::engine::{self, container_name, lab_labels, network_name, Engine, LABEL_ADDRESS, LABEL_HOST, LABEL_KIND};
 use crate::error::{Error, Result};
 use crate::outcome::StartTimings;
 use crate::platform::Platform;
@@ -228,12 +229,13 @@ impl Lab {
 
         let mut timings = StartTimings::default();
         let t = Instant::now();
-        // Internal: lab hosts reach each other, never the outside world.
+        // Hosts talk at lab addresses (see `address`), which an `internal`
+        // network would drop; nothing is masqueraded, and no host has a route out.
         let created = docker
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
                 driver: Some("bridge".into()),
-                internal: Some(true),
+                options: Some(HashMap::from([("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())])),
                 labels: Some(labels.clone()),
                 ..Default::default()
             })
@@ -276,19 +278,28 @@ impl Lab {
     async fn start_hosts(docker: &Docker, spec: &LabSpec, on: &Network<'_>, transcript: &Transcript, timings: &mut StartTimings) -> Result<Vec<Host>> {
         let t = Instant::now();
         let access = cgroup::cgroup_access(docker, on.image).await?;
-        let containers = try_join_all(spec.hosts.iter().map(|h| start_container(&access, spec.platform, on, h))).await?;
+        let addresses = spec.hosts.iter().enumerate().map(|(i, h)| Ok((h.name.clone(), address::lab_address(i)?))).collect::<Result<Vec<_>>>()?;
+        let containers = try_join_all(spec.hosts.iter().zip(&addresses).map(|(h, (_, ip))| start_container(&access, spec.platform, on, h, *ip))).await?;
         timings.containers = t.elapsed();
 
         let t = Instant::now();
+        let hosts_file = address::hosts_file(&addresses);
         let mut hosts = Vec::new();
-        for (h, container_name) in spec.hosts.iter().zip(containers) {
-            let ip = container_ip(docker, &container_name, on.network).await?;
-            let at = Placement { name: h.name.clone(), kind: h.kind, lab: on.id.to_string(), container: container_name, ip, platform: spec.platform };
+        for ((h, container), (_, ip)) in spec.hosts.iter().zip(containers).zip(&addresses) {
+            let at = Placement {
+                name: h.name.clone(),
+                kind: h.kind,
+                lab: on.id.to_string(),
+                container,
+                ip: *ip,
+                platform: spec.platform,
+                hosts_file: hosts_file.clone(),
+            };
             hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
         try_join_all(hosts.iter().map(|h| async move {
             // A lab that could reach out is not the lab the checks speak of.
-            h.seal().await.map_err(|e| Error::Environment(format!("could not seal {} (take away its default route): {e}", h.name)))?;
+            h.place().await?;
             kind::spec(h.kind).ready(h).await
         }))
         .await?;
@@ -371,15 +382,6 @@ impl Drop for Lab {
     }
 }
 
-async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result<Ipv4Addr> {
-    let info = docker.inspect_container(container, None).await.map_err(|e| Error::docker(format!("inspect {container}"), e))?;
-    info.network_settings
-        .and_then(|n| n.networks)
-        .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
-        .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| Error::Other(format!("{container} has no address on {network}")))
-}
-
 /// Where a lab's hosts are made: its id, network, image and labels.
 struct Network<'a> {
     id: &'a str,
@@ -389,7 +391,7 @@ struct Network<'a> {
 }
 
 /// Creates and starts one host's container; its name on the engine.
-async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec) -> Result<String> {
+async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
     let container_name = container_name(on.id, &h.name);
     let mut req = GenericImage::new(on.image.name.clone(), on.image.tag.clone())
         .with_wait_for(WaitFor::Nothing)
@@ -399,6 +401,9 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
         .with_labels(on.labels.clone())
         .with_label(LABEL_HOST, h.name.clone())
         .with_label(LABEL_KIND, h.kind.name())
+        .with_label(LABEL_ADDRESS, ip.to_string())
+        // No frame past the routing table (which has no route out).
+        .with_cap_drop("NET_RAW")
         .with_env_var("container", "docker")
         .with_mount(Mount::tmpfs_mount("/run"))
         .with_mount(Mount::tmpfs_mount("/run/lock"))
@@ -473,13 +478,14 @@ impl Attached {
     pub(crate) async fn find(docker: &Docker, id: &str) -> Result<Attached> {
         let labs = inventory::list_labs(docker).await?;
         let lab = labs.into_iter().find(|l| l.lab == id).ok_or_else(|| Error::UnknownLab(id.to_string()))?;
-        let network = network_name(id);
         let transcript = Transcript::new();
         for s in inventory::load_secrets(id) {
             transcript.redactor().add(&s);
         }
+        let address = |h: &inventory::HostSummary| h.ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let hosts_file = address::hosts_file(&lab.hosts.iter().map(|h| (h.host.clone(), address(h))).collect::<Vec<_>>());
         let mut hosts = Vec::new();
-        for inventory::HostSummary { host: name, kind, container, .. } in &lab.hosts {
+        for summary @ inventory::HostSummary { host: name, kind, container, .. } in &lab.hosts {
             let kind = *kind;
             let info = docker
                 .inspect_image(&docker.inspect_container(container, None).await.map_err(|e| Error::docker("inspect", e))?.image.unwrap_or_default())
@@ -489,9 +495,15 @@ impl Attached {
                 .and_then(|i| i.config.and_then(|c| c.labels).and_then(|l| l.get(engine::LABEL_IMAGE).cloned()))
                 .and_then(|p| p.parse().ok())
                 .unwrap_or_default();
-            // A stopped (killed) host has no address; it is still the lab's, to inspect and bundle.
-            let ip = container_ip(docker, container, &network).await.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let at = Placement { name: name.clone(), kind, lab: id.to_string(), container: container.clone(), ip, platform };
+            let at = Placement {
+                name: name.clone(),
+                kind,
+                lab: id.to_string(),
+                container: container.clone(),
+                ip: address(summary),
+                platform,
+                hosts_file: hosts_file.clone(),
+            };
             hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
