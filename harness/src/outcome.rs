@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::Failure;
 use crate::platform::Platform;
@@ -29,7 +29,7 @@ pub struct StartTimings {
 }
 
 /// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Its action did what `expect` asks.
@@ -77,7 +77,7 @@ impl StepStatus {
 }
 
 /// What a step's action does to its host, as the report draws it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     /// Not a fault.
@@ -85,7 +85,9 @@ pub enum Fault {
     /// Breaks something on its host until an action that `Ends` one runs
     /// there (`undo` names it, when one exists), or the run ends.
     Starts {
-        /// The action that undoes it.
+        /// The action that undoes it (never read back: no step that starts
+        /// a fault is in a checkpoint).
+        #[serde(skip_deserializing)]
         undo: Option<&'static str>,
     },
     /// Undoes a fault of its host.
@@ -94,7 +96,7 @@ pub enum Fault {
     Within,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 /// One step as it ran.
 pub struct StepResult {
     /// Its id (`8-restore`).
@@ -114,7 +116,7 @@ pub struct StepResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The defect its outcome is evidence of.
     pub defect: Option<Defect>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     /// Why the step is there, as the file says.
     pub note: String,
     /// Passed, or skipped for the platform.
@@ -130,6 +132,22 @@ pub struct StepResult {
     pub elapsed: Duration,
     /// What was observed (status, matched output or log line).
     pub observed: String,
+    /// Ran in the run that saved the checkpoint this run started from: its
+    /// effects are in the restored lab, its record is that run's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
+}
+
+/// The checkpoint a run started from.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointUse {
+    /// Its key (`pglab checkpoint list`).
+    pub key: String,
+    /// The last step in it.
+    pub step: String,
+    /// From creating the lab until every standby in it streamed again.
+    #[serde(rename = "restore_ms", with = "crate::time::millis")]
+    pub restore: Duration,
 }
 
 /// What a check decided.
@@ -285,6 +303,10 @@ pub struct RunReport {
     /// Set when a kept lab went on from this step (`pglab step`, `run --from`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Set when the lab was started from a checkpoint: the steps through it
+    /// are the saving run's records (each marked `restored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointUse>,
     /// How long starting the lab took.
     pub lab_timings: StartTimings,
     /// Wall time of each phase.

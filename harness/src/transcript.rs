@@ -51,7 +51,7 @@ impl Redactor {
 }
 
 /// One command (or harness action) as it ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TranscriptEntry {
     /// Step id this ran under (`given`, `3-postgresql-conf`, `verify-pitr`, `lab`).
     pub step: String,
@@ -146,6 +146,12 @@ impl Transcript {
 
     fn push(&self, entry: TranscriptEntry) {
         self.entries.lock().expect("transcript lock").push(entry);
+    }
+
+    /// Entries recorded by the run that saved a checkpoint, in front of
+    /// this run's (they were redacted when they were recorded).
+    pub(crate) fn restore(&self, earlier: Vec<TranscriptEntry>) {
+        self.entries.lock().expect("transcript lock").splice(0..0, earlier);
     }
 
     /// Every entry so far, in the order they were recorded.

@@ -205,9 +205,13 @@ pub(super) async fn list(json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn gc(all: bool) -> Result<()> {
+pub(super) async fn gc(all: bool, checkpoints: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let r = inventory::gc(&docker, all).await?;
+    if checkpoints {
+        let removed = crate::run::checkpoint::gc(&docker, -1).await?;
+        out(format_args!("gc: removed {} checkpoint(s)", removed.len()));
+    }
     out(format_args!(
         "gc: removed {} lab(s): {} containers, {} networks, {} volumes; {} dangling image(s)",
         r.labs.len(),

@@ -2,6 +2,7 @@
 //! subcommand in `run` (scenarios) and `lab` (labs, images).
 
 mod bench;
+mod checkpoint;
 mod lab;
 mod run;
 
@@ -150,6 +151,36 @@ pub(crate) enum Command {
     Gc {
         #[arg(long)]
         all: bool,
+        /// Remove every checkpoint too (they hold the labs' secrets).
+        #[arg(long)]
+        checkpoints: bool,
+    },
+    /// Labs saved at a step (`run --checkpoint`, `ScenarioLab::through`).
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+}
+
+/// `pglab checkpoint`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum CheckpointCommand {
+    /// Every checkpoint: key, scenario and step, platform, size, when saved and last used.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove checkpoints by key (or all of them).
+    Rm {
+        #[arg(required_unless_present = "all")]
+        keys: Vec<String>,
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
+    /// Remove orphans, then the least recently used until the rest fit in --max-mib.
+    Gc {
+        #[arg(long, default_value_t = 20480)]
+        max_mib: u64,
     },
 }
 
@@ -182,6 +213,11 @@ pub(crate) struct RunArgs {
     /// Keep the lab only if the run fails.
     #[arg(long, conflicts_with = "keep")]
     pub keep_on_failure: bool,
+    /// Start from a checkpoint of the lab after --until's step (or after the
+    /// last step of the scenario a file extends), saving one there first if
+    /// there is none (`PGLAB_CHECKPOINTS=0` turns them off).
+    #[arg(long)]
+    pub checkpoint: bool,
     /// Override a scenario var: --set stanza=demo
     #[arg(long = "set", value_parser = parse_set)]
     pub sets: Vec<(String, String)>,
@@ -320,6 +356,9 @@ async fn main(cli: Cli) -> Result<()> {
         Command::Logs { lab, host, lines } => lab::logs(&lab, host.as_deref(), lines).await,
         Command::Down { lab, all } => lab::down(lab, all).await,
         Command::List { json } => lab::list(json).await,
-        Command::Gc { all } => lab::gc(all).await,
+        Command::Gc { all, checkpoints } => lab::gc(all, checkpoints).await,
+        Command::Checkpoint { command: CheckpointCommand::List { json } } => checkpoint::list(json).await,
+        Command::Checkpoint { command: CheckpointCommand::Rm { keys, all } } => checkpoint::rm(&keys, all).await,
+        Command::Checkpoint { command: CheckpointCommand::Gc { max_mib } } => checkpoint::gc(max_mib).await,
     }
 }

@@ -63,6 +63,7 @@ pub(super) async fn run(a: RunArgs, quiet: bool) -> Result<()> {
         report_dir: Some(a.transcript.clone()),
         checks: a.checks.clone(),
         junit: a.junit.clone(),
+        checkpoint: a.checkpoint,
     };
     let progress = Progress::new(quiet);
     let report = crate::run::run(&scn, &opts, &progress).await;

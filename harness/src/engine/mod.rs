@@ -42,6 +42,8 @@ pub(crate) const LABEL_KIND: &str = "pglab.kind";
 pub(crate) const LABEL_SCENARIO: &str = "pglab.scenario";
 /// Unix time a lab was created.
 pub(crate) const LABEL_CREATED: &str = "pglab.created";
+/// A checkpoint's images (and the hosts started from them) carry its key here.
+pub(crate) const LABEL_CHECKPOINT: &str = "pglab.checkpoint";
 /// Images built by pglab carry their platform here.
 pub(crate) const LABEL_IMAGE: &str = "pglab.image";
 

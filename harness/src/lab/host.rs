@@ -211,7 +211,7 @@ impl Host {
     }
 
     /// An error unless this kind of host runs PostgreSQL.
-    fn runs_postgres(&self) -> Result<()> {
+    pub(crate) fn runs_postgres(&self) -> Result<()> {
         match self.has(Needs::Postgres) {
             true => Ok(()),
             false => Err(Error::Usage(format!(

@@ -5,6 +5,7 @@ pub(crate) mod address;
 mod bench;
 pub(crate) mod boot;
 mod cgroup;
+pub(crate) mod checkpoint;
 mod exec;
 mod faults;
 pub(crate) mod files;
@@ -120,6 +121,8 @@ pub struct HostSpec {
     pub kind: HostKind,
     /// Small filesystems (tmpfs): path and size in bytes.
     pub volumes: Vec<(String, i64)>,
+    /// A checkpoint's image of this host, to start from instead of the platform's.
+    pub(crate) checkpoint: Option<String>,
 }
 
 /// What to start.
@@ -143,14 +146,23 @@ impl LabSpec {
     /// initialised and running (Debian's defaults), sshd and cron; nothing
     /// configured yet.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        let hosts = hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new() }).collect();
+        let hosts = hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), checkpoint: None }).collect();
         LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false }
     }
 
     /// One more host, of `kind`: `LabSpec::new(p, ["pg1"]).host("repo", HostKind::Repo)`.
     pub fn host(mut self, name: &str, kind: HostKind) -> Self {
-        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new() });
+        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new(), checkpoint: None });
         self
+    }
+
+    /// Starts these hosts from a checkpoint's images (the others fresh).
+    pub(crate) fn from_checkpoint(&mut self, saved: &[checkpoint::SavedHost]) {
+        for s in saved {
+            if let Some(h) = self.hosts.iter_mut().find(|h| h.name == s.name) {
+                h.checkpoint = Some(s.image.clone());
+            }
+        }
     }
 
     /// Whether [`Lab::shutdown`] (or a panic) leaves the lab up.
@@ -393,8 +405,15 @@ struct Network<'a> {
 /// Creates and starts one host's container; its name on the engine.
 async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
     let container_name = container_name(on.id, &h.name);
-    let mut req = GenericImage::new(on.image.name.clone(), on.image.tag.clone())
-        .with_wait_for(WaitFor::Nothing)
+    let (name, tag) = match h.checkpoint.as_deref().and_then(|r| r.split_once(':')) {
+        Some((name, tag)) => (name.to_string(), tag.to_string()),
+        None => (on.image.name.clone(), on.image.tag.clone()),
+    };
+    let mut image = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing);
+    if h.checkpoint.is_some() {
+        image = image.with_entrypoint("/bin/sh");
+    }
+    let mut req = image
         .with_container_name(container_name.clone())
         .with_hostname(h.name.clone())
         .with_network(on.network.to_string())
@@ -409,7 +428,12 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
         .with_mount(Mount::tmpfs_mount("/run/lock"))
         .with_startup_timeout(crate::time::default_timeout());
     let extra = kind::spec(h.kind).init_args(platform);
-    if !extra.is_empty() {
+    if h.checkpoint.is_some() {
+        // The saved filesystem still names the postmaster that ran when it
+        // was frozen; a process of the new boot may have its pid.
+        let clear = "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; exec \"$@\"";
+        req = req.with_cmd(["-c", clear, "sh"].map(String::from).into_iter().chain(platform.init_cmd()).chain(extra));
+    } else if !extra.is_empty() {
         req = req.with_cmd(platform.init_cmd().into_iter().chain(extra));
     }
     for (path, bytes) in &h.volumes {

@@ -32,6 +32,15 @@ pub(crate) fn render_markdown(r: &RunReport) -> String {
 
 fn header(md: &mut String, r: &RunReport) {
     let _ = writeln!(md, "# {} ({})\n", r.scenario, verdict(r));
+    if let Some(c) = &r.checkpoint {
+        let _ = writeln!(
+            md,
+            "Started from checkpoint `{}`, the lab as it was after step `{}` (restored in {:.1} s): the steps through it are the records of the run that saved it.\n",
+            c.key,
+            c.step,
+            c.restore.as_secs_f64()
+        );
+    }
     if let Some(v) = &r.versions {
         let _ = writeln!(
             md,
@@ -110,7 +119,11 @@ fn tables(md: &mut String, r: &RunReport) {
     }
     let _ = writeln!(md, "\n## Steps\n\n`at`: seconds from the start of the steps; rows that overlap ran at the same time.\n\n| step | host | user | result | at | ms | observed |\n|---|---|---|---|---|---|---|");
     for s in &r.steps {
-        let tag = if s.added { " (added)" } else { "" };
+        let tag = match (s.added, s.restored) {
+            (_, true) => " (restored)",
+            (true, _) => " (added)",
+            _ => "",
+        };
         let (at, ms) = (s.at.as_secs_f64(), s.elapsed.as_millis());
         let _ = writeln!(md, "| {}{tag} | {} | {} | {} | {at:.1} | {ms} | {} |", s.id, s.host, s.user, s.status.word(), first_line(&s.observed));
     }

@@ -124,6 +124,7 @@ pub(crate) mod tests {
             lab: "abc".into(),
             hosts: vec![HostInfo { name: "primary".into(), kind: Default::default(), role: Role::Primary, ip: "10.0.0.2".into() }],
             from: None,
+            checkpoint: None,
             lab_timings: StartTimings::default(),
             phases: Phases::default(),
             passed: false,

@@ -3,6 +3,7 @@
 //! a plan; the report is written by `report`, never formatted here.
 
 pub(crate) mod bundle;
+pub(crate) mod checkpoint;
 mod locate;
 pub(crate) mod plan;
 mod scenario_lab;
@@ -50,6 +51,10 @@ pub struct RunOptions {
     pub checks: Vec<CheckPick>,
     /// Where to write the result as JUnit XML (as the run goes, like the report).
     pub junit: Option<PathBuf>,
+    /// Start from a checkpoint of the lab at the run's point (`until`, or
+    /// the last step of the scenario a file extends) when there is one,
+    /// and save one there when there is not (see `run::checkpoint`).
+    pub checkpoint: bool,
 }
 
 /// Where a resumed run stops.
@@ -130,10 +135,8 @@ pub(crate) async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) 
 pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
-    let last = match &opts.until {
-        Some(u) => step_index(scn, "--until", u)?,
-        None => scn.steps.len().saturating_sub(1),
-    };
+    let until = opts.until.as_deref().map(|u| step_index(scn, "--until", u)).transpose()?;
+    let last = until.unwrap_or(scn.steps.len().saturating_sub(1));
     select::validate(scn, &opts.checks)?;
     // A bad --set is bad input: refused before the engine is touched.
     Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| Ok(String::new()))?;
@@ -141,6 +144,19 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     progress.phase(format!("{}: image", scn.name));
     let image = HostImage::for_platform(platform);
     image.ensure(&docker, false, &image.phases(progress)).await?;
+    let point = if opts.checkpoint && checkpoint::enabled() { checkpoint::Point::of(scn, until) } else { None };
+    let key = point.as_ref().map(|p| checkpoint::key(scn, platform, &image.reference(), &opts.sets, p)).transpose()?;
+    // Held while this run makes the checkpoint: the others that want it wait.
+    let mut lock = None;
+    let mut restored = None;
+    if let Some(k) = &key {
+        progress.phase(format!("{}: checkpoint {k}", scn.name));
+        let held = checkpoint::lock(k).await?;
+        restored = checkpoint::find(&docker, k).await?;
+        if restored.is_none() {
+            lock = Some(held);
+        }
+    }
     progress.phase(format!("{}: create lab", scn.name));
     let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(opts.keep);
     for h in &scn.hosts {
@@ -149,21 +165,73 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
             spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb.get());
         }
     }
+    if let Some(r) = &restored {
+        spec.from_checkpoint(&r.hosts);
+    }
     spec.scenario = Some(scn.name.clone());
     spec.attended = true;
+    let t = Instant::now();
     let mut lab = Lab::start(&docker, &spec).await?;
     // After a signal the process stays until the report is written and the lab gone.
     let _hold = signals::hold();
+    let mut from_checkpoint = None;
+    if let Some(r) = &restored {
+        lab.transcript().restore(r.transcript.clone());
+        lab.wait_for_restored(&r.hosts).await?;
+        from_checkpoint = Some(crate::outcome::CheckpointUse { key: r.key.clone(), step: r.step.clone(), restore: t.elapsed() });
+    }
     let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
-    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?;
-    let state = fresh_state(scn, &lab, platform, vars)?;
+    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |name| match restored.as_ref().and_then(|r| r.secret(name)) {
+        Some(s) => Ok(s),
+        None => secret(),
+    })?;
+    let mut state = fresh_state(scn, &lab, platform, vars.clone())?;
     let verify = opts.until.is_none();
-    let plan =
-        Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let first = match &restored {
+        Some(r) => {
+            state.done = r.done.clone();
+            state.save()?;
+            point.as_ref().map_or(0, |p| p.last + 1)
+        }
+        None => 0,
+    };
+    let steps: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len()).collect();
+    let saving = match (&point, &restored) {
+        (Some(p), None) => Some(p.last + 1 - first),
+        _ => None,
+    };
+    let plan = Plan { given: restored.is_none(), steps, verify, checks: planned(scn, verify, opts.slow, &opts.checks), checkpoint: saving };
     let versions = versions_of(&docker, &lab.image.reference()).await;
-    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, started };
+    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: from_checkpoint, started };
     let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());
-    let (executed, state) = Session::new(scn, &lab, state, progress).live(&live).execute(&plan).await;
+    let image_ref = image.reference();
+    let lock = std::sync::Mutex::new(lock);
+    let (key, point, image_ref, vars, lab_ref, lock) = (&key, &point, &image_ref, &vars, &lab, &lock);
+    let at_point = move |so_far: session::SoFar| -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (Some(key), Some(point)) = (key, point) else { return };
+            let reached = checkpoint::Reached {
+                scn,
+                key,
+                point,
+                image: image_ref,
+                platform,
+                vars,
+                done: so_far.done,
+                results: so_far.results,
+                elapsed: so_far.elapsed,
+            };
+            if let Err(e) = checkpoint::save(lab_ref, reached).await {
+                tracing::warn!("no checkpoint saved for {}: {e}", scn.name);
+            }
+            lock.lock().expect("lock lock").take();
+        })
+    };
+    let mut session = Session::new(scn, &lab, state, progress).live(&live).at_point(&at_point);
+    if let Some(r) = &restored {
+        session = session.restored(r.results.clone(), r.elapsed);
+    }
+    let (executed, state) = session.execute(&plan).await;
     let report = build_report(scn, &lab, meta, executed);
     if !report.passed {
         lab.mark_failed();
@@ -230,10 +298,11 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
         versions: versions_of(&docker, &state.image).await,
         lab_timings: StartTimings::default(),
         from: Some(scn.steps.get(first).map(|s| s.id.get_ref().clone()).unwrap_or_else(|| "verify".into())),
+        checkpoint: None,
         started,
     };
     let verify = matches!(r.until, Until::End);
-    let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks) };
+    let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks), checkpoint: None };
     let live = |so_far| write_live(&build_report(&scn, &lab, meta.clone(), so_far), r.report_dir.as_deref(), r.junit.as_deref());
     let (executed, state) = Session::new(&scn, &lab, state, progress).live(&live).execute(&plan).await;
     let report = build_report(&scn, &lab, meta, executed);
@@ -286,6 +355,7 @@ struct Meta {
     versions: Option<Versions>,
     lab_timings: StartTimings,
     from: Option<String>,
+    checkpoint: Option<crate::outcome::CheckpointUse>,
     started: Instant,
 }
 
@@ -300,6 +370,7 @@ fn build_report<L: Hosts>(scn: &Scenario, lab: &L, meta: Meta, executed: Execute
         lab: lab.id().to_string(),
         hosts,
         from: meta.from,
+        checkpoint: meta.checkpoint,
         lab_timings: meta.lab_timings,
         passed: executed.passed(),
         interrupted: executed.interrupted(),

@@ -54,10 +54,6 @@ impl Schedule {
     pub(crate) fn finish(&mut self, step: usize) {
         self.finished.push(step);
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.todo.len()
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! rejected with file, line, column and key.
 
 mod extend;
+mod fingerprint;
 mod model;
 mod outline;
 mod parse;

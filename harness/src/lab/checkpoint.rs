@@ -1,0 +1,149 @@
+//! A lab frozen at one instant, kept as images, and started again: every
+//! host is paused at once (the whole lab loses power together, so primary,
+//! standby and repository agree with one another), each is committed to an
+//! image, and all run on. Started again, each host boots from its image at
+//! the same lab address (see `address`); PostgreSQL comes back through
+//! crash recovery, as after that power cut.
+//!
+//! What is not in a container's filesystem is not saved: tmpfs volumes,
+//! routes and qdiscs of faults, the harness's own writers. The run layer
+//! saves only labs that have none of them.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerConfig;
+use bollard::query_parameters::{CommitContainerOptionsBuilder, ListImagesOptions, RemoveImageOptions};
+use bollard::Docker;
+use futures_util::future::{join_all, try_join_all};
+use serde::{Deserialize, Serialize};
+
+use super::{Host, Hosts, Lab};
+use crate::engine::LABEL_CHECKPOINT;
+use crate::error::{Error, Result};
+use crate::time::Deadline;
+use crate::vocab::HostKind;
+
+/// The repository every checkpoint image is in: `pglab-checkpoint:<key>-<host>`.
+pub(crate) const REPO: &str = "pglab-checkpoint";
+
+/// One host of a saved lab: where its filesystem went, and what it was
+/// doing that a restore must see again before the lab counts as back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SavedHost {
+    pub name: String,
+    pub kind: HostKind,
+    /// `pglab-checkpoint:<key>-<host>`.
+    pub image: String,
+    pub ip: Ipv4Addr,
+    /// A standby whose WAL receiver streamed when the lab was saved.
+    pub streaming: bool,
+    /// Bytes of its own layer (what the host wrote since its lab started).
+    pub bytes: i64,
+}
+
+/// What saving took.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct SaveTimings {
+    /// Every host paused until the last one's commit ended.
+    #[serde(with = "crate::time::millis")]
+    pub frozen: Duration,
+    #[serde(with = "crate::time::millis")]
+    pub total: Duration,
+}
+
+impl Lab {
+    /// Saves the hosts named in `hosts` as `pglab-checkpoint:<key>-<host>`
+    /// images, all frozen at the same instant. The lab runs on afterwards,
+    /// whether saving worked or not.
+    pub(crate) async fn save_hosts(&self, key: &str, hosts: &[&str]) -> Result<(Vec<SavedHost>, SaveTimings)> {
+        let t = Instant::now();
+        let chosen: Vec<&Host> = hosts.iter().map(|n| self.host(n)).collect::<Result<_>>()?;
+        let mut streaming = Vec::new();
+        for h in &chosen {
+            streaming.push(h.runs_postgres().is_ok() && h.query_value::<String>("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')").await? == "streaming");
+        }
+        let frozen = Instant::now();
+        let mut paused = join_all(chosen.iter().map(|h| self.docker.pause_container(&h.container))).await;
+        let committed = match paused.iter().position(|p| p.is_err()) {
+            Some(i) => Err(Error::docker(format!("pause {}", chosen[i].container), std::mem::replace(&mut paused[i], Ok(())).expect_err("failed"))),
+            None => try_join_all(chosen.iter().map(|h| commit(&self.docker, h, key))).await,
+        };
+        let frozen = frozen.elapsed();
+        // Every host that was paused runs on, whatever happened.
+        for (h, p) in chosen.iter().zip(&paused) {
+            if p.is_ok() {
+                if let Err(e) = self.docker.unpause_container(&h.container).await {
+                    tracing::warn!("unpause {}: {e}", h.container);
+                }
+            }
+        }
+        let images = committed?;
+        if let Some(first) = chosen.first() {
+            let said = format!("{} host(s) frozen together for {} ms and committed as {REPO}:{key}-<host>", chosen.len(), frozen.as_millis());
+            first.note("pglab (engine)", &format!("checkpoint {key}"), &said, t.elapsed());
+        }
+        let saved = chosen
+            .iter()
+            .zip(images)
+            .zip(streaming)
+            .map(|((h, image), streaming)| SavedHost { name: h.name.clone(), kind: h.kind, image, ip: h.ip, streaming, bytes: 0 })
+            .collect::<Vec<_>>();
+        let mut saved = saved;
+        for s in &mut saved {
+            let opts = bollard::query_parameters::InspectContainerOptions { size: true };
+            let info = self.docker.inspect_container(&self.host(&s.name)?.container, Some(opts)).await;
+            s.bytes = info.ok().and_then(|i| i.size_rw).unwrap_or(0);
+        }
+        Ok((saved, SaveTimings { frozen, total: t.elapsed() }))
+    }
+
+    /// After a lab was started from a checkpoint: waits until each standby
+    /// that streamed when it was saved streams again.
+    pub(crate) async fn wait_for_restored(&self, saved: &[SavedHost]) -> Result<()> {
+        try_join_all(saved.iter().filter(|s| s.streaming).map(|s| async move { self.host(&s.name)?.wait_for_streaming(Deadline::standard()).await })).await?;
+        Ok(())
+    }
+}
+
+/// Commits one paused host; the image's reference.
+async fn commit(docker: &Docker, h: &Host, key: &str) -> Result<String> {
+    let tag = format!("{key}-{}", h.name);
+    let opts = CommitContainerOptionsBuilder::new().container(&h.container).repo(REPO).tag(&tag).pause(false).build();
+    let labels = HashMap::from([(LABEL_CHECKPOINT.to_string(), key.to_string())]);
+    docker.commit_container(opts, ContainerConfig { labels: Some(labels), ..Default::default() }).await.map_err(|e| Error::docker(format!("commit {}", h.container), e))?;
+    Ok(format!("{REPO}:{tag}"))
+}
+
+/// One image of a checkpoint: its id, and its tags (none once a later save
+/// of the same key took them).
+#[derive(Debug, Clone)]
+pub(crate) struct Image {
+    pub id: String,
+    pub tags: Vec<String>,
+}
+
+/// Every checkpoint image on the engine, by key.
+pub(crate) async fn images(docker: &Docker) -> Result<HashMap<String, Vec<Image>>> {
+    let filters = HashMap::from([("label".to_string(), vec![LABEL_CHECKPOINT.to_string()])]);
+    let list = docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
+    let mut by_key: HashMap<String, Vec<Image>> = HashMap::new();
+    for i in list {
+        let Some(key) = i.labels.get(LABEL_CHECKPOINT).cloned() else { continue };
+        let tags = i.repo_tags.iter().filter(|t| t.starts_with(REPO)).cloned().collect();
+        by_key.entry(key).or_default().push(Image { id: i.id, tags });
+    }
+    Ok(by_key)
+}
+
+/// Removes these images (a missing one is fine).
+pub(crate) async fn remove_images(docker: &Docker, images: &[Image]) -> Result<()> {
+    for r in images.iter().map(|i| &i.id) {
+        match docker.remove_image(r, Some(RemoveImageOptions { force: true, ..Default::default() }), None).await {
+            Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(Error::docker(format!("remove image {r}"), e)),
+        }
+    }
+    Ok(())
+}
