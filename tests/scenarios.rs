@@ -24,7 +24,16 @@ async fn run_file(path: &Path, platform: Platform) -> (Scenario, RunReport, temp
     let scn = Scenario::load(path).expect("scenario parses");
     let dir = tempfile::tempdir().unwrap();
     // Kept, to be looked at independently below, then removed by the test.
-    let opts = RunOptions { platform: Some(platform), slow: slow(), keep: Keep::Always, report_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    // A file that extends the tutorial starts from the tutorial's checkpoint
+    // after its base's last step (the first such run of a platform saves it).
+    let opts = RunOptions {
+        platform: Some(platform),
+        slow: slow(),
+        keep: Keep::Always,
+        report_dir: Some(dir.path().to_path_buf()),
+        checkpoint: true,
+        ..Default::default()
+    };
     let report = run_scenario(&scn, &opts).await.expect("scenario runs");
     (scn, report, dir)
 }

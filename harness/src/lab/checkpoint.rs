@@ -62,7 +62,9 @@ impl Lab {
         let chosen: Vec<&Host> = hosts.iter().map(|n| self.host(n)).collect::<Result<_>>()?;
         let mut streaming = Vec::new();
         for h in &chosen {
-            streaming.push(h.runs_postgres().is_ok() && h.query_value::<String>("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')").await? == "streaming");
+            streaming.push(
+                h.runs_postgres().is_ok() && h.query_value::<String>("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')").await? == "streaming",
+            );
         }
         let frozen = Instant::now();
         let mut paused = join_all(chosen.iter().map(|h| self.docker.pause_container(&h.container))).await;
@@ -112,7 +114,10 @@ async fn commit(docker: &Docker, h: &Host, key: &str) -> Result<String> {
     let tag = format!("{key}-{}", h.name);
     let opts = CommitContainerOptionsBuilder::new().container(&h.container).repo(REPO).tag(&tag).pause(false).build();
     let labels = HashMap::from([(LABEL_CHECKPOINT.to_string(), key.to_string())]);
-    docker.commit_container(opts, ContainerConfig { labels: Some(labels), ..Default::default() }).await.map_err(|e| Error::docker(format!("commit {}", h.container), e))?;
+    docker
+        .commit_container(opts, ContainerConfig { labels: Some(labels), ..Default::default() })
+        .await
+        .map_err(|e| Error::docker(format!("commit {}", h.container), e))?;
     Ok(format!("{REPO}:{tag}"))
 }
 
@@ -127,7 +132,8 @@ pub(crate) struct Image {
 /// Every checkpoint image on the engine, by key.
 pub(crate) async fn images(docker: &Docker) -> Result<HashMap<String, Vec<Image>>> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL_CHECKPOINT.to_string()])]);
-    let list = docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
+    let list =
+        docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
     let mut by_key: HashMap<String, Vec<Image>> = HashMap::new();
     for i in list {
         let Some(key) = i.labels.get(LABEL_CHECKPOINT).cloned() else { continue };

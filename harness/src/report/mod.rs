@@ -91,6 +91,7 @@ pub(crate) mod tests {
             at: Duration::from_millis(100),
             elapsed: Duration::from_millis(2500),
             observed: "exit 0 | piped".into(),
+            restored: false,
         }
     }
 

@@ -70,7 +70,8 @@ pub(crate) fn key(scn: &Scenario, platform: Platform, image: &str, sets: &[(Stri
     let vars = Vars::build(scn, platform, sets, &|h| addr(h).map(|a| a.to_string()).unwrap_or_default(), &mut |_| Ok("<secret>".into()))?;
     let steps = &scn.step_texts()[..=point.last];
     // Only the variables the steps use: a file's other vars do not change the lab.
-    let used: BTreeMap<&str, String> = vars.0.iter().filter(|(k, _)| steps.iter().any(|s| s.contains(&format!("{{{k}}}")))).map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let used: BTreeMap<&str, String> =
+        vars.0.iter().filter(|(k, _)| steps.iter().any(|s| s.contains(&format!("{{{k}}}")))).map(|(k, v)| (k.as_str(), v.clone())).collect();
     let hosts: Vec<String> = scn
         .hosts
         .iter()
@@ -176,7 +177,12 @@ pub(crate) struct Lock(#[allow(dead_code)] std::fs::File);
 pub(crate) async fn lock(key: &str) -> Result<Lock> {
     let path = dir()?.join(format!("{key}.lock"));
     tokio::task::spawn_blocking(move || {
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         f.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(Lock(f))
     })
@@ -320,4 +326,60 @@ pub(crate) async fn gc(docker: &Docker, cap: i64) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn shipped(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"))
+    }
+
+    fn key_of(path: &Path, until: Option<&str>, platform: Platform, image: &str) -> Option<String> {
+        let scn = Scenario::load(path).unwrap();
+        let until = until.map(|u| scn.step_index(u).unwrap());
+        Point::of(&scn, until).map(|p| key(&scn, platform, image, &[], &p).unwrap())
+    }
+
+    /// The tutorial and a file that extends it share the lab after step 8;
+    /// any edit before that point, another platform or image, a var the
+    /// steps use, makes another key; an edit after it does not.
+    #[test]
+    fn a_key_is_what_made_the_lab() {
+        let d12 = Platform::Debian12;
+        let tutorial = key_of(&shipped("tutorial"), Some("8-streaming"), d12, "img:1").unwrap();
+        assert_eq!(key_of(&shipped("partition"), None, d12, "img:1").as_ref(), Some(&tutorial));
+        assert_eq!(key_of(&shipped("cascade"), None, d12, "img:1").as_ref(), Some(&tutorial), "a host the base never touches starts fresh");
+        assert_ne!(key_of(&shipped("tutorial"), Some("8-streaming"), Platform::Debian13, "img:1").unwrap(), tutorial);
+        assert_ne!(key_of(&shipped("tutorial"), Some("8-streaming"), d12, "img:2").unwrap(), tutorial);
+        assert_ne!(key_of(&shipped("tutorial"), Some("8-restore"), d12, "img:1").unwrap(), tutorial);
+
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(shipped("tutorial")).unwrap();
+        let edited = |from: &str, to: &str| {
+            assert!(text.contains(from));
+            let p = dir.path().join("tutorial.toml");
+            std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+            key_of(&p, Some("8-streaming"), d12, "img:1").unwrap()
+        };
+        assert_ne!(edited("run = \"pgbackrest --stanza={stanza} --type=full backup\"", "run = \"pgbackrest --stanza={stanza} --type=diff backup\""), tutorial);
+        assert_ne!(edited("stanza = \"tutorial\"", "stanza = \"other\""), tutorial);
+        let after = edited("run = \"sudo -u postgres pgbackrest --stanza={stanza} --type=full backup\"", "run = \"true\"");
+        assert_eq!(after, tutorial, "step 9 is not in the lab after step 8");
+    }
+
+    /// What a saved filesystem does not hold is never saved: a tmpfs
+    /// volume, a fault's routes, a writer.
+    #[test]
+    fn no_point_where_the_filesystem_is_not_the_lab() {
+        let disk_full = Scenario::load(&shipped("disk-full")).unwrap();
+        assert!(Point::of(&disk_full, None).is_none(), "a host with a volume");
+        let partition = Scenario::load(&shipped("partition")).unwrap();
+        let after_cut = partition.steps.iter().position(|s| s.action.fault() != Fault::No).unwrap();
+        assert!(Point::of(&partition, Some(after_cut)).is_none(), "a cut is in routes, not files");
+        assert!(Point::of(&partition, Some(after_cut - 1)).is_some());
+    }
 }

@@ -210,17 +210,8 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     let at_point = move |so_far: session::SoFar| -> futures_util::future::BoxFuture<'_, ()> {
         Box::pin(async move {
             let (Some(key), Some(point)) = (key, point) else { return };
-            let reached = checkpoint::Reached {
-                scn,
-                key,
-                point,
-                image: image_ref,
-                platform,
-                vars,
-                done: so_far.done,
-                results: so_far.results,
-                elapsed: so_far.elapsed,
-            };
+            let reached =
+                checkpoint::Reached { scn, key, point, image: image_ref, platform, vars, done: so_far.done, results: so_far.results, elapsed: so_far.elapsed };
             if let Err(e) = checkpoint::save(lab_ref, reached).await {
                 tracing::warn!("no checkpoint saved for {}: {e}", scn.name);
             }

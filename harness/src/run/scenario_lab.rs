@@ -15,7 +15,10 @@ use super::{locate, run_keeping_lab, RunOptions};
 /// Builds a lab by running a scenario: `ScenarioLab::new("tutorial")` runs
 /// the corrected tutorial shipped with pglab (or `./scenarios/tutorial.toml`,
 /// or a path), `.through("8-streaming")` stops after that step, and
-/// [`start`](ScenarioLab::start) hands you the [`Lab`].
+/// [`start`](ScenarioLab::start) hands you the [`Lab`]. The lab at that step
+/// is a checkpoint: saved by the first run, started from its images by the
+/// next ones (seconds instead of replaying the steps; see
+/// [`fresh`](ScenarioLab::fresh)).
 ///
 /// ```no_run
 /// # async fn demo() -> pglab::Result<()> {
@@ -39,7 +42,14 @@ pub struct ScenarioLab {
 impl ScenarioLab {
     /// A scenario by path, by name in `./scenarios`, or shipped with pglab.
     pub fn new(scenario: impl Into<String>) -> Self {
-        ScenarioLab { scenario: scenario.into(), opts: RunOptions::default(), verbose: false }
+        ScenarioLab { scenario: scenario.into(), opts: RunOptions { checkpoint: true, ..RunOptions::default() }, verbose: false }
+    }
+
+    /// Replay every step on a fresh lab, neither starting from a checkpoint
+    /// nor saving one.
+    pub fn fresh(mut self) -> Self {
+        self.opts.checkpoint = false;
+        self
     }
 
     /// Stop after this step (its id, or a tutorial step number such as `"8"`);

@@ -271,7 +271,14 @@ impl<'a, L: Hosts> Session<'a, L> {
     /// Runs the steps `todo`, each as soon as the steps it depends on are
     /// done; starts no new one after a failure, and returns the first.
     /// `(started, total)`: how many of the plan's steps came before these, of how many.
-    async fn steps(&self, todo: &[usize], boot: &BootGate<'_>, clock: Instant, done: &watch::Sender<BTreeSet<String>>, (mut started, total): (usize, usize)) -> Result<()> {
+    async fn steps(
+        &self,
+        todo: &[usize],
+        boot: &BootGate<'_>,
+        clock: Instant,
+        done: &watch::Sender<BTreeSet<String>>,
+        (mut started, total): (usize, usize),
+    ) -> Result<()> {
         let mut schedule = super::schedule::Schedule::new(self.scn, todo);
         let mut running = FuturesUnordered::new();
         let mut failure = None;
