@@ -421,6 +421,19 @@ async fn ensure_mmdebstrap() -> Result<()> {
     if !(is_root && which("apt-get")) {
         return Err(Error::Environment("mmdebstrap is not installed; install it with `sudo apt-get install -y mmdebstrap` and run again".into()));
     }
+    // Builds of several platforms (`image build --all`, tests in parallel)
+    // all get here: one installs, the others wait and find it.
+    let lock_path = std::env::temp_dir().join("pglab-mmdebstrap.lock");
+    let _held = tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        f.lock().map(|()| f)
+    })
+    .await
+    .map_err(|e| Error::Other(format!("waiting to install mmdebstrap: {e}")))?
+    .map_err(|e| Error::io("locking the mmdebstrap install", e))?;
+    if which("mmdebstrap") {
+        return Ok(());
+    }
     crate::progress::say("mmdebstrap not found: installing it with apt-get (needed once, to build the host image)");
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "mmdebstrap"][..]] {
         let out = tokio::process::Command::new("apt-get")
