@@ -329,7 +329,8 @@ pub(crate) async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
         .await
         .map_err(|e| Error::docker("list images", e))?;
     let mut out = Vec::new();
-    for i in images {
+    // A checkpoint's images carry their platform's labels too: they are `pglab checkpoint list`'s.
+    for i in images.into_iter().filter(|i| !i.labels.contains_key(super::LABEL_CHECKPOINT)) {
         let platform = i.labels.get(LABEL_IMAGE).cloned().unwrap_or_default();
         let current_ref = platform.parse::<Platform>().ok().map(|p| HostImage::for_platform(p).reference());
         for reference in i.repo_tags.iter().filter(|t| !t.contains("-base:") && t.as_str() != "<none>:<none>") {

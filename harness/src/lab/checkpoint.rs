@@ -20,7 +20,7 @@ use futures_util::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 
 use super::{Host, Hosts, Lab};
-use crate::engine::LABEL_CHECKPOINT;
+use crate::engine::{my_uid, LABEL_CHECKPOINT, LABEL_UID};
 use crate::error::{Error, Result};
 use crate::time::Deadline;
 use crate::vocab::HostKind;
@@ -113,7 +113,8 @@ impl Lab {
 async fn commit(docker: &Docker, h: &Host, key: &str) -> Result<String> {
     let tag = format!("{key}-{}", h.name);
     let opts = CommitContainerOptionsBuilder::new().container(&h.container).repo(REPO).tag(&tag).pause(false).build();
-    let labels = HashMap::from([(LABEL_CHECKPOINT.to_string(), key.to_string())]);
+    // Its records are this user's (in their state directory): so are its images.
+    let labels = HashMap::from([(LABEL_CHECKPOINT.to_string(), key.to_string()), (LABEL_UID.to_string(), my_uid().to_string())]);
     docker
         .commit_container(opts, ContainerConfig { labels: Some(labels), ..Default::default() })
         .await
@@ -129,9 +130,9 @@ pub(crate) struct Image {
     pub tags: Vec<String>,
 }
 
-/// Every checkpoint image on the engine, by key.
+/// Every checkpoint image of this user on the engine, by key.
 pub(crate) async fn images(docker: &Docker) -> Result<HashMap<String, Vec<Image>>> {
-    let filters = HashMap::from([("label".to_string(), vec![LABEL_CHECKPOINT.to_string()])]);
+    let filters = HashMap::from([("label".to_string(), vec![LABEL_CHECKPOINT.to_string(), format!("{LABEL_UID}={}", my_uid())])]);
     let list =
         docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
     let mut by_key: HashMap<String, Vec<Image>> = HashMap::new();

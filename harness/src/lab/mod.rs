@@ -157,7 +157,7 @@ impl LabSpec {
     }
 
     /// Starts these hosts from a checkpoint's images (the others fresh).
-    pub(crate) fn from_checkpoint(&mut self, saved: &[checkpoint::SavedHost]) {
+    pub(crate) fn start_from(&mut self, saved: &[checkpoint::SavedHost]) {
         for s in saved {
             if let Some(h) = self.hosts.iter_mut().find(|h| h.name == s.name) {
                 h.checkpoint = Some(s.image.clone());

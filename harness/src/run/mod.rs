@@ -166,7 +166,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
         }
     }
     if let Some(r) = &restored {
-        spec.from_checkpoint(&r.hosts);
+        spec.start_from(&r.hosts);
     }
     spec.scenario = Some(scn.name.clone());
     spec.attended = true;
