@@ -1,12 +1,13 @@
-//! Checkpoints end to end, through the `pglab` binary: the tutorial saved
-//! after step 8, two copies of it started at once from the saved images,
-//! the remaining steps and every check passing on each, then the
+//! Checkpoints end to end: the tutorial saved after step 8, two copies of
+//! it started at once from the saved images, the remaining steps and every
+//! check passing on each, a restored lab not kept unless asked, then the
 //! checkpoint removed with nothing of it left.
 
 mod support;
 
 use std::process::{Command, Output};
 
+use pglab::prelude::*;
 use support::{docker, pglab_bin};
 
 fn pglab(args: &[&str]) -> Output {
@@ -22,6 +23,11 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
+fn keys() -> Vec<String> {
+    let list = json(&pglab(&["checkpoint", "list", "--json"]));
+    list.as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap().to_string()).collect()
+}
+
 /// Checkpoint images labelled with `key`, asked of the engine directly.
 async fn images_of(key: &str) -> usize {
     use bollard::query_parameters::ListImagesOptions;
@@ -29,20 +35,43 @@ async fn images_of(key: &str) -> usize {
     docker().await.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.expect("list images").len()
 }
 
+/// Whatever the test leaves (kept labs, its checkpoint), removed even when it fails.
+#[derive(Default)]
+struct Cleanup {
+    labs: Vec<String>,
+    key: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for lab in &self.labs {
+            let _ = pglab(&["down", lab]);
+        }
+        if let Some(k) = &self.key {
+            let _ = pglab(&["checkpoint", "rm", k]);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lab_restored_twice_at_once_finishes_the_tutorial_on_each() {
-    // A stanza of its own: a key no other test shares, so this run saves it.
+    // A stanza of its own: a key no other test shares, so this run makes it.
     let stanza = format!("cp{}", std::process::id());
     let set = format!("stanza={stanza}");
     let reports = tempfile::tempdir().unwrap();
     let r = reports.path().to_str().unwrap();
     let until = ["run", "tutorial", "--platform", "debian-12", "--until", "8-streaming", "--checkpoint", "--set", &set, "--transcript", r, "--json"];
+    let mut cleanup = Cleanup::default();
 
-    let saved = json(&pglab(&until));
-    assert!(saved["checkpoint"].is_null(), "the first run replays: {}", saved["checkpoint"]);
-    let list = json(&pglab(&["checkpoint", "list", "--json"]));
-    let mine: Vec<&serde_json::Value> = list.as_array().unwrap().iter().filter(|c| c["scenario"] == "tutorial" && c["step"] == "8-streaming").collect();
-    let keys: Vec<String> = mine.iter().map(|c| c["key"].as_str().unwrap().to_string()).collect();
+    let before = keys();
+    let first = json(&pglab(&until));
+    let new: Vec<String> = keys().into_iter().filter(|k| !before.contains(k)).collect();
+    assert_eq!(new.len(), 1, "one new checkpoint: {new:?}");
+    let key = new[0].clone();
+    cleanup.key = Some(key.clone());
+    assert_eq!(first["checkpoint"]["key"], key.as_str(), "{}", first["checkpoint"]);
+    assert_eq!(first["checkpoint"]["made"], true, "the first run made it, then started from it");
+    assert!(images_of(&key).await > 0);
 
     // Two copies at once, each kept to go on with.
     let copies: Vec<Output> = std::thread::scope(|s| {
@@ -57,36 +86,46 @@ async fn a_lab_restored_twice_at_once_finishes_the_tutorial_on_each() {
     let mut labs = Vec::new();
     for c in &copies {
         let report = json(c);
-        let key = report["checkpoint"]["key"].as_str().unwrap_or_else(|| panic!("started from a checkpoint: {report}")).to_string();
-        assert!(keys.contains(&key), "{key} is one of {keys:?}");
-        assert_eq!(report["checkpoint"]["step"], "8-streaming");
+        cleanup.labs.push(report["lab"].as_str().unwrap().to_string());
+        assert_eq!(report["checkpoint"]["key"], key.as_str(), "{}", report["checkpoint"]);
+        assert_eq!(report["checkpoint"]["made"], false);
         let steps = report["steps"].as_array().unwrap();
         assert!(steps.iter().all(|s| s["restored"] == true && s["passed"] == true), "every step through 8 is the saving run's: {steps:?}");
-        labs.push((key, report["lab"].as_str().unwrap().to_string()));
+        labs.push(report["lab"].as_str().unwrap().to_string());
     }
-    assert_ne!(labs[0].1, labs[1].1, "two labs");
-    let (p0, p1) = (labs[0].1.clone(), labs[1].1.clone());
+    assert_ne!(labs[0], labs[1], "two labs");
     // Both up at once, each at the same lab addresses: the steps after 8 and
     // every check (pg_hba by address, streaming, PITR) pass on each.
-    let rest = |lab: String| std::thread::spawn(move || pglab(&["step", &lab, "verify", "--transcript", &std::env::temp_dir().to_string_lossy()]));
-    let (a, b) = (rest(p0.clone()), rest(p1.clone()));
-    for (lab, out) in [(p0.clone(), a.join().unwrap()), (p1.clone(), b.join().unwrap())] {
-        assert!(out.status.success(), "lab {lab} from the checkpoint:\n{}", text(&out));
-        let said = text(&out);
-        for check in ["standby_data", "streaming", "pgbackrest", "hba_refuses", "ssh_keys", "pitr", "10-cron"] {
-            assert!(said.contains(check), "{check} ran on {lab}:\n{said}");
+    let verified: Vec<Output> = std::thread::scope(|s| {
+        let rest = |lab: &String| {
+            let lab = lab.clone();
+            s.spawn(move || pglab(&["step", &lab, "verify", "--transcript", r]))
+        };
+        let (a, b) = (rest(&labs[0]), rest(&labs[1]));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for (lab, out) in labs.iter().zip(&verified) {
+        let said = text(out);
+        assert!(out.status.success(), "lab {lab} from the checkpoint:\n{said}");
+        for line in ["9-backup", "10-cron", "check standby_data", "check streaming", "check pgbackrest", "check hba_refuses", "check ssh_keys", "check pitr"] {
+            assert!(said.contains(line), "`{line}` on {lab}:\n{said}");
         }
     }
-    for lab in [&p0, &p1] {
-        assert!(pglab(&["down", lab]).status.success());
-    }
+
+    // A restored lab carries the labels of its own run, not the saving lab's:
+    // not kept unless asked.
+    let lab = ScenarioLab::new("tutorial").platform(Platform::Debian12).set("stanza", &stanza).through("8-streaming").start().await.unwrap();
+    let summary = support::engine().await.labs().await.unwrap().into_iter().find(|l| l.lab == lab.id).expect("listed");
+    assert!(!summary.kept, "{summary:?}");
+    lab.shutdown().await.unwrap();
 
     // Removed: its record and its images.
-    let key = &labs[0].0;
-    assert!(images_of(key).await > 0);
-    let rm = pglab(&["checkpoint", "rm", key]);
+    for lab in std::mem::take(&mut cleanup.labs) {
+        assert!(pglab(&["down", &lab]).status.success());
+    }
+    let rm = pglab(&["checkpoint", "rm", &key]);
     assert!(rm.status.success(), "{}", text(&rm));
-    assert_eq!(images_of(key).await, 0);
-    let list = json(&pglab(&["checkpoint", "list", "--json"]));
-    assert!(!list.as_array().unwrap().iter().any(|c| c["key"] == key.as_str()), "{list}");
+    cleanup.key = None;
+    assert_eq!(images_of(&key).await, 0);
+    assert!(!keys().contains(&key));
 }

@@ -398,9 +398,10 @@ async fn faults_cut_freeze_and_kill_hosts_and_the_teardown_takes_them_all() {
     let state = docker.inspect_container(&pg2.container, None).await.unwrap().state.unwrap();
     assert_eq!(state.running, Some(false));
     pg1.pause().await.unwrap();
-    // A lab with a dead host can still be attached to (pglab exec, logs, report).
+    // A lab with a dead host can still be attached to (pglab exec, logs,
+    // report); the host keeps its lab address (a label), down or not.
     let attached = support::engine().await.attach(&lab.id).await.expect("attach with a host down");
-    assert_eq!(attached.hosts.iter().find(|h| h.name == "pg2").map(|h| h.ip), Some(std::net::Ipv4Addr::UNSPECIFIED));
+    assert_eq!(attached.hosts.iter().find(|h| h.name == "pg2").map(|h| h.ip), Some(pg2.ip));
     let id = lab.id.clone();
     lab.shutdown().await.unwrap();
     assert_eq!(leftovers(&docker, &id).await, Vec::<String>::new(), "lab {id} leaked");

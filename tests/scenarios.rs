@@ -321,6 +321,23 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 let seen = report.checks.iter().find(|c| c.name == "replay_delay").and_then(|c| c.figures.get("visible_after")).expect("measured");
                 assert!(seen >= delay as f64, "visible {seen} ms after the commit, delay {delay} ms");
             }
+            "slot" => {
+                let (host, name) = (&p("host"), p("name"));
+                let ip = |h: &str| report.hosts.iter().find(|x| x.name == h).map(|x| x.ip.clone()).expect("a host of the lab");
+                let q = format!(
+                    "SELECT s.active, s.wal_status, coalesce(host(r.client_addr), '') FROM pg_replication_slots s \
+                     LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = '{name}'"
+                );
+                let row = support::psql(docker, &c(host), &q).await;
+                let f: Vec<&str> = row.split('|').collect();
+                assert_eq!(f.len(), 3, "slot {name} on {host}: {row}");
+                if let Some(w) = v.params.get("wal_status").and_then(|x| x.as_str()) {
+                    assert_eq!(f[1], w, "slot {name}'s wal_status");
+                }
+                if let Some(s) = v.params.get("standby").and_then(|x| x.as_str()) {
+                    assert_eq!((f[0], f[2]), ("t", ip(s).as_str()), "slot {name} in use by {s}");
+                }
+            }
             other => panic!("check {other} is not looked at again here: add it"),
         }
     }

@@ -63,6 +63,7 @@ const TWINS: &[Twin] = &[
         breaks: "no recovery_min_apply_delay on the standby",
         says: r"standby showed the row \d+ ms after its commit, before the 2000 ms replay delay",
     },
+    Twin { check: "slot", breaks: "a slot no standby streams through", says: "slot `twin_slot` on primary is inactive: no walsender uses it, not active" },
     Twin {
         check: "cascade",
         breaks: "the cascade's last host is no standby (a cluster of its own)",
@@ -158,6 +159,11 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
 
     // replay_delay: the standby applies at once.
     wrong.extend(expect_failure(twin("replay_delay", ""), check::replay_delay(primary, standby, Duration::from_secs(2))).await);
+    // slot: one the standby does not use.
+    primary.safe_psql("SELECT pg_create_physical_replication_slot('twin_slot', true)").await.unwrap();
+    let want = check::SlotWant { standby: Some(standby), active: Some(true), ..Default::default() };
+    wrong.extend(expect_failure(twin("slot", ""), check::slot(primary, "twin_slot", want)).await);
+    primary.safe_psql("SELECT pg_drop_replication_slot('twin_slot')").await.unwrap();
     // cascade: pitr runs a cluster of its own, fed by nobody.
     wrong.extend(expect_failure(twin("cascade", ""), check::cascade(primary, standby, pitr)).await);
 

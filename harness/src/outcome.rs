@@ -148,6 +148,9 @@ pub struct CheckpointUse {
     /// From creating the lab until every standby in it streamed again.
     #[serde(rename = "restore_ms", with = "crate::time::millis")]
     pub restore: Duration,
+    /// This run made it (replayed the steps on a lab of its own, saved that
+    /// lab, then started from it like any later run); otherwise it was there.
+    pub made: bool,
 }
 
 /// What a check decided.

@@ -20,6 +20,7 @@ mod delay;
 mod pitr;
 mod replication;
 mod security;
+mod slot;
 mod writes;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use delay::replay_delay;
 pub use pitr::pitr;
 pub use replication::{not_streaming, same_data, standby_data, streaming};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
+pub use slot::{slot, WalStatus, Want as SlotWant};
 pub use writes::writes;
 
 pub(crate) use pitr::Pitr;
@@ -178,6 +180,7 @@ checks! {
     "pgbackrest" => Pgbackrest(backup::Pgbackrest),
     "cascade" => Cascade(cascade::Cascade),
     "replay_delay" => ReplayDelay(delay::ReplayDelay),
+    "slot" => Slot(slot::Slot),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.

@@ -106,6 +106,13 @@ impl HostImage {
         format!("{}:{}", self.name, self.tag)
     }
 
+    /// The engine's id of the image now under [`reference`](HostImage::reference):
+    /// a forced rebuild keeps the tag, not the id.
+    pub(crate) async fn id(&self, docker: &Docker) -> Result<String> {
+        let info = docker.inspect_image(&self.reference()).await.map_err(|e| Error::docker(format!("inspect {}", self.reference()), e))?;
+        info.id.ok_or_else(|| Error::Other(format!("{} has no id", self.reference())))
+    }
+
     /// The line on which a build of this image shows its phases.
     pub(crate) fn phases(&self, progress: &Progress) -> PhaseBar {
         progress.phases(format!("image {}", self.platform), BUILD_PHASES)

@@ -180,9 +180,9 @@ pub(crate) fn lab_labels(lab: &str, keep: bool, scenario: Option<&str>) -> HashM
         (LABEL_UID.to_string(), my_uid().to_string()),
         (LABEL_CREATED.to_string(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string()),
     ]);
-    if keep {
-        labels.insert(LABEL_KEEP.to_string(), "1".to_string());
-    }
+    // Always written: a lab started from a checkpoint's images would
+    // otherwise inherit the saving lab's.
+    labels.insert(LABEL_KEEP.to_string(), if keep { "1" } else { "0" }.to_string());
     if let Some(s) = scenario {
         labels.insert(LABEL_SCENARIO.to_string(), s.to_string());
     }

@@ -19,6 +19,10 @@ use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
 
+/// What a host runs before its init: wait until [`Host::place`] says it is
+/// at its lab address and sealed (a file on `/run`, a tmpfs of each start).
+pub(crate) const WAIT_PLACED: &str = "until [ -e /run/pglab-placed ]; do sleep 0.05; done;";
+
 /// The plan's /24, as `ip addr` writes it.
 const PREFIX: [u8; 3] = [198, 18, 0];
 /// Host `i` is `.FIRST + i`.
@@ -44,8 +48,8 @@ pub(crate) fn hosts_file(hosts: &[(String, Ipv4Addr)]) -> String {
 impl Host {
     /// Puts the host at its lab address and seals it: the address added
     /// (idempotent), every default route deleted, names resolving to lab
-    /// addresses. At start, and again after a restart (a new network
-    /// namespace has neither).
+    /// addresses and nothing else (no DNS server); then lets it boot. At
+    /// start, and again after a restart (a new network namespace has neither).
     pub(crate) async fn place(&self) -> Result<()> {
         let hosts_file = &self.hosts_file;
         self.net_admin(&format!(
@@ -56,7 +60,8 @@ impl Host {
         ))
         .await
         .map_err(|e| Error::Environment(format!("could not place {} at {} with no route out: {e}", self.name, self.ip)))?;
-        let out = self.probe(&Cmd::shell("cat > /etc/hosts").stdin(hosts_file.as_bytes().to_vec())).await?;
+        let line = "cat > /etc/hosts && : > /etc/resolv.conf && touch /run/pglab-placed";
+        let out = self.probe(&Cmd::shell(line).stdin(hosts_file.as_bytes().to_vec())).await?;
         match out.status {
             0 => Ok(()),
             n => Err(Error::Environment(format!("could not write /etc/hosts on {} (exit {n}): {}", self.name, out.combined().trim()))),

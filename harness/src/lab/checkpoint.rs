@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::time::Deadline;
 use crate::vocab::HostKind;
 
-/// The repository every checkpoint image is in: `pglab-checkpoint:<key>-<host>`.
+/// The repository every checkpoint image is in: `pglab-checkpoint:<key>-<uid>-<host>`.
 pub(crate) const REPO: &str = "pglab-checkpoint";
 
 /// One host of a saved lab: where its filesystem went, and what it was
@@ -34,7 +34,7 @@ pub(crate) const REPO: &str = "pglab-checkpoint";
 pub(crate) struct SavedHost {
     pub name: String,
     pub kind: HostKind,
-    /// `pglab-checkpoint:<key>-<host>`.
+    /// `pglab-checkpoint:<key>-<uid>-<host>`.
     pub image: String,
     pub ip: Ipv4Addr,
     /// A standby whose WAL receiver streamed when the lab was saved.
@@ -54,7 +54,7 @@ pub(crate) struct SaveTimings {
 }
 
 impl Lab {
-    /// Saves the hosts named in `hosts` as `pglab-checkpoint:<key>-<host>`
+    /// Saves the hosts named in `hosts` as `pglab-checkpoint:<key>-<uid>-<host>`
     /// images, all frozen at the same instant. The lab runs on afterwards,
     /// whether saving worked or not.
     pub(crate) async fn save_hosts(&self, key: &str, hosts: &[&str]) -> Result<(Vec<SavedHost>, SaveTimings)> {
@@ -66,24 +66,14 @@ impl Lab {
                 h.runs_postgres().is_ok() && h.query_value::<String>("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')").await? == "streaming",
             );
         }
-        let frozen = Instant::now();
-        let mut paused = join_all(chosen.iter().map(|h| self.docker.pause_container(&h.container))).await;
-        let committed = match paused.iter().position(|p| p.is_err()) {
-            Some(i) => Err(Error::docker(format!("pause {}", chosen[i].container), std::mem::replace(&mut paused[i], Ok(())).expect_err("failed"))),
-            None => try_join_all(chosen.iter().map(|h| commit(&self.docker, h, key))).await,
-        };
-        let frozen = frozen.elapsed();
-        // Every host that was paused runs on, whatever happened.
-        for (h, p) in chosen.iter().zip(&paused) {
-            if p.is_ok() {
-                if let Err(e) = self.docker.unpause_container(&h.container).await {
-                    tracing::warn!("unpause {}: {e}", h.container);
-                }
-            }
-        }
+        // Pause, commit and unpause run to the end in a task of their own,
+        // even when this run is interrupted meanwhile: no host stays frozen.
+        let containers: Vec<(String, String)> = chosen.iter().map(|h| (h.container.clone(), h.name.clone())).collect();
+        let freeze = tokio::spawn(freeze_and_commit(self.docker.clone(), containers, key.to_string()));
+        let (committed, frozen) = freeze.await.map_err(|e| Error::Other(format!("saving checkpoint {key}: {e}")))??;
         let images = committed?;
         if let Some(first) = chosen.first() {
-            let said = format!("{} host(s) frozen together for {} ms and committed as {REPO}:{key}-<host>", chosen.len(), frozen.as_millis());
+            let said = format!("{} host(s) frozen together for {} ms and committed as {REPO}:{key}-<uid>-<host>", chosen.len(), frozen.as_millis());
             first.note("pglab (engine)", &format!("checkpoint {key}"), &said, t.elapsed());
         }
         let saved = chosen
@@ -109,16 +99,37 @@ impl Lab {
     }
 }
 
-/// Commits one paused host; the image's reference.
-async fn commit(docker: &Docker, h: &Host, key: &str) -> Result<String> {
-    let tag = format!("{key}-{}", h.name);
-    let opts = CommitContainerOptionsBuilder::new().container(&h.container).repo(REPO).tag(&tag).pause(false).build();
+/// Pauses every container at once, commits each, and unpauses them all,
+/// whatever happened: the images' references and how long they were
+/// frozen. A container that cannot be unpaused is an error of its own (the
+/// lab is not fit to go on).
+async fn freeze_and_commit(docker: Docker, containers: Vec<(String, String)>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
+    let t = Instant::now();
+    let paused = join_all(containers.iter().map(|(c, _)| docker.pause_container(c))).await;
+    let committed = match paused.iter().zip(&containers).find(|(p, _)| p.is_err()) {
+        Some((Err(e), (c, _))) => Err(Error::Other(format!("pause {c}: {e}"))),
+        _ => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,
+    };
+    let frozen = t.elapsed();
+    for ((c, _), p) in containers.iter().zip(&paused) {
+        if p.is_ok() {
+            docker.unpause_container(c).await.map_err(|e| Error::docker(format!("unpause {c} after saving checkpoint {key}"), e))?;
+        }
+    }
+    Ok((committed, frozen))
+}
+
+/// Commits the paused container of `host`: the image's reference,
+/// `pglab-checkpoint:<key>-<uid>-<host>`.
+async fn commit(docker: &Docker, container: &str, host: &str, key: &str) -> Result<String> {
+    let tag = format!("{key}-{}-{host}", my_uid());
+    let opts = CommitContainerOptionsBuilder::new().container(container).repo(REPO).tag(&tag).pause(false).build();
     // Its records are this user's (in their state directory): so are its images.
     let labels = HashMap::from([(LABEL_CHECKPOINT.to_string(), key.to_string()), (LABEL_UID.to_string(), my_uid().to_string())]);
     docker
         .commit_container(opts, ContainerConfig { labels: Some(labels), ..Default::default() })
         .await
-        .map_err(|e| Error::docker(format!("commit {}", h.container), e))?;
+        .map_err(|e| Error::docker(format!("commit {container}"), e))?;
     Ok(format!("{REPO}:{tag}"))
 }
 
@@ -144,13 +155,17 @@ pub(crate) async fn images(docker: &Docker) -> Result<HashMap<String, Vec<Image>
     Ok(by_key)
 }
 
-/// Removes these images (a missing one is fine).
+/// Removes these images (a missing one is fine); tries every one, and
+/// says the first that could not go (a kept lab still runs from it).
 pub(crate) async fn remove_images(docker: &Docker, images: &[Image]) -> Result<()> {
+    let mut first = None;
     for r in images.iter().map(|i| &i.id) {
         match docker.remove_image(r, Some(RemoveImageOptions { force: true, ..Default::default() }), None).await {
             Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-            Err(e) => return Err(Error::docker(format!("remove image {r}"), e)),
+            Err(e) => {
+                first.get_or_insert(Error::docker(format!("remove image {r}"), e));
+            }
         }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }

@@ -162,11 +162,13 @@ impl Host {
             return Err(Error::docker(format!("restart {}", self.container), e));
         }
         self.note(ENGINE, &format!("docker restart {}", self.container), "running again", t.elapsed());
-        let booted = super::boot::wait_for_host_boot(self).await;
+        // A new network namespace: its lab address back, sealed again, before it boots.
+        let booted = match self.place().await {
+            Ok(()) => super::boot::wait_for_host_boot(self).await,
+            Err(e) => Err(e),
+        };
         self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
         booted?;
-        // A new network namespace: its lab address back, sealed again.
-        self.place().await?;
         super::kind::spec(self.kind).ready(self).await
     }
 

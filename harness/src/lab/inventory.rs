@@ -206,7 +206,7 @@ pub(crate) async fn list_labs(docker: &Docker) -> Result<Vec<LabSummary>> {
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let owner = labels.get(LABEL_OWNER).cloned().unwrap_or_default();
         labs.entry(lab.clone()).or_insert_with(|| LabSummary {
-            kept: labels.contains_key(LABEL_KEEP) || kept_marker(&lab).exists(),
+            kept: labels.get(LABEL_KEEP).is_some_and(|v| v == "1") || kept_marker(&lab).exists(),
             owner_state: owner_state(&owner),
             owner,
             scenario: labels.get(LABEL_SCENARIO).cloned(),

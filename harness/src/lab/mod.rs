@@ -325,6 +325,11 @@ impl Lab {
         try_join_all(self.hosts.iter().map(boot::wait_for_host_boot)).await.map(|_| ())
     }
 
+    /// The engine it runs on.
+    pub(crate) fn docker(&self) -> Docker {
+        self.docker.clone()
+    }
+
     /// Records that the run failed (matters for `Keep::OnFailure`).
     pub fn mark_failed(&mut self) {
         self.failed = true;
@@ -409,10 +414,8 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
         Some((name, tag)) => (name.to_string(), tag.to_string()),
         None => (on.image.name.clone(), on.image.tag.clone()),
     };
-    let mut image = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing);
-    if h.checkpoint.is_some() {
-        image = image.with_entrypoint("/bin/sh");
-    }
+    // Every host waits to boot until it is at its lab address, sealed (see `address`).
+    let image = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing).with_entrypoint("/bin/sh");
     let mut req = image
         .with_container_name(container_name.clone())
         .with_hostname(h.name.clone())
@@ -428,14 +431,11 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
         .with_mount(Mount::tmpfs_mount("/run/lock"))
         .with_startup_timeout(crate::time::default_timeout());
     let extra = kind::spec(h.kind).init_args(platform);
-    if h.checkpoint.is_some() {
-        // The saved filesystem still names the postmaster that ran when it
-        // was frozen; a process of the new boot may have its pid.
-        let clear = "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; exec \"$@\"";
-        req = req.with_cmd(["-c", clear, "sh"].map(String::from).into_iter().chain(platform.init_cmd()).chain(extra));
-    } else if !extra.is_empty() {
-        req = req.with_cmd(platform.init_cmd().into_iter().chain(extra));
-    }
+    // A checkpoint's filesystem still names the postmaster that ran when it
+    // was frozen; a process of the new boot may have its pid.
+    let clear = if h.checkpoint.is_some() { "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; " } else { "" };
+    let script = format!("{} {clear}exec \"$@\"", address::WAIT_PLACED);
+    req = req.with_cmd(["-c".to_string(), script, "sh".to_string()].into_iter().chain(platform.init_cmd()).chain(extra));
     for (path, bytes) in &h.volumes {
         req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
     }

@@ -35,8 +35,9 @@ fn header(md: &mut String, r: &RunReport) {
     if let Some(c) = &r.checkpoint {
         let _ = writeln!(
             md,
-            "Started from checkpoint `{}`, the lab as it was after step `{}` (restored in {:.1} s): the steps through it are the records of the run that saved it.\n",
+            "Started from checkpoint `{}`{}, the lab as it was after step `{}` (restored in {:.1} s): the steps through it are the records of the run that saved it.\n",
             c.key,
+            if c.made { " (made by this run first)" } else { "" },
             c.step,
             c.restore.as_secs_f64()
         );

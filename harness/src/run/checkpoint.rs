@@ -64,21 +64,22 @@ pub(crate) fn enabled() -> bool {
     !matches!(std::env::var("PGLAB_CHECKPOINTS").as_deref(), Ok("0" | "off" | "no" | "false"))
 }
 
-/// The content hash that names the checkpoint of `scn` at `point`.
+/// The content hash that names the checkpoint of `scn` at `point`, on the
+/// image of id `image` (an image rebuilt under the same tag is another).
 pub(crate) fn key(scn: &Scenario, platform: Platform, image: &str, sets: &[(String, String)], point: &Point) -> Result<String> {
     let addr = |h: &str| scn.hosts.iter().position(|d| d.name.get_ref() == h).and_then(|i| crate::lab::address::lab_address(i).ok());
     let vars = Vars::build(scn, platform, sets, &|h| addr(h).map(|a| a.to_string()).unwrap_or_default(), &mut |_| Ok("<secret>".into()))?;
     let steps = &scn.step_texts()[..=point.last];
-    // Only the variables the steps use: a file's other vars do not change the lab.
-    let used: BTreeMap<&str, String> =
-        vars.0.iter().filter(|(k, _)| steps.iter().any(|s| s.contains(&format!("{{{k}}}")))).map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let given = scn.given.as_ref().map(|g| format!("{} {} {}", g.host.get_ref(), g.table, g.rows));
+    // Only the variables the steps (and the given table) use: a file's other vars do not change the lab.
+    let uses = |k: &str| steps.iter().chain(&given).any(|s| s.contains(&format!("{{{k}}}")));
+    let used: BTreeMap<&str, String> = vars.0.iter().filter(|(k, _)| uses(k)).map(|(k, v)| (k.as_str(), v.clone())).collect();
     let hosts: Vec<String> = scn
         .hosts
         .iter()
         .filter(|h| point.hosts.contains(h.name.get_ref()))
         .map(|h| format!("{} {:?} {:?}", h.name.get_ref(), h.kind.unwrap_or_default(), addr(h.name.get_ref())))
         .collect();
-    let given = scn.given.as_ref().map(|g| format!("{} {} {}", g.host.get_ref(), g.table, g.rows));
     let made_of = serde_json::json!({
         "format": 1,
         "pglab": env!("PGLAB_SOURCE_HASH"),
@@ -116,6 +117,9 @@ pub(crate) struct Record {
     /// Unix seconds.
     pub created: u64,
     pub used: u64,
+    /// The build of pglab that saved it (records of others are removed).
+    #[serde(default)]
+    pub pglab: String,
 }
 
 /// Everything but the secrets.
@@ -131,9 +135,10 @@ fn now() -> u64 {
 
 /// Where records and locks are: `<state root>/checkpoints`, 0700.
 pub(crate) fn dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
     let root = crate::lab::inventory::ensure_state_root()?;
     let dir = root.join("checkpoints");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     Ok(dir)
 }
 
@@ -170,28 +175,70 @@ impl Record {
     }
 }
 
-/// Holds the checkpoint `key` for this process: one run makes it while
-/// the others that want it wait, then start from it.
+/// A checkpoint's lock, held: shared by runs starting from it, exclusive
+/// for the run that makes it and for removal.
 pub(crate) struct Lock(#[allow(dead_code)] std::fs::File);
 
-pub(crate) async fn lock(key: &str) -> Result<Lock> {
+fn lock_file(key: &str) -> Result<(std::fs::File, PathBuf)> {
     let path = dir()?.join(format!("{key}.lock"));
+    let f =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    Ok((f, path))
+}
+
+async fn take(key: &str, shared: bool) -> Result<Lock> {
+    let (f, path) = lock_file(key)?;
     tokio::task::spawn_blocking(move || {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        f.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        let locked = if shared { f.lock_shared() } else { f.lock() };
+        locked.map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(Lock(f))
     })
     .await
     .map_err(|e| Error::Other(format!("waiting for a checkpoint's lock: {e}")))?
 }
 
+/// What a run found of its checkpoint, with the lock it holds.
+pub(crate) enum Held {
+    /// There: start from it (held shared until the lab is created).
+    Found(Box<Record>, Lock),
+    /// Not there: make it (held exclusive: the others that want it wait).
+    Missing(Lock),
+}
+
+impl Held {
+    /// The checkpoint `key`, or the right to make it.
+    pub(crate) async fn find(docker: &Docker, key: &str) -> Result<Held> {
+        let shared = take(key, true).await?;
+        if let Some(r) = find(docker, key).await? {
+            return Ok(Held::Found(Box::new(r), shared));
+        }
+        drop(shared);
+        let exclusive = take(key, false).await?;
+        // Another run may have made it while this one waited.
+        Ok(match find(docker, key).await? {
+            Some(r) => Held::Found(Box::new(r), exclusive),
+            None => Held::Missing(exclusive),
+        })
+    }
+
+    /// The exclusive lock of `key`.
+    pub(crate) async fn lock(key: &str) -> Result<Lock> {
+        take(key, false).await
+    }
+}
+
+/// The lock of `key` if nobody holds it (`rm` and `gc` skip busy ones).
+fn try_lock(key: &str) -> Result<Option<Lock>> {
+    let (f, path) = lock_file(key)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(Lock(f))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+}
+
 /// The checkpoint `key`, when its record and every image of it are here.
-pub(crate) async fn find(docker: &Docker, key: &str) -> Result<Option<Record>> {
+async fn find(docker: &Docker, key: &str) -> Result<Option<Record>> {
     let Some(mut record) = Record::load(key) else { return Ok(None) };
     let images = saved::images(docker).await?;
     let have: Vec<String> = images.get(key).into_iter().flatten().flat_map(|i| i.tags.clone()).collect();
@@ -203,46 +250,56 @@ pub(crate) async fn find(docker: &Docker, key: &str) -> Result<Option<Record>> {
     Ok(Some(record))
 }
 
-/// What a run knows when it reaches the point: saved with the hosts.
-pub(crate) struct Reached<'a> {
-    pub scn: &'a Scenario,
-    pub key: &'a str,
-    pub point: &'a Point,
-    pub image: &'a str,
-    pub platform: Platform,
-    pub vars: &'a Vars,
-    pub done: Vec<String>,
-    pub results: Vec<StepResult>,
-    pub elapsed: Duration,
+/// A checkpoint whose lab did not come up: removed, so the next run
+/// replays instead of failing the same way.
+pub(crate) async fn unusable(docker: &Docker, record: &Record, held: Lock, e: Error) -> Error {
+    let removed = remove(docker, &record.key).await;
+    drop(held);
+    let said = match removed {
+        Ok(()) => format!("checkpoint {} removed: the next run replays its steps", record.key),
+        Err(r) => format!("removing checkpoint {} failed too ({r}): `pglab checkpoint rm {}`", record.key, record.key),
+    };
+    tracing::warn!("{said}");
+    Error::Other(format!("a lab started from checkpoint {} did not come up: {e}; {said}", record.key))
 }
 
-/// Saves the lab at the point. A lab that could not be saved is a run
-/// that goes on without one (said in the log), not a failure.
-pub(crate) async fn save(lab: &Lab, r: Reached<'_>) -> Result<Record> {
-    let names: Vec<&str> = r.point.hosts.iter().map(String::as_str).collect();
-    let (hosts, timings) = lab.save_hosts(r.key, &names).await?;
-    let entries = lab.transcript().entries().into_iter().filter(|e| e.step == "lab" || e.step == "given" || r.done.contains(&e.step)).collect();
+/// Saves `lab`, which ran `report`'s steps through `point`, as checkpoint
+/// `key`; then drops what other builds of pglab saved, and the least
+/// recently used past the default cap.
+pub(crate) async fn save(lab: &Lab, key: &str, point: &Point, report: &crate::outcome::RunReport) -> Result<Record> {
+    let state = super::state::RunState::load(&lab.id)?;
+    let names: Vec<&str> = point.hosts.iter().map(String::as_str).collect();
+    let (hosts, timings) = lab.save_hosts(key, &names).await?;
     let record = Record {
-        key: r.key.to_string(),
-        scenario: r.scn.name.clone(),
-        step: r.scn.steps[r.point.last].id.get_ref().clone(),
-        platform: r.platform,
-        image: r.image.to_string(),
+        key: key.to_string(),
+        scenario: report.scenario.clone(),
+        step: report.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
+        platform: state.platform,
+        image: state.image.clone(),
         hosts,
-        vars: r.vars.clone(),
-        secrets: r.vars.secrets(),
-        done: r.done,
-        results: r.results,
-        transcript: entries,
-        elapsed: r.elapsed,
+        secrets: state.vars.secrets(),
+        vars: state.vars,
+        done: state.done,
+        results: report.steps.clone(),
+        transcript: lab.transcript().entries(),
+        elapsed: report.steps.iter().map(|s| s.at + s.elapsed).max().unwrap_or_default(),
         timings,
         created: now(),
         used: now(),
+        pglab: env!("PGLAB_SOURCE_HASH").to_string(),
     };
     record.save()?;
     tracing::info!(key = %record.key, frozen_ms = timings.frozen.as_millis() as u64, "checkpoint saved");
+    let docker = &lab.docker();
+    for other in list(docker).await?.into_iter().filter(|c| c.key != key && c.pglab.as_deref().is_some_and(|p| p != record.pglab)) {
+        let _ = remove_if_idle(docker, &other.key).await;
+    }
+    let _ = gc(docker, DEFAULT_CAP).await;
     Ok(record)
 }
+
+/// What checkpoints may take before the least recently used go: 20 GiB.
+pub(crate) const DEFAULT_CAP: i64 = 20 << 30;
 
 /// A checkpoint as `pglab checkpoint list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -260,6 +317,8 @@ pub(crate) struct CheckpointSummary {
     pub used: u64,
     /// Images without a record (or the reverse): nothing can start from it.
     pub orphaned: bool,
+    /// The build of pglab that saved it.
+    pub pglab: Option<String>,
 }
 
 /// Every checkpoint on the engine or in the records.
@@ -288,10 +347,20 @@ pub(crate) async fn list(docker: &Docker) -> Result<Vec<CheckpointSummary>> {
             created: record.as_ref().map(|r| r.created).unwrap_or(0),
             used: record.as_ref().map(|r| r.used).unwrap_or(0),
             orphaned: !whole,
+            pglab: record.as_ref().map(|r| r.pglab.clone()),
             key,
         });
     }
     Ok(out)
+}
+
+/// Removes a checkpoint unless a run holds it; whether it did.
+pub(crate) async fn remove_if_idle(docker: &Docker, key: &str) -> Result<bool> {
+    let Some(lock) = try_lock(key)? else { return Ok(false) };
+    remove(docker, key).await?;
+    drop(lock);
+    let _ = std::fs::remove_file(dir()?.join(format!("{key}.lock")));
+    Ok(true)
 }
 
 /// Removes a checkpoint: its images and its record.
@@ -307,21 +376,21 @@ pub(crate) async fn remove(docker: &Docker, key: &str) -> Result<()> {
 }
 
 /// Removes orphans, then the least recently used checkpoints until the
-/// rest take at most `cap` bytes. The keys removed.
+/// rest take at most `cap` bytes; one a run holds stays. The keys removed.
 pub(crate) async fn gc(docker: &Docker, cap: i64) -> Result<Vec<String>> {
     let mut all = list(docker).await?;
     let mut removed = Vec::new();
     for c in all.iter().filter(|c| c.orphaned) {
-        remove(docker, &c.key).await?;
-        removed.push(c.key.clone());
+        if remove_if_idle(docker, &c.key).await? {
+            removed.push(c.key.clone());
+        }
     }
     all.retain(|c| !c.orphaned);
     all.sort_by_key(|c| std::cmp::Reverse(c.used));
     let mut total = 0;
     for c in all {
         total += c.bytes;
-        if total > cap {
-            remove(docker, &c.key).await?;
+        if total > cap && remove_if_idle(docker, &c.key).await? {
             removed.push(c.key);
         }
     }

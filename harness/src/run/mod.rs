@@ -130,99 +130,114 @@ pub(crate) async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) 
     Ok(report)
 }
 
-/// Runs `scn` on a fresh lab and hands the lab over, still up, with the
-/// report, whether the run passed or not: the caller tears it down ([`Lab::shutdown`]).
+/// Runs `scn` and hands the lab over, still up, with the report, whether
+/// the run passed or not: the caller tears it down ([`Lab::shutdown`]).
+/// With `opts.checkpoint`, the steps through the run's point run on a lab
+/// started from its checkpoint, made first when there is none: every run
+/// past a point goes on from a restored lab, the saving one too.
 pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
-    let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
     let until = opts.until.as_deref().map(|u| step_index(scn, "--until", u)).transpose()?;
-    let last = until.unwrap_or(scn.steps.len().saturating_sub(1));
     select::validate(scn, &opts.checks)?;
     // A bad --set is bad input: refused before the engine is touched.
     Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| Ok(String::new()))?;
+    let point = if opts.checkpoint && checkpoint::enabled() { checkpoint::Point::of(scn, until) } else { None };
+    let Some(point) = point else { return run_fresh(scn, opts, progress).await };
     let docker = engine::connect().await?;
-    progress.phase(format!("{}: image", scn.name));
     let image = HostImage::for_platform(platform);
     image.ensure(&docker, false, &image.phases(progress)).await?;
-    let point = if opts.checkpoint && checkpoint::enabled() { checkpoint::Point::of(scn, until) } else { None };
-    let key = point.as_ref().map(|p| checkpoint::key(scn, platform, &image.reference(), &opts.sets, p)).transpose()?;
-    // Held while this run makes the checkpoint: the others that want it wait.
-    let mut lock = None;
-    let mut restored = None;
-    if let Some(k) = &key {
-        progress.phase(format!("{}: checkpoint {k}", scn.name));
-        let held = checkpoint::lock(k).await?;
-        restored = checkpoint::find(&docker, k).await?;
-        if restored.is_none() {
-            lock = Some(held);
+    let key = checkpoint::key(scn, platform, &image.id(&docker).await?, &opts.sets, &point)?;
+    progress.phase(format!("{}: checkpoint {key}", scn.name));
+    let held = checkpoint::Held::find(&docker, &key).await?;
+    let (record, held, made) = match held {
+        checkpoint::Held::Found(record, lock) => (*record, lock, false),
+        checkpoint::Held::Missing(lock) => {
+            let through =
+                RunOptions { until: Some(scn.steps[point.last].id.get_ref().clone()), report_dir: None, junit: None, checks: Vec::new(), ..opts.clone() };
+            let (report, lab) = run_fresh(scn, &through, progress).await?;
+            if !report.passed {
+                if let Some(dir) = &opts.report_dir {
+                    write_report(dir, &report, RunState::load(&report.lab).ok())?;
+                }
+                return Ok((report, lab));
+            }
+            let saved = checkpoint::save(&lab, &key, &point, &report).await;
+            lab.discard().await?;
+            (saved?, lock, true)
         }
+    };
+    run_from(scn, opts, progress, &point, (record, made), held).await
+}
+
+/// The run after its point, on a lab started from the checkpoint `record`.
+async fn run_from(
+    scn: &Scenario,
+    opts: &RunOptions,
+    progress: &Progress,
+    point: &checkpoint::Point,
+    (record, made): (checkpoint::Record, bool),
+    held: checkpoint::Lock,
+) -> Result<(RunReport, Lab)> {
+    let started = Instant::now();
+    let platform = record.platform;
+    let docker = engine::connect().await?;
+    progress.phase(format!("{}: lab from checkpoint {}", scn.name, record.key));
+    let mut spec = spec_of(scn, platform, opts.keep);
+    spec.start_from(&record.hosts);
+    let t = Instant::now();
+    let lab = match Lab::start(&docker, &spec).await {
+        Ok(lab) => lab,
+        Err(e) => return Err(checkpoint::unusable(&docker, &record, held, e).await),
+    };
+    // Started: the images may go now (gc waits for nobody).
+    drop(held);
+    let mut lab = lab;
+    let _hold = signals::hold();
+    lab.transcript().restore(record.transcript.clone());
+    if let Err(e) = lab.wait_for_restored(&record.hosts).await {
+        lab.mark_failed();
+        let _ = lab.shutdown().await;
+        let held = checkpoint::Held::lock(&record.key).await?;
+        return Err(checkpoint::unusable(&docker, &record, held, e).await);
     }
-    progress.phase(format!("{}: create lab", scn.name));
-    let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(opts.keep);
+    let restore = t.elapsed();
+    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |name| match record.secret(name) {
+        Some(s) => Ok(s),
+        None => secret(),
+    })?;
+    let mut state = fresh_state(scn, &lab, platform, vars)?;
+    state.done = record.done.clone();
+    state.save()?;
+    let last = opts.until.as_deref().map(|u| step_index(scn, "--until", u)).transpose()?.unwrap_or(scn.steps.len().saturating_sub(1));
+    let verify = opts.until.is_none();
+    let steps: Vec<usize> = (point.last + 1..=last).filter(|i| *i < scn.steps.len()).collect();
+    let plan = Plan { given: false, steps, verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let versions = versions_of(&docker, &lab.image.reference()).await;
+    let used = crate::outcome::CheckpointUse { key: record.key.clone(), step: record.step.clone(), restore, made };
+    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: Some(used), started };
+    let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());
+    let session = Session::new(scn, &lab, state, progress).live(&live).restored(record.results.clone(), record.elapsed);
+    let (executed, state) = session.execute(&plan).await;
+    finish_run(scn, lab, meta, executed, state, opts)
+}
+
+/// A lab of the scenario's hosts on `platform`.
+fn spec_of(scn: &Scenario, platform: Platform, keep: Keep) -> LabSpec {
+    let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(keep);
     for h in &scn.hosts {
         spec = spec.host(h.name.get_ref(), h.kind.unwrap_or_default());
         for v in &h.volumes {
             spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb.get());
         }
     }
-    if let Some(r) = &restored {
-        spec.start_from(&r.hosts);
-    }
     spec.scenario = Some(scn.name.clone());
     spec.attended = true;
-    let t = Instant::now();
-    let mut lab = Lab::start(&docker, &spec).await?;
-    // After a signal the process stays until the report is written and the lab gone.
-    let _hold = signals::hold();
-    let mut from_checkpoint = None;
-    if let Some(r) = &restored {
-        lab.transcript().restore(r.transcript.clone());
-        lab.wait_for_restored(&r.hosts).await?;
-        from_checkpoint = Some(crate::outcome::CheckpointUse { key: r.key.clone(), step: r.step.clone(), restore: t.elapsed() });
-    }
-    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
-    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |name| match restored.as_ref().and_then(|r| r.secret(name)) {
-        Some(s) => Ok(s),
-        None => secret(),
-    })?;
-    let mut state = fresh_state(scn, &lab, platform, vars.clone())?;
-    let verify = opts.until.is_none();
-    let first = match &restored {
-        Some(r) => {
-            state.done = r.done.clone();
-            state.save()?;
-            point.as_ref().map_or(0, |p| p.last + 1)
-        }
-        None => 0,
-    };
-    let steps: Vec<usize> = (first..=last).filter(|i| *i < scn.steps.len()).collect();
-    let saving = match (&point, &restored) {
-        (Some(p), None) => Some(p.last + 1 - first),
-        _ => None,
-    };
-    let plan = Plan { given: restored.is_none(), steps, verify, checks: planned(scn, verify, opts.slow, &opts.checks), checkpoint: saving };
-    let versions = versions_of(&docker, &lab.image.reference()).await;
-    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: from_checkpoint, started };
-    let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());
-    let image_ref = image.reference();
-    let lock = std::sync::Mutex::new(lock);
-    let (key, point, image_ref, vars, lab_ref, lock) = (&key, &point, &image_ref, &vars, &lab, &lock);
-    let at_point = move |so_far: session::SoFar| -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let (Some(key), Some(point)) = (key, point) else { return };
-            let reached =
-                checkpoint::Reached { scn, key, point, image: image_ref, platform, vars, done: so_far.done, results: so_far.results, elapsed: so_far.elapsed };
-            if let Err(e) = checkpoint::save(lab_ref, reached).await {
-                tracing::warn!("no checkpoint saved for {}: {e}", scn.name);
-            }
-            lock.lock().expect("lock lock").take();
-        })
-    };
-    let mut session = Session::new(scn, &lab, state, progress).live(&live).at_point(&at_point);
-    if let Some(r) = &restored {
-        session = session.restored(r.results.clone(), r.elapsed);
-    }
-    let (executed, state) = session.execute(&plan).await;
+    spec
+}
+
+/// The report of a finished session, written where asked; the lab handed over.
+fn finish_run(scn: &Scenario, mut lab: Lab, meta: Meta, executed: Executed, state: RunState, opts: &RunOptions) -> Result<(RunReport, Lab)> {
     let report = build_report(scn, &lab, meta, executed);
     if !report.passed {
         lab.mark_failed();
@@ -231,6 +246,35 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
         write_report(dir, &report, Some(state))?;
     }
     Ok((report, lab))
+}
+
+/// Runs `scn` on a fresh lab, every step from the first.
+async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
+    let started = Instant::now();
+    let platform = opts.platform.unwrap_or(scn.platform);
+    let last = match &opts.until {
+        Some(u) => step_index(scn, "--until", u)?,
+        None => scn.steps.len().saturating_sub(1),
+    };
+    let docker = engine::connect().await?;
+    progress.phase(format!("{}: image", scn.name));
+    let image = HostImage::for_platform(platform);
+    image.ensure(&docker, false, &image.phases(progress)).await?;
+    progress.phase(format!("{}: create lab", scn.name));
+    let lab = Lab::start(&docker, &spec_of(scn, platform, opts.keep)).await?;
+    // After a signal the process stays until the report is written and the lab gone.
+    let _hold = signals::hold();
+    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?;
+    let state = fresh_state(scn, &lab, platform, vars)?;
+    let verify = opts.until.is_none();
+    let plan =
+        Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let versions = versions_of(&docker, &lab.image.reference()).await;
+    let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: None, started };
+    let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());
+    let (executed, state) = Session::new(scn, &lab, state, progress).live(&live).execute(&plan).await;
+    finish_run(scn, lab, meta, executed, state, opts)
 }
 
 fn planned(scn: &Scenario, verify: bool, slow: bool, picks: &[CheckPick]) -> Vec<select::PlannedCheck> {
@@ -293,7 +337,7 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
         started,
     };
     let verify = matches!(r.until, Until::End);
-    let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks), checkpoint: None };
+    let plan = Plan { given: false, steps: todo, verify, checks: planned(&scn, verify, r.slow, &r.checks) };
     let live = |so_far| write_live(&build_report(&scn, &lab, meta.clone(), so_far), r.report_dir.as_deref(), r.junit.as_deref());
     let (executed, state) = Session::new(&scn, &lab, state, progress).live(&live).execute(&plan).await;
     let report = build_report(&scn, &lab, meta, executed);

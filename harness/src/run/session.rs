@@ -31,21 +31,7 @@ pub(crate) struct Plan {
     /// Go on to the checks once the steps are done.
     pub verify: bool,
     pub checks: Vec<PlannedCheck>,
-    /// After this many of `steps` (all done, none later started), the lab
-    /// is saved as a checkpoint (see [`Session::at_point`]).
-    pub checkpoint: Option<usize>,
 }
-
-/// What a run had done when it reached its checkpoint.
-pub(crate) struct SoFar {
-    pub done: Vec<String>,
-    pub results: Vec<StepResult>,
-    /// From the start of the steps.
-    pub elapsed: Duration,
-}
-
-/// Saves the lab at the checkpoint; whatever it does, the run goes on.
-pub(crate) type AtPoint<'a> = &'a (dyn Fn(SoFar) -> futures_util::future::BoxFuture<'a, ()> + Sync);
 
 /// What a session did.
 #[derive(Debug)]
@@ -87,7 +73,6 @@ pub(crate) struct Session<'a, L: Hosts> {
     /// Told what was done so far after every step and check (the report
     /// files are written as the run goes, so a killed run leaves them).
     live: Option<&'a (dyn Fn(Executed) + Sync)>,
-    at_point: Option<AtPoint<'a>>,
 }
 
 impl<'a, L: Hosts> Session<'a, L> {
@@ -106,14 +91,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             phases: Mutex::default(),
             sampler: Mutex::default(),
             live: None,
-            at_point: None,
         }
-    }
-
-    /// Calls `at_point` when the plan's checkpoint is reached.
-    pub(crate) fn at_point(mut self, at_point: AtPoint<'a>) -> Self {
-        self.at_point = Some(at_point);
-        self
     }
 
     /// Goes on from a checkpoint: its steps' results come first, and this
@@ -196,16 +174,8 @@ impl<'a, L: Hosts> Session<'a, L> {
         let rerun: BTreeSet<&str> = plan.steps.iter().map(|i| self.scn.steps[*i].id.get_ref().as_str()).collect();
         let before = self.state.lock().expect("state lock").done.iter().filter(|d| !rerun.contains(d.as_str())).cloned().collect();
         let (done_tx, done_rx) = watch::channel(before);
-        let split = plan.checkpoint.unwrap_or(plan.steps.len()).min(plan.steps.len());
-        let (first, rest) = plan.steps.split_at(split);
         let steps = async {
-            let mut r = self.steps(first, &boot, clock, &done_tx, (0, plan.steps.len())).await;
-            if r.is_ok() && plan.checkpoint.is_some() {
-                r = self.reach_point(&boot, clock).await;
-            }
-            if r.is_ok() && !rest.is_empty() {
-                r = self.steps(rest, &boot, clock, &done_tx, (first.len(), plan.steps.len())).await;
-            }
+            let r = self.steps(&plan.steps, &boot, clock, done_tx).await;
             // The steps phase ends with the last step, not with the early checks.
             self.phase(Phase::Steps, clock.elapsed());
             r
@@ -256,35 +226,15 @@ impl<'a, L: Hosts> Session<'a, L> {
         }
     }
 
-    /// Every step through the checkpoint is done and every host booted:
-    /// the lab is saved before any later step starts.
-    async fn reach_point(&self, boot: &BootGate<'_>, clock: Instant) -> Result<()> {
-        let Some(at_point) = self.at_point else { return Ok(()) };
-        boot.all().await?;
-        let done = self.state.lock().expect("state lock").done.clone();
-        let results = self.done_so_far().0;
-        self.progress.phase(format!("{}: checkpoint", self.scn.name));
-        at_point(SoFar { done, results, elapsed: clock.elapsed() }).await;
-        Ok(())
-    }
-
     /// Runs the steps `todo`, each as soon as the steps it depends on are
     /// done; starts no new one after a failure, and returns the first.
-    /// `(started, total)`: how many of the plan's steps came before these, of how many.
-    async fn steps(
-        &self,
-        todo: &[usize],
-        boot: &BootGate<'_>,
-        clock: Instant,
-        done: &watch::Sender<BTreeSet<String>>,
-        (mut started, total): (usize, usize),
-    ) -> Result<()> {
+    async fn steps(&self, todo: &[usize], boot: &BootGate<'_>, clock: Instant, done: watch::Sender<BTreeSet<String>>) -> Result<()> {
         let mut schedule = super::schedule::Schedule::new(self.scn, todo);
+        let total = todo.len();
+        let mut started = 0;
         let mut running = FuturesUnordered::new();
         let mut failure = None;
-        if started == 0 {
-            self.progress.steps(total);
-        }
+        self.progress.steps(total);
         self.progress.phase(format!("{}: steps", self.scn.name));
         loop {
             if failure.is_none() {
