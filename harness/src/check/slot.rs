@@ -92,7 +92,7 @@ pub struct Want<'a> {
 pub async fn slot(host: &Host, name: &str, want: Want<'_>) -> Result<Evidence> {
     let q = format!(
         "SELECT slot_type, active, coalesce(wal_status, ''), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, -1), \
-         coalesce((SELECT client_addr::text FROM pg_stat_replication r WHERE r.pid = s.active_pid), '') \
+         coalesce((SELECT host(client_addr) FROM pg_stat_replication r WHERE r.pid = s.active_pid), '') \
          FROM pg_replication_slots s WHERE slot_name = '{}'",
         name.replace('\'', "''")
     );
