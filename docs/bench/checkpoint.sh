@@ -24,7 +24,7 @@ for i in $(seq 1 "$n"); do
 import json, sys
 r = json.load(open(sys.argv[1]))
 c = r["checkpoint"]
-print(f'restore {c["restore_ms"]} ms (lab created, standby streaming), lab up {r["lab_timings"]["total_ms"]} ms, run {r["total_ms"]} ms, process {sys.argv[2]} ms')
+print(f'restore {c["restore_ms"]} ms (lab created, standby streaming), containers {r["lab_timings"]["containers"]} ms, SQL-ready {r["lab_timings"]["sql_ready"]} ms, run {r["total_ms"]} ms, process {sys.argv[2]} ms')
 PY
 done
 "$pglab" -q checkpoint rm "$key"
