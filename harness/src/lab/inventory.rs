@@ -2,7 +2,7 @@
 //! one, and `gc` what a killed process left.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bollard::query_parameters::{
     ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
@@ -69,20 +69,27 @@ fn secrets_file(lab: &str) -> PathBuf {
     lab_state_dir(lab).join("secrets")
 }
 
-/// Records the lab's secrets for later attaches.
-pub(crate) fn save_secrets(lab: &str, secrets: &[String]) -> Result<()> {
+/// Writes a file that holds secrets: mode 0600 from its first byte, and
+/// whole or not at all (a sibling `.tmp`, renamed over it).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = secrets_file(lab);
-    create_lab_state_dir(lab)?;
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    f.write_all(secrets.join("\n").as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        .open(&tmp)
+        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
+}
+
+/// Records the lab's secrets for later attaches.
+pub(crate) fn save_secrets(lab: &str, secrets: &[String]) -> Result<()> {
+    create_lab_state_dir(lab)?;
+    write_private(&secrets_file(lab), secrets.join("\n").as_bytes())
 }
 
 /// The lab's recorded secrets; none when it has no run state (`pglab up`).

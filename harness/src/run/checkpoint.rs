@@ -148,19 +148,7 @@ fn record_path(key: &str) -> Result<PathBuf> {
 
 impl Record {
     pub(crate) fn save(&self) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = record_path(&self.key)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        f.write_all(serde_json::to_string(self).expect("serializable").as_bytes()).map_err(|e| Error::io("writing a checkpoint", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
+        crate::lab::inventory::write_private(&record_path(&self.key)?, serde_json::to_string(self).expect("serializable").as_bytes())
     }
 
     fn load(key: &str) -> Option<Record> {

@@ -60,20 +60,8 @@ impl RunState {
     }
 
     pub(crate) fn save(&self) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = Self::path(&self.lab);
         crate::lab::inventory::create_lab_state_dir(&self.lab)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        f.write_all(serde_json::to_string_pretty(self).expect("serializable").as_bytes()).map_err(|e| Error::io("writing run state", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))?;
+        crate::lab::inventory::write_private(&Self::path(&self.lab), serde_json::to_string_pretty(self).expect("serializable").as_bytes())?;
         crate::lab::inventory::save_secrets(&self.lab, &self.secrets)?;
         // `pglab list` shows how far a kept lab got.
         if let Some(last) = self.done.last() {
