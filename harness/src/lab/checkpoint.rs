@@ -56,7 +56,8 @@ pub(crate) struct SaveTimings {
 impl Lab {
     /// Saves the hosts named in `hosts` as `pglab-checkpoint:<key>-<uid>-<host>`
     /// images, all frozen at the same instant. The lab runs on afterwards,
-    /// whether saving worked or not.
+    /// whether the commits worked or not; a host that could not be
+    /// unpaused is an error (the lab is not fit to go on).
     pub(crate) async fn save_hosts(&self, key: &str, hosts: &[&str]) -> Result<(Vec<SavedHost>, SaveTimings)> {
         let t = Instant::now();
         let chosen: Vec<&Host> = hosts.iter().map(|n| self.host(n)).collect::<Result<_>>()?;
@@ -76,17 +77,11 @@ impl Lab {
             let said = format!("{} host(s) frozen together for {} ms and committed as {REPO}:{key}-<uid>-<host>", chosen.len(), frozen.as_millis());
             first.note("pglab (engine)", &format!("checkpoint {key}"), &said, t.elapsed());
         }
-        let saved = chosen
-            .iter()
-            .zip(images)
-            .zip(streaming)
-            .map(|((h, image), streaming)| SavedHost { name: h.name.clone(), kind: h.kind, image, ip: h.ip, streaming, bytes: 0 })
-            .collect::<Vec<_>>();
-        let mut saved = saved;
-        for s in &mut saved {
+        let mut saved = Vec::new();
+        for ((h, image), streaming) in chosen.iter().zip(images).zip(streaming) {
             let opts = bollard::query_parameters::InspectContainerOptions { size: true };
-            let info = self.docker.inspect_container(&self.host(&s.name)?.container, Some(opts)).await;
-            s.bytes = info.ok().and_then(|i| i.size_rw).unwrap_or(0);
+            let bytes = self.docker.inspect_container(&h.container, Some(opts)).await.ok().and_then(|i| i.size_rw).unwrap_or(0);
+            saved.push(SavedHost { name: h.name.clone(), kind: h.kind, image, ip: h.ip, streaming, bytes });
         }
         Ok((saved, SaveTimings { frozen, total: t.elapsed() }))
     }

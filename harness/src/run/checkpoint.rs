@@ -105,8 +105,8 @@ pub(crate) struct Record {
     pub platform: Platform,
     pub image: String,
     pub hosts: Vec<SavedHost>,
+    /// Every variable the steps saw, the generated secrets among them.
     pub vars: Vars,
-    pub secrets: Vec<String>,
     pub done: Vec<String>,
     pub results: Vec<StepResult>,
     pub transcript: Vec<TranscriptEntry>,
@@ -265,7 +265,6 @@ pub(crate) async fn save(lab: &Lab, key: &str, point: &Point, report: &crate::ou
         platform: state.platform,
         image: state.image.clone(),
         hosts,
-        secrets: state.vars.secrets(),
         vars: state.vars,
         done: state.done,
         results: report.steps.clone(),

@@ -166,7 +166,8 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
             (saved?, lock, true)
         }
     };
-    run_from(scn, opts, progress, &point, (record, made), held).await
+    let last = until.unwrap_or(scn.steps.len().saturating_sub(1));
+    run_from(scn, opts, progress, (&point, last), (record, made), held).await
 }
 
 /// The run after its point, on a lab started from the checkpoint `record`.
@@ -174,7 +175,7 @@ async fn run_from(
     scn: &Scenario,
     opts: &RunOptions,
     progress: &Progress,
-    point: &checkpoint::Point,
+    (point, last): (&checkpoint::Point, usize),
     (record, made): (checkpoint::Record, bool),
     held: checkpoint::Lock,
 ) -> Result<(RunReport, Lab)> {
@@ -185,13 +186,12 @@ async fn run_from(
     let mut spec = spec_of(scn, platform, opts.keep);
     spec.start_from(&record.hosts);
     let t = Instant::now();
-    let lab = match Lab::start(&docker, &spec).await {
+    let mut lab = match Lab::start(&docker, &spec).await {
         Ok(lab) => lab,
         Err(e) => return Err(checkpoint::unusable(&docker, &record, held, e).await),
     };
     // Started: the images may go now (gc waits for nobody).
     drop(held);
-    let mut lab = lab;
     let _hold = signals::hold();
     lab.transcript().restore(record.transcript.clone());
     if let Err(e) = lab.wait_for_restored(&record.hosts).await {
@@ -209,7 +209,6 @@ async fn run_from(
     let mut state = fresh_state(scn, &lab, platform, vars)?;
     state.done = record.done.clone();
     state.save()?;
-    let last = opts.until.as_deref().map(|u| step_index(scn, "--until", u)).transpose()?.unwrap_or(scn.steps.len().saturating_sub(1));
     let verify = opts.until.is_none();
     let steps: Vec<usize> = (point.last + 1..=last).filter(|i| *i < scn.steps.len()).collect();
     let plan = Plan { given: false, steps, verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
