@@ -59,6 +59,43 @@ pub(crate) fn create_lab_state_dir(lab: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// A live process's hold on its new lab's state dir (an exclusive lock on
+/// `claim` inside): `gc` leaves a held dir alone, though the lab has no
+/// resource on the engine yet. Released when the process lets go or dies.
+#[derive(Debug)]
+pub(crate) struct Claim(#[allow(dead_code)] std::fs::File);
+
+/// Makes a new lab's state dir already claimed: built under a name `gc`
+/// does not take for a lab's (`<id>.new`), locked, then renamed into place.
+pub(crate) fn claim_lab_state_dir(lab: &str) -> Result<Claim> {
+    use std::os::unix::fs::DirBuilderExt;
+    ensure_state_root()?;
+    let dir = lab_state_dir(lab);
+    let making = state_root().join(format!("{lab}.new"));
+    let io = |what: &str, e| Error::io(format!("{what} {}", making.display()), e);
+    std::fs::DirBuilder::new().mode(0o700).create(&making).map_err(|e| io("creating", e))?;
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(making.join(CLAIM)).map_err(|e| io("claiming", e))?;
+    file.lock().map_err(|e| io("locking", e))?;
+    std::fs::rename(&making, &dir).map_err(|e| Error::io(format!("renaming {} to {}", making.display(), dir.display()), e))?;
+    Ok(Claim(file))
+}
+
+const CLAIM: &str = "claim";
+
+/// Removes the state dirs of labs the engine does not know, unless claimed.
+fn sweep_state_dirs(dirs: Vec<(String, PathBuf)>, known: &BTreeSet<String>) {
+    for (name, path) in dirs {
+        if !known.contains(&name) && !claimed(&path) {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+/// Some live process holds the claim on this state dir.
+fn claimed(dir: &Path) -> bool {
+    std::fs::File::open(dir.join(CLAIM)).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
 pub(crate) fn lab_state_dir(lab: &str) -> PathBuf {
     state_root().join(lab)
 }
@@ -275,6 +312,9 @@ fn is_lab_id(name: &str) -> bool {
 /// dirs without any resource go too.
 pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
     let mut total = Removed::default();
+    // State dirs are read before the engine is asked: a lab made in between
+    // is then either known to it or still claimed by its maker.
+    let dirs = lab_state_dirs();
     let labs = list_labs(docker).await?;
     let known: BTreeSet<String> = labs.iter().map(|l| l.lab.clone()).collect();
     for l in labs {
@@ -288,16 +328,7 @@ pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
         total.networks += r.networks;
         total.volumes += r.volumes;
     }
-    // Only a lab's own state dir goes: the shipped scenarios and the
-    // engine's cgroup answers live beside them.
-    if let Ok(rd) = std::fs::read_dir(state_root()) {
-        for d in rd.flatten() {
-            let name = d.file_name().to_string_lossy().into_owned();
-            if is_lab_id(&name) && d.file_type().is_ok_and(|t| t.is_dir()) && !known.contains(&name) {
-                let _ = std::fs::remove_dir_all(d.path());
-            }
-        }
-    }
+    sweep_state_dirs(dirs, &known);
     if image_build_running() {
         tracing::info!("an image build is running: dangling images and build scratch left for the next gc");
     } else {
@@ -305,6 +336,21 @@ pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
         remove_build_scratch();
     }
     Ok(total)
+}
+
+/// Each lab's state dir (and each one a killed maker left half made), by
+/// lab id. Only these: the shipped scenarios and the engine's cgroup
+/// answers live beside them.
+fn lab_state_dirs() -> Vec<(String, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(state_root()) else { return Vec::new() };
+    rd.flatten()
+        .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|d| {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".new").unwrap_or(&name);
+            is_lab_id(id).then(|| (name.clone(), d.path()))
+        })
+        .collect()
 }
 
 /// Some pglab process holds an image build's lock.
@@ -392,5 +438,24 @@ mod tests {
         for other in ["shipped-0.1.0", "engine-abc-pg15-0123456789ab.json", "4B89FDF0", "4b89fdf", "probe1234"] {
             assert!(!super::is_lab_id(other), "{other}");
         }
+    }
+
+    /// The race CI met: a lab's state dir made, its network not yet, and
+    /// a `gc` of another process sweeping meanwhile.
+    #[test]
+    fn gc_leaves_a_claimed_state_dir_and_sweeps_it_once_let_go() {
+        use std::collections::BTreeSet;
+        let id = format!("{:08x}", std::process::id().wrapping_mul(2_654_435_761));
+        let dir = super::lab_state_dir(&id);
+        let claim = super::claim_lab_state_dir(&id).expect("claimed");
+        let ours = |dirs: Vec<(String, std::path::PathBuf)>| dirs.into_iter().filter(|(n, _)| *n == id).collect::<Vec<_>>();
+        assert_eq!(ours(super::lab_state_dirs()).len(), 1, "the new dir is listed");
+        super::sweep_state_dirs(ours(super::lab_state_dirs()), &BTreeSet::new());
+        assert!(dir.is_dir(), "a claimed dir survives a sweep");
+        drop(claim);
+        super::sweep_state_dirs(ours(super::lab_state_dirs()), &BTreeSet::from([id.clone()]));
+        assert!(dir.is_dir(), "a known lab's dir survives a sweep");
+        super::sweep_state_dirs(ours(super::lab_state_dirs()), &BTreeSet::new());
+        assert!(!dir.exists(), "an unknown, unclaimed dir is swept");
     }
 }

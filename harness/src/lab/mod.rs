@@ -214,6 +214,8 @@ pub struct Lab {
     keep: Keep,
     failed: bool,
     closed: bool,
+    /// Held for the lab's life: `gc` leaves its state dir alone meanwhile.
+    _claim: inventory::Claim,
 }
 
 fn new_lab_id() -> String {
@@ -234,7 +236,7 @@ impl Lab {
         }
         let id = new_lab_id();
         // Before anything is made on the engine: a state dir that cannot be made stops here.
-        inventory::create_lab_state_dir(&id)?;
+        let claim = inventory::claim_lab_state_dir(&id)?;
         let network = network_name(&id);
         let labels = lab_labels(&id, spec.keep == Keep::Always, spec.scenario.as_deref());
         signals::starting(&id, spec.attended);
@@ -284,6 +286,7 @@ impl Lab {
             keep: spec.keep,
             failed: false,
             closed: false,
+            _claim: claim,
         })
     }
 
