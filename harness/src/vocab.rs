@@ -21,17 +21,23 @@ pub enum HostKind {
     /// PostgreSQL cluster running; ready when sshd accepts and `pgbackrest
     /// version` answers.
     Repo,
+    /// An S3-compatible object store (moto's server) on HTTPS port 443,
+    /// with a certificate from the lab's CA and a bucket made before the
+    /// first step; no PostgreSQL, no sshd. Ready when an authenticated
+    /// `ListObjectsV2` of the bucket answers.
+    S3,
 }
 
 impl HostKind {
     /// Every kind, in declaration order.
-    pub const ALL: [HostKind; 2] = [HostKind::Pg, HostKind::Repo];
+    pub const ALL: [HostKind; 3] = [HostKind::Pg, HostKind::Repo, HostKind::S3];
 
     /// Its name, as a scenario writes it.
     pub fn name(self) -> &'static str {
         match self {
             HostKind::Pg => "pg",
             HostKind::Repo => "repo",
+            HostKind::S3 => "s3",
         }
     }
 }

@@ -60,6 +60,28 @@ const UBUNTU: &[RecipeFile] = &[
     RecipeFile { name: "ssh-hostkeys.conf", body: include_str!("../../docker/ubuntu/ssh-hostkeys.conf"), mode: 0o644 },
 ];
 
+const S3: &[RecipeFile] = &[
+    RecipeFile { name: "rootfs.sh", body: include_str!("../../../docker/s3/rootfs.sh"), mode: 0o755 },
+    RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/s3/Dockerfile"), mode: 0o644 },
+    RecipeFile { name: "requirements.txt", body: include_str!("../../../docker/s3/requirements.txt"), mode: 0o644 },
+    RecipeFile { name: "pglab-s3.service", body: include_str!("../../../docker/s3/pglab-s3.service"), mode: 0o644 },
+    RecipeFile { name: "pglab-s3-tls.service", body: include_str!("../../../docker/s3/pglab-s3-tls.service"), mode: 0o644 },
+    RecipeFile { name: "stunnel.conf", body: include_str!("../../../docker/s3/stunnel.conf"), mode: 0o644 },
+    RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/s3/journald-pglab.conf"), mode: 0o644 },
+];
+
+/// Which recipe an image is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recipe {
+    /// A platform's host: PostgreSQL, pgBackRest's packages, sshd, cron.
+    Platform,
+    /// The object store (`s3` hosts), the same on every platform.
+    ObjectStore,
+}
+
+/// The platform whose suite the object store's image is built from.
+pub(crate) const OBJECT_STORE_BASE: Platform = Platform::Debian12;
+
 fn recipe(platform: Platform) -> &'static [RecipeFile] {
     match platform.recipe_dir() {
         "debian" => DEBIAN,
@@ -76,6 +98,7 @@ pub struct HostImage {
     pub name: String,
     /// A hash of the recipe and the platform's row: an edit makes a new tag.
     pub tag: String,
+    pub(crate) recipe: Recipe,
 }
 
 /// How `ensure` found or made the image.
@@ -98,7 +121,37 @@ impl HostImage {
             h.update(f.body);
         }
         let hash = hex::encode(h.finalize());
-        HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]) }
+        HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]), recipe: Recipe::Platform }
+    }
+
+    /// The image of every lab's object store (`s3` hosts): one per machine,
+    /// whatever the lab's platform.
+    pub fn object_store() -> Self {
+        let platform = OBJECT_STORE_BASE;
+        let mut h = Sha256::new();
+        h.update(format!("{:?}", platform.row()));
+        for f in S3 {
+            h.update(f.name);
+            h.update(f.mode.to_le_bytes());
+            h.update(f.body);
+        }
+        let hash = hex::encode(h.finalize());
+        HostImage { platform, name: "pglab/s3".into(), tag: format!("moto-{}", &hash[..12]), recipe: Recipe::ObjectStore }
+    }
+
+    fn files(&self) -> &'static [RecipeFile] {
+        match self.recipe {
+            Recipe::Platform => recipe(self.platform),
+            Recipe::ObjectStore => S3,
+        }
+    }
+
+    /// What its `pglab.image` label says: the platform, or `s3`.
+    fn label(&self) -> &'static str {
+        match self.recipe {
+            Recipe::Platform => self.platform.name(),
+            Recipe::ObjectStore => OBJECT_STORE_LABEL,
+        }
     }
 
     /// `name:tag`, as the engine names it.
@@ -115,12 +168,12 @@ impl HostImage {
 
     /// The line on which a build of this image shows its phases.
     pub(crate) fn phases(&self, progress: &Progress) -> PhaseBar {
-        progress.phases(format!("image {}", self.platform), BUILD_PHASES)
+        progress.phases(format!("image {}", self.label()), BUILD_PHASES)
     }
 
     /// The labels every build of it carries: its platform and pglab's version.
     fn own_labels(&self) -> HashMap<String, String> {
-        HashMap::from([(LABEL_IMAGE.to_string(), self.platform.name().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())])
+        HashMap::from([(LABEL_IMAGE.to_string(), self.label().to_string()), (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string())])
     }
 
     /// Whether the engine has it.
@@ -156,7 +209,7 @@ impl HostImage {
     }
 
     async fn build_lock(&self) -> Result<std::fs::File> {
-        let path = std::env::temp_dir().join(format!("pglab-image-{}-{}.lock", self.platform.name(), self.tag));
+        let path = std::env::temp_dir().join(format!("pglab-image-{}-{}.lock", self.label(), self.tag));
         let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         tokio::task::spawn_blocking(move || file.lock().map(|_| file))
             .await
@@ -168,7 +221,7 @@ impl HostImage {
         ensure_mmdebstrap().await?;
         let mirror = host_apt_mirror()?;
         let dir = tempfile::tempdir().map_err(|e| Error::io("creating build dir", e))?;
-        write_recipe(dir.path(), DEBIAN)?;
+        write_recipe(dir.path(), self.files())?;
 
         let base = format!("{}-base:{}", self.name, self.tag);
         // The rootfs goes to a file first: its labels (what was installed)
@@ -182,7 +235,16 @@ impl HostImage {
         let tar_path = scratch.path().join("rootfs.tar");
         let tar = std::fs::File::create(&tar_path).map_err(|e| Error::io("creating rootfs.tar", e))?;
         let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg(dir.path().join("rootfs.sh")).arg(suite).arg(self.platform.pg_major().to_string()).arg(&mirror).arg(dir.path());
+        cmd.arg(dir.path().join("rootfs.sh")).arg(suite);
+        match self.recipe {
+            Recipe::Platform => cmd.arg(self.platform.pg_major().to_string()).arg(&mirror).arg(dir.path()),
+            Recipe::ObjectStore => {
+                progress.phase("pip download: the object store's pinned wheels", true);
+                let wheels = dir.path().join("wheels");
+                download_wheels(&dir.path().join("requirements.txt"), &wheels).await?;
+                cmd.arg(&mirror).arg(dir.path()).arg(&wheels)
+            }
+        };
         // dpkg writes the rootfs file by file: a tmpfs takes a quarter off.
         cmd.env("TMPDIR", scratch.path());
         let mut child = cmd.stdout(tar).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(|e| Error::io("starting mmdebstrap", e))?;
@@ -221,7 +283,7 @@ impl HostImage {
         drop(scratch);
 
         progress.phase("layer: the stop signal", true);
-        let layered = self.build_dockerfile(docker, DEBIAN, &base, None).await;
+        let layered = self.build_dockerfile(docker, self.files(), &base, None).await;
         // The base tag is an intermediate, gone whether the layer worked or not
         // (the final image keeps its layers).
         let _ = docker.remove_image(&base, Some(RemoveImageOptions { noprune: true, ..Default::default() }), None).await;
@@ -339,7 +401,10 @@ pub(crate) async fn list(docker: &Docker) -> Result<Vec<ImageInfo>> {
     // A checkpoint's images carry their platform's labels too: they are `pglab checkpoint list`'s.
     for i in images.into_iter().filter(|i| !i.labels.contains_key(super::LABEL_CHECKPOINT)) {
         let platform = i.labels.get(LABEL_IMAGE).cloned().unwrap_or_default();
-        let current_ref = platform.parse::<Platform>().ok().map(|p| HostImage::for_platform(p).reference());
+        let current_ref = match platform.as_str() {
+            OBJECT_STORE_LABEL => Some(HostImage::object_store().reference()),
+            p => p.parse::<Platform>().ok().map(|p| HostImage::for_platform(p).reference()),
+        };
         for reference in i.repo_tags.iter().filter(|t| !t.contains("-base:") && t.as_str() != "<none>:<none>") {
             out.push(ImageInfo {
                 reference: reference.clone(),
@@ -385,6 +450,41 @@ fn context_tar(files: &[RecipeFile]) -> Result<Vec<u8>> {
     }
     b.into_inner().map_err(|e| Error::io("build context", e))
 }
+
+/// The `pglab.image` label of the object store's image.
+pub(crate) const OBJECT_STORE_LABEL: &str = "s3";
+
+/// The wheels `requirements` pins, for the object store's Python, fetched
+/// by the building machine's pip (its own index and certificates): only
+/// binary wheels, so nothing is compiled, in the host or here.
+async fn download_wheels(requirements: &std::path::Path, into: &std::path::Path) -> Result<()> {
+    let python = format!("{}.{}", OBJECT_STORE_PYTHON.0, OBJECT_STORE_PYTHON.1);
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
+        .args(["--python-version", &python])
+        .args(OBJECT_STORE_GLIBC.iter().flat_map(|g| ["--platform".to_string(), format!("{g}_{}", std::env::consts::ARCH)]))
+        .arg("-d")
+        .arg(into)
+        .arg("-r")
+        .arg(requirements)
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(Error::ImageBuild {
+            image: "pglab/s3".into(),
+            step: format!("pip download (exit {})", o.status),
+            tail: tail_lines(&String::from_utf8_lossy(&o.stderr), 20),
+        }),
+        Err(e) => Err(Error::Environment(format!("the object store's image needs pip on this machine (python3 -m pip): {e}; install python3-pip"))),
+    }
+}
+
+/// The Python of [`OBJECT_STORE_BASE`]'s suite, which the wheels are for.
+const OBJECT_STORE_PYTHON: (u32, u32) = (3, 11);
+/// The wheel tags its glibc (2.36) runs, newest first: pip takes a
+/// `--platform` as it is written, never the older tags it implies.
+const OBJECT_STORE_GLIBC: [&str; 7] = ["manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014", "manylinux_2_5", "manylinux1"];
 
 /// Writes a recipe's files into a build directory, each with its mode.
 fn write_recipe(dir: &std::path::Path, files: &[RecipeFile]) -> Result<()> {

@@ -82,7 +82,19 @@ impl Host {
     /// The last PostgreSQL and pgBackRest log lines: the evidence attached
     /// to a failing step.
     pub async fn relevant_logs(&self) -> String {
-        self.logs(LogTail::EVIDENCE).await
+        let units = super::kind::spec(self.kind).log_units();
+        if units.is_empty() {
+            return self.logs(LogTail::EVIDENCE).await;
+        }
+        let script = format!(
+            "journalctl --no-pager -n {} -o short-precise {} | sed 's|^|[journal] |'",
+            LogTail::EVIDENCE.postgresql,
+            units.iter().map(|u| format!("-u {u}")).collect::<Vec<_>>().join(" ")
+        );
+        match self.probe(&Cmd::new(["bash", "-c", script.as_str()]).any_status()).await {
+            Ok(o) => self.transcript().redact(&o.stdout),
+            Err(e) => format!("(could not read logs: {e})"),
+        }
     }
 }
 

@@ -17,9 +17,11 @@ pub(crate) mod load;
 pub(crate) mod logs;
 mod pg;
 mod pgbackrest;
+pub(crate) mod provided;
 pub(crate) mod route;
 pub(crate) mod sampler;
 pub(crate) mod signals;
+pub(crate) mod tls;
 
 pub use crate::vocab::{HostKind, KillWhat, StopMode};
 pub(crate) use boot::BootGate;
@@ -32,6 +34,7 @@ pub use load::Workloads;
 pub(crate) use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
+use provided::Provided;
 pub(crate) use route::HARNESS_USER;
 pub(crate) use sampler::LagSampler;
 
@@ -142,6 +145,17 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
+    /// Every image its hosts run: the platform's, and each kind's own.
+    pub(crate) fn images(&self) -> Vec<HostImage> {
+        let mut out = vec![HostImage::for_platform(self.platform)];
+        for i in self.hosts.iter().filter_map(|h| kind::spec(h.kind).image()) {
+            if !out.iter().any(|o| o.reference() == i.reference()) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
     /// PostgreSQL hosts by name on a platform, each with the cluster
     /// initialised and running (Debian's defaults), sshd and cron; nothing
     /// configured yet.
@@ -214,6 +228,7 @@ pub struct Lab {
     keep: Keep,
     failed: bool,
     closed: bool,
+    provided: Provided,
     /// Held for the lab's life: `gc` leaves its state dir alone meanwhile.
     _claim: inventory::Claim,
 }
@@ -231,8 +246,10 @@ impl Lab {
     pub(crate) async fn start(docker: &Docker, spec: &LabSpec) -> Result<Lab> {
         let total = Instant::now();
         let image = HostImage::for_platform(spec.platform);
-        if !image.exists(docker).await? {
-            return Err(Error::ImageMissing { image: image.reference(), hint: format!("build it first: `pglab image build {}`", spec.platform) });
+        for i in spec.images() {
+            if !i.exists(docker).await? {
+                return Err(Error::ImageMissing { image: i.reference(), hint: format!("build it first: `pglab image build {}`", spec.platform) });
+            }
         }
         let id = new_lab_id();
         // Before anything is made on the engine: a state dir that cannot be made stops here.
@@ -261,8 +278,19 @@ impl Lab {
         timings.network = t.elapsed();
 
         let transcript = Transcript::new();
+        let provided = match Provided::for_spec(&id, spec) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = inventory::remove_lab(docker, &id).await;
+                signals::release(&id);
+                return Err(e);
+            }
+        };
+        for s in provided.secrets() {
+            transcript.redactor().add(&s);
+        }
         let on = Network { id: &id, network: &network, image: &image, labels: &labels };
-        let started = Self::start_hosts(docker, spec, &on, &transcript, &mut timings).await;
+        let started = Self::start_hosts(docker, spec, &on, (&transcript, &provided), &mut timings).await;
         let hosts = match started {
             Ok(v) => v,
             Err(e) => {
@@ -286,11 +314,18 @@ impl Lab {
             keep: spec.keep,
             failed: false,
             closed: false,
+            provided,
             _claim: claim,
         })
     }
 
-    async fn start_hosts(docker: &Docker, spec: &LabSpec, on: &Network<'_>, transcript: &Transcript, timings: &mut StartTimings) -> Result<Vec<Host>> {
+    async fn start_hosts(
+        docker: &Docker,
+        spec: &LabSpec,
+        on: &Network<'_>,
+        (transcript, provided): (&Transcript, &Provided),
+        timings: &mut StartTimings,
+    ) -> Result<Vec<Host>> {
         let t = Instant::now();
         let access = cgroup::cgroup_access(docker, on.image).await?;
         let addresses = spec.hosts.iter().enumerate().map(|(i, h)| Ok((h.name.clone(), address::lab_address(i)?))).collect::<Result<Vec<_>>>()?;
@@ -298,7 +333,12 @@ impl Lab {
         timings.containers = t.elapsed();
 
         let t = Instant::now();
-        let hosts_file = address::hosts_file(&addresses);
+        // An object store also answers at `<bucket>.<host>` (virtual-host style).
+        let mut names = addresses.clone();
+        for (h, (_, ip)) in spec.hosts.iter().zip(&addresses).filter(|(h, _)| h.kind == HostKind::S3) {
+            names.extend(kind::s3::aliases(&h.name).into_iter().map(|a| (a, *ip)));
+        }
+        let hosts_file = address::hosts_file(&names);
         let mut hosts = Vec::new();
         for ((h, container), (_, ip)) in spec.hosts.iter().zip(containers).zip(&addresses) {
             let at = Placement {
@@ -315,6 +355,12 @@ impl Lab {
         try_join_all(hosts.iter().map(|h| async move {
             // A lab that could reach out is not the lab the checks speak of.
             h.place().await?;
+            if let Some(ca) = provided.ca_pem() {
+                let t = Instant::now();
+                h.write_file(tls::CA_FILE, ca.as_bytes(), 0o644, "root", None).await?;
+                h.note("pglab (harness)", &format!("the lab CA's certificate at {}", tls::CA_FILE), "its key stays with the harness", t.elapsed());
+            }
+            kind::spec(h.kind).provision(h, provided).await?;
             kind::spec(h.kind).ready(h).await
         }))
         .await?;
@@ -326,6 +372,12 @@ impl Lab {
     /// spends about 2 s confirming a start, after the server already answers).
     pub async fn wait_for_boot(&self) -> Result<()> {
         try_join_all(self.hosts.iter().map(boot::wait_for_host_boot)).await.map(|_| ())
+    }
+
+    /// The variables of what pglab made for this lab (its CA, each
+    /// store's bucket and key): see [`Provided::vars`].
+    pub(crate) fn provided_vars(&self) -> Vec<(String, String)> {
+        self.provided.vars()
     }
 
     /// The engine it runs on.
@@ -413,10 +465,14 @@ struct Network<'a> {
 /// Creates and starts one host's container; its name on the engine.
 async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
     let container_name = container_name(on.id, &h.name);
-    let (name, tag) = match h.checkpoint.as_deref().and_then(|r| r.split_once(':')) {
-        Some((name, tag)) => (name.to_string(), tag.to_string()),
-        None => (on.image.name.clone(), on.image.tag.clone()),
+    let own = kind::spec(h.kind).image();
+    let (name, tag) = match (h.checkpoint.as_deref().and_then(|r| r.split_once(':')), &own) {
+        (Some((name, tag)), _) => (name.to_string(), tag.to_string()),
+        (None, Some(i)) => (i.name.clone(), i.tag.clone()),
+        (None, None) => (on.image.name.clone(), on.image.tag.clone()),
     };
+    // systemd's arguments are those of the platform its image is built on.
+    let init = own.as_ref().map_or(platform, |i| i.platform).init_cmd();
     // Every host waits to boot until it is at its lab address, sealed (see `address`).
     let image = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing).with_entrypoint("/bin/sh");
     let mut req = image
@@ -438,7 +494,7 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
     // was frozen; a process of the new boot may have its pid.
     let clear = if h.checkpoint.is_some() { "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; " } else { "" };
     let script = format!("{} {clear}exec \"$@\"", address::WAIT_PLACED);
-    req = req.with_cmd(["-c".to_string(), script, "sh".to_string()].into_iter().chain(platform.init_cmd()).chain(extra));
+    req = req.with_cmd(["-c".to_string(), script, "sh".to_string()].into_iter().chain(init).chain(extra));
     for (path, bytes) in &h.volumes {
         req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
     }
@@ -448,6 +504,14 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
     // own removal on drop would race that one.
     std::mem::forget(c);
     Ok(container_name)
+}
+
+/// Finds or builds every image a lab of `spec` runs.
+pub(crate) async fn ensure_images(docker: &Docker, spec: &LabSpec, progress: &crate::progress::PhaseBar) -> Result<()> {
+    for image in spec.images() {
+        image.ensure(docker, false, progress).await?;
+    }
+    Ok(())
 }
 
 /// Builds (or finds) the image and starts a lab: the one call most users need.
@@ -463,7 +527,7 @@ impl Engine {
 
     /// [`start`](Engine::start), showing an image build's phases on `progress`.
     pub(crate) async fn start_showing(&self, spec: &LabSpec, progress: &crate::progress::PhaseBar) -> Result<Lab> {
-        HostImage::for_platform(spec.platform).ensure(&self.docker, false, progress).await?;
+        ensure_images(&self.docker, spec, progress).await?;
         Lab::start(&self.docker, spec).await
     }
 

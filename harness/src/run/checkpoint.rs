@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::lab::checkpoint::{self as saved, SaveTimings, SavedHost};
-use crate::lab::{Hosts, Lab};
+use crate::lab::{HostKind, Hosts, Lab};
 use crate::outcome::{Fault, StepResult};
 use crate::platform::Platform;
 use crate::scenario::Scenario;
@@ -53,6 +53,10 @@ impl Point {
         }
         if let Some(h) = hosts.iter().find(|h| !h.volumes.is_empty()) {
             tracing::info!("no checkpoint for {}: host {} has a volume", scn.name, h.name.get_ref());
+            return None;
+        }
+        if let Some(h) = hosts.iter().find(|h| h.kind == Some(HostKind::S3)) {
+            tracing::info!("no checkpoint for {}: host {} is an object store, which holds its objects in memory", scn.name, h.name.get_ref());
             return None;
         }
         Some(Point { last, hosts: hosts.iter().map(|h| h.name.get_ref().clone()).collect() })

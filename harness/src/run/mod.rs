@@ -257,14 +257,16 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     };
     let docker = engine::connect().await?;
     progress.phase(format!("{}: image", scn.name));
-    let image = HostImage::for_platform(platform);
-    image.ensure(&docker, false, &image.phases(progress)).await?;
+    let spec = spec_of(scn, platform, opts.keep);
+    for image in spec.images() {
+        image.ensure(&docker, false, &image.phases(progress)).await?;
+    }
     progress.phase(format!("{}: create lab", scn.name));
-    let lab = Lab::start(&docker, &spec_of(scn, platform, opts.keep)).await?;
+    let lab = Lab::start(&docker, &spec).await?;
     // After a signal the process stays until the report is written and the lab gone.
     let _hold = signals::hold();
     let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
-    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?;
+    let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?.provided(&lab);
     let state = fresh_state(scn, &lab, platform, vars)?;
     let verify = opts.until.is_none();
     let plan =

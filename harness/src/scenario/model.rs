@@ -76,10 +76,13 @@ pub(crate) struct HostDecl {
     /// Its name: the container's host name, and `{<name>.ip}`, `{<name>.name}` in templates.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// What kind of host it is: `"pg"`, a PostgreSQL server (the default),
-    /// or `"repo"`, a pgBackRest repository host (sshd, cron, pgBackRest;
-    /// no PostgreSQL cluster running). A step or check that needs
-    /// PostgreSQL on a `repo` host is refused before the run.
+    /// What kind of host it is: `"pg"`, a PostgreSQL server (the default);
+    /// `"repo"`, a pgBackRest repository host (sshd, cron, pgBackRest; no
+    /// PostgreSQL cluster running); or `"s3"`, an S3-compatible object
+    /// store on HTTPS with a certificate from the lab's CA, its bucket
+    /// `{<name>.bucket}` made, reached with `{secret.<name>.key}` and
+    /// `{secret.<name>.key_secret}`. A step or check that needs PostgreSQL
+    /// on a host without it is refused before the run.
     #[serde(default)]
     #[schemars(with = "HostKind", extend("default" = "pg"))]
     pub kind: Option<HostKind>,

@@ -9,7 +9,7 @@ pub(super) use crate::vars::{builtin, Vars, BUILTIN_DOCS};
 
 impl Vars {
     /// Builds the set: built-ins, `{<host>.ip}` and `{<host>.name}` per host,
-    /// `{secret.NAME}`, the file's `[vars]`, then `--set` overrides (only of
+    /// what the lab will provide (placeholders: see [`Vars::provided`]), `{secret.NAME}`, the file's `[vars]`, then `--set` overrides (only of
     /// declared vars). `ip` and `secret` give the values.
     pub(crate) fn build(
         scn: &Scenario,
@@ -24,6 +24,8 @@ impl Vars {
             v.insert(format!("{name}.ip"), ip(name));
             v.insert(format!("{name}.name"), name.clone());
         }
+        // What the lab makes for its hosts (its CA, each store's key): placeholders until it exists.
+        v.extend(crate::lab::provided::declared_vars(scn.hosts.iter().map(|h| (h.name.get_ref().as_str(), h.kind.unwrap_or_default()))));
         for s in &scn.secrets {
             v.insert(format!("secret.{s}"), secret(s)?);
         }
@@ -36,6 +38,13 @@ impl Vars {
             v.insert(k.clone(), val.clone());
         }
         Ok(Vars(v))
+    }
+
+    /// The set with the values of what the lab made for its hosts (its
+    /// CA, each store's key) in place of their placeholders.
+    pub(crate) fn provided(mut self, lab: &crate::lab::Lab) -> Vars {
+        self.0.extend(lab.provided_vars());
+        self
     }
 
     /// The set with placeholders for what only a run knows (addresses, secrets).

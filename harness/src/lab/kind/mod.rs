@@ -5,10 +5,13 @@
 
 mod pg;
 mod repo;
+pub(crate) mod s3;
 
 use futures_util::future::BoxFuture;
 
 use super::host::Host;
+pub(crate) use super::provided::Provided;
+use crate::engine::image::HostImage;
 use crate::error::Result;
 use crate::platform::Platform;
 use crate::vocab::{HostKind, Needs};
@@ -21,7 +24,22 @@ pub(crate) trait Kind: Sync {
     fn has(&self, needs: Needs) -> bool;
     /// Arguments to systemd (PID 1) beyond the platform's own.
     fn init_args(&self, platform: Platform) -> Vec<String>;
-    /// Waits until the host can take steps, and says in the transcript what is there.
+    /// The systemd units whose journal is a failing step's evidence here
+    /// (none: PostgreSQL's and pgBackRest's own logs are).
+    fn log_units(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The image its hosts run when it is not the platform's.
+    fn image(&self) -> Option<HostImage> {
+        None
+    }
+    /// Once, as the lab starts: sets the host up with what pglab made for
+    /// the lab (`provided`), before [`ready`](Kind::ready).
+    fn provision<'a>(&'a self, _host: &'a Host, _provided: &'a Provided) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Waits until the host can take steps (at start and after a restart),
+    /// and says in the transcript what is there.
     fn ready<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<()>>;
 }
 
@@ -30,6 +48,7 @@ pub(crate) fn spec(kind: HostKind) -> &'static dyn Kind {
     match kind {
         HostKind::Pg => &pg::Pg,
         HostKind::Repo => &repo::Repo,
+        HostKind::S3 => &s3::S3,
     }
 }
 

@@ -1,0 +1,102 @@
+//! What pglab makes for a lab's hosts as it starts them: the lab's CA when
+//! a host serves TLS, and each object store's access key. Its secrets are
+//! the lab's (redacted wherever the lab's text goes); its variables join a
+//! run's `{...}` set.
+
+use std::collections::BTreeMap;
+
+use super::kind::s3::{S3Access, REGION};
+use super::tls::{Issued, LabCa, CA_FILE};
+use super::LabSpec;
+use crate::error::{Error, Result};
+use crate::vocab::HostKind;
+
+/// The lab's CA and stores' keys.
+#[derive(Debug, Default)]
+pub(crate) struct Provided {
+    ca: Option<LabCa>,
+    stores: BTreeMap<String, S3Access>,
+}
+
+impl Provided {
+    /// A CA for a lab with a TLS host, a key for each store: nothing for a lab of neither.
+    pub(crate) fn for_spec(lab: &str, spec: &LabSpec) -> Result<Self> {
+        let stores: BTreeMap<String, S3Access> =
+            spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| Ok((h.name.clone(), S3Access::generate()?))).collect::<Result<_>>()?;
+        let ca = if stores.is_empty() { None } else { Some(LabCa::new(lab)?) };
+        Ok(Provided { ca, stores })
+    }
+
+    /// The CA's certificate, when the lab has one.
+    pub(crate) fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(LabCa::cert_pem)
+    }
+
+    /// A certificate from the lab's CA.
+    pub(crate) fn issue(&self, names: &[String]) -> Result<Issued> {
+        self.ca.as_ref().ok_or_else(|| Error::Other("this lab has no CA".into()))?.issue(names)
+    }
+
+    /// The access to the store `host`.
+    pub(crate) fn store(&self, host: &str) -> Result<&S3Access> {
+        self.stores.get(host).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))
+    }
+
+    /// Every secret it holds, for the lab's redactor.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.stores.values().flat_map(|a| [a.key.clone(), a.key_secret.clone()]).collect()
+    }
+
+    /// Its variables: `{lab.ca}`, and per store `{<name>.bucket}`,
+    /// `{<name>.region}`, `{secret.<name>.key}`, `{secret.<name>.key_secret}`.
+    pub(crate) fn vars(&self) -> Vec<(String, String)> {
+        let ca = self.ca.as_ref().map(|_| ("lab.ca".to_string(), CA_FILE.to_string()));
+        ca.into_iter().chain(self.stores.iter().flat_map(|(name, a)| store_vars(name, a))).collect()
+    }
+}
+
+fn store_vars(name: &str, a: &S3Access) -> Vec<(String, String)> {
+    vec![
+        (format!("{name}.bucket"), a.bucket.clone()),
+        (format!("{name}.region"), REGION.to_string()),
+        (format!("secret.{name}.key"), a.key.clone()),
+        (format!("secret.{name}.key_secret"), a.key_secret.clone()),
+    ]
+}
+
+/// The variables a lab of these hosts will have, with placeholders for
+/// its secrets: what validation checks a scenario's `{...}` against.
+pub(crate) fn declared_vars<'a>(hosts: impl Iterator<Item = (&'a str, HostKind)>) -> Vec<(String, String)> {
+    let placeholder = S3Access { bucket: super::kind::s3::BUCKET.into(), key: "<secret>".into(), key_secret: "<secret>".into() };
+    let stores: Vec<&str> = hosts.filter(|(_, k)| *k == HostKind::S3).map(|(n, _)| n).collect();
+    let ca = (!stores.is_empty()).then(|| ("lab.ca".to_string(), CA_FILE.to_string()));
+    ca.into_iter().chain(stores.iter().flat_map(|n| store_vars(n, &placeholder))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_without_a_store_gets_no_ca_and_no_vars() {
+        let spec = LabSpec::new(crate::platform::Platform::Debian12, ["pg1", "pg2"]);
+        let p = Provided::for_spec("abcd0123", &spec).unwrap();
+        assert!(p.ca_pem().is_none() && p.vars().is_empty() && p.secrets().is_empty());
+    }
+
+    #[test]
+    fn a_store_gets_a_key_of_its_own_and_the_lab_a_ca() {
+        let spec = LabSpec::new(crate::platform::Platform::Debian12, ["pg1"]).host("s3", HostKind::S3).host("s3b", HostKind::S3);
+        let p = Provided::for_spec("abcd0123", &spec).unwrap();
+        assert!(p.ca_pem().is_some());
+        let (a, b) = (p.store("s3").unwrap(), p.store("s3b").unwrap());
+        assert_ne!(a.key, b.key);
+        assert_ne!(a.key_secret, b.key_secret);
+        assert_eq!(p.secrets().len(), 4);
+        let names: Vec<String> = p.vars().into_iter().map(|(k, _)| k).collect();
+        let declared: Vec<String> =
+            declared_vars([("pg1", HostKind::Pg), ("s3", HostKind::S3), ("s3b", HostKind::S3)].into_iter()).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, declared, "validation knows the names a run gives");
+        assert!(names.contains(&"secret.s3.key_secret".to_string()) && names.contains(&"lab.ca".to_string()));
+    }
+}
