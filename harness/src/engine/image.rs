@@ -67,6 +67,7 @@ const S3: &[RecipeFile] = &[
     RecipeFile { name: "pglab-s3.service", body: include_str!("../../../docker/s3/pglab-s3.service"), mode: 0o644 },
     RecipeFile { name: "pglab-s3-tls.service", body: include_str!("../../../docker/s3/pglab-s3-tls.service"), mode: 0o644 },
     RecipeFile { name: "stunnel.conf", body: include_str!("../../../docker/s3/stunnel.conf"), mode: 0o644 },
+    RecipeFile { name: "pglab-s3-setup", body: include_str!("../../../docker/s3/pglab-s3-setup"), mode: 0o755 },
     RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/s3/journald-pglab.conf"), mode: 0o644 },
 ];
 
@@ -209,7 +210,7 @@ impl HostImage {
     }
 
     async fn build_lock(&self) -> Result<std::fs::File> {
-        let path = std::env::temp_dir().join(format!("pglab-image-{}-{}.lock", self.label(), self.tag));
+        let path = std::env::temp_dir().join(format!("{LOCK_PREFIX}{}@{}.lock", self.label(), self.tag));
         let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         tokio::task::spawn_blocking(move || file.lock().map(|_| file))
             .await
@@ -451,6 +452,22 @@ fn context_tar(files: &[RecipeFile]) -> Result<Vec<u8>> {
     b.into_inner().map_err(|e| Error::io("build context", e))
 }
 
+/// An image build's lock file: `<prefix><label>@<tag>.lock` in the temp dir.
+const LOCK_PREFIX: &str = "pglab-image-";
+
+/// The `pglab.image` labels of the images some pglab process is building now.
+pub(crate) fn builds_running() -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((label, _)) = name.strip_prefix(LOCK_PREFIX).and_then(|n| n.strip_suffix(".lock")).and_then(|n| n.split_once('@')) else { continue };
+        if std::fs::File::open(e.path()).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))) {
+            out.push(label.to_string());
+        }
+    }
+    out
+}
+
 /// The `pglab.image` label of the object store's image.
 pub(crate) const OBJECT_STORE_LABEL: &str = "s3";
 
@@ -648,5 +665,25 @@ mod tests {
         assert_eq!(tags.len(), Platform::ALL.len(), "one image per platform: {tags:?}");
         assert!(a.tag.starts_with("pg15-"), "{}", a.tag);
         assert_eq!(a.tag, HostImage::for_platform(Platform::Debian12).tag);
+    }
+
+    /// gc spares the dangling images of a build that runs, and only those.
+    #[tokio::test]
+    async fn a_held_build_lock_names_the_image_being_built() {
+        let image = HostImage { tag: format!("test-{}", std::process::id()), ..HostImage::object_store() };
+        let held = image.build_lock().await.unwrap();
+        assert!(builds_running().contains(&OBJECT_STORE_LABEL.to_string()), "{:?}", builds_running());
+        drop(held);
+        let path = std::env::temp_dir().join(format!("{LOCK_PREFIX}{OBJECT_STORE_LABEL}@{}.lock", image.tag));
+        assert!(path.exists(), "the lock is the file gc reads");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn the_object_store_image_is_one_per_machine_and_not_a_platform() {
+        let s3 = HostImage::object_store();
+        assert_eq!(s3.name, "pglab/s3");
+        assert_eq!(s3.label(), OBJECT_STORE_LABEL);
+        assert!(Platform::ALL.iter().all(|p| HostImage::for_platform(*p).reference() != s3.reference()));
     }
 }

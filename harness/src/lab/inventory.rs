@@ -329,10 +329,14 @@ pub(crate) async fn gc(docker: &Docker, all: bool) -> Result<Removed> {
         total.volumes += r.volumes;
     }
     sweep_state_dirs(dirs, &known);
-    if image_build_running() {
-        tracing::info!("an image build is running: dangling images and build scratch left for the next gc");
-    } else {
-        total.images = remove_dangling_images(docker).await?;
+    // A build's intermediate images are dangling until it ends: those of
+    // an image being built stay, and so does any build's scratch.
+    let building = crate::engine::image::builds_running();
+    if !building.is_empty() {
+        tracing::info!("image build(s) running ({}): their dangling images and any build scratch left for the next gc", building.join(", "));
+    }
+    total.images = remove_dangling_images(docker, &building).await?;
+    if building.is_empty() {
         remove_build_scratch();
     }
     Ok(total)
@@ -351,16 +355,6 @@ fn lab_state_dirs() -> Vec<(String, PathBuf)> {
             is_lab_id(id).then(|| (name.clone(), d.path()))
         })
         .collect()
-}
-
-/// Some pglab process holds an image build's lock.
-fn image_build_running() -> bool {
-    std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.starts_with("pglab-image-")
-            && name.ends_with(".lock")
-            && std::fs::File::open(e.path()).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
-    })
 }
 
 /// What a killed build left: its scratch dir, a rootfs of some 300 MB (in
@@ -386,7 +380,7 @@ fn remove_build_scratch() {
 
 /// Untagged images carrying our image label: what `image build --force`
 /// replaced (a build's intermediate layers are untagged too: never while one runs).
-async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
+async fn remove_dangling_images(docker: &Docker, building: &[String]) -> Result<usize> {
     let filters = std::collections::HashMap::from([
         ("dangling".to_string(), vec!["true".to_string()]),
         ("label".to_string(), vec![crate::engine::LABEL_IMAGE.to_string()]),
@@ -394,7 +388,7 @@ async fn remove_dangling_images(docker: &Docker) -> Result<usize> {
     let images =
         docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await.map_err(|e| Error::docker("list images", e))?;
     let mut removed = 0;
-    for i in images {
+    for i in images.into_iter().filter(|i| i.labels.get(crate::engine::LABEL_IMAGE).is_none_or(|l| !building.contains(l))) {
         // An image a container still uses stays; that is not an error.
         if docker.remove_image(&i.id, None::<RemoveImageOptions>, None).await.is_ok() {
             removed += 1;

@@ -286,9 +286,6 @@ impl Lab {
                 return Err(e);
             }
         };
-        for s in provided.secrets() {
-            transcript.redactor().add(&s);
-        }
         let on = Network { id: &id, network: &network, image: &image, labels: &labels };
         let started = Self::start_hosts(docker, spec, &on, (&transcript, &provided), &mut timings).await;
         let hosts = match started {

@@ -4,6 +4,7 @@
 //! run's `{...}` set.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use super::kind::s3::{S3Access, REGION};
 use super::tls::{Issued, LabCa, CA_FILE};
@@ -15,14 +16,15 @@ use crate::vocab::HostKind;
 #[derive(Debug, Default)]
 pub(crate) struct Provided {
     ca: Option<LabCa>,
-    stores: BTreeMap<String, S3Access>,
+    /// Each store's access, once the store has made it.
+    stores: BTreeMap<String, OnceLock<S3Access>>,
 }
 
 impl Provided {
-    /// A CA for a lab with a TLS host, a key for each store: nothing for a lab of neither.
+    /// A CA for a lab with a TLS host, a place for each store's key: nothing for a lab of neither.
     pub(crate) fn for_spec(lab: &str, spec: &LabSpec) -> Result<Self> {
-        let stores: BTreeMap<String, S3Access> =
-            spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| Ok((h.name.clone(), S3Access::generate()?))).collect::<Result<_>>()?;
+        let stores: BTreeMap<String, OnceLock<S3Access>> =
+            spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| (h.name.clone(), OnceLock::new())).collect();
         let ca = if stores.is_empty() { None } else { Some(LabCa::new(lab)?) };
         Ok(Provided { ca, stores })
     }
@@ -37,21 +39,21 @@ impl Provided {
         self.ca.as_ref().ok_or_else(|| Error::Other("this lab has no CA".into()))?.issue(names)
     }
 
-    /// The access to the store `host`.
-    pub(crate) fn store(&self, host: &str) -> Result<&S3Access> {
-        self.stores.get(host).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))
+    /// Records the access the store `host` made.
+    pub(crate) fn set_store(&self, host: &str, access: S3Access) -> Result<()> {
+        let slot = self.stores.get(host).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))?;
+        slot.set(access).map_err(|_| Error::Other(format!("{host}: its access was made twice")))
     }
 
-    /// Every secret it holds, for the lab's redactor.
-    pub(crate) fn secrets(&self) -> Vec<String> {
-        self.stores.values().flat_map(|a| [a.key.clone(), a.key_secret.clone()]).collect()
+    fn made(&self) -> impl Iterator<Item = (&String, &S3Access)> {
+        self.stores.iter().filter_map(|(n, a)| a.get().map(|a| (n, a)))
     }
 
     /// Its variables: `{lab.ca}`, and per store `{<name>.bucket}`,
     /// `{<name>.region}`, `{secret.<name>.key}`, `{secret.<name>.key_secret}`.
     pub(crate) fn vars(&self) -> Vec<(String, String)> {
         let ca = self.ca.as_ref().map(|_| ("lab.ca".to_string(), CA_FILE.to_string()));
-        ca.into_iter().chain(self.stores.iter().flat_map(|(name, a)| store_vars(name, a))).collect()
+        ca.into_iter().chain(self.made().flat_map(|(name, a)| store_vars(name, a))).collect()
     }
 }
 
@@ -81,18 +83,22 @@ mod tests {
     fn a_lab_without_a_store_gets_no_ca_and_no_vars() {
         let spec = LabSpec::new(crate::platform::Platform::Debian12, ["pg1", "pg2"]);
         let p = Provided::for_spec("abcd0123", &spec).unwrap();
-        assert!(p.ca_pem().is_none() && p.vars().is_empty() && p.secrets().is_empty());
+        assert!(p.ca_pem().is_none() && p.vars().is_empty());
     }
 
     #[test]
-    fn a_store_gets_a_key_of_its_own_and_the_lab_a_ca() {
+    fn a_store_has_a_ca_and_its_own_key_once_made() {
         let spec = LabSpec::new(crate::platform::Platform::Debian12, ["pg1"]).host("s3", HostKind::S3).host("s3b", HostKind::S3);
         let p = Provided::for_spec("abcd0123", &spec).unwrap();
         assert!(p.ca_pem().is_some());
-        let (a, b) = (p.store("s3").unwrap(), p.store("s3b").unwrap());
-        assert_ne!(a.key, b.key);
-        assert_ne!(a.key_secret, b.key_secret);
-        assert_eq!(p.secrets().len(), 4);
+        assert_eq!(p.vars().len(), 1, "no key before the store made one, only the CA: {:?}", p.vars());
+        let access = |k: &str| S3Access { bucket: "pglab".into(), key: format!("K{k}"), key_secret: format!("S{k}") };
+        p.set_store("s3", access("a")).unwrap();
+        p.set_store("s3b", access("b")).unwrap();
+        assert!(p.set_store("s3", access("c")).is_err(), "made once");
+        assert!(p.set_store("pg1", access("d")).is_err(), "not a store");
+        let secrets: Vec<String> = p.vars().into_iter().filter(|(k, _)| k.starts_with("secret.")).map(|(_, v)| v).collect();
+        assert_eq!(secrets, ["Ka", "Sa", "Kb", "Sb"]);
         let names: Vec<String> = p.vars().into_iter().map(|(k, _)| k).collect();
         let declared: Vec<String> =
             declared_vars([("pg1", HostKind::Pg), ("s3", HostKind::S3), ("s3b", HostKind::S3)].into_iter()).into_iter().map(|(k, _)| k).collect();

@@ -20,15 +20,23 @@ pub(crate) struct S3;
 
 /// The region every lab store answers for (moto's default).
 pub(crate) const REGION: &str = "us-east-1";
+/// SHA-256 of nothing: the payload hash of a request without a body.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// The bucket pglab makes in each store.
 pub(crate) const BUCKET: &str = "pglab";
 
-/// How a store is reached: its bucket and the lab's access key for it.
-#[derive(Clone)]
+/// How a store is reached: its bucket and the lab's access key for it
+/// (made by the store itself at start: see `pglab-s3-setup`).
+#[derive(Clone, serde::Deserialize)]
 pub(crate) struct S3Access {
+    #[serde(default = "bucket")]
     pub bucket: String,
     pub key: String,
     pub key_secret: String,
+}
+
+fn bucket() -> String {
+    BUCKET.into()
 }
 
 impl std::fmt::Debug for S3Access {
@@ -38,17 +46,14 @@ impl std::fmt::Debug for S3Access {
 }
 
 impl S3Access {
-    /// A fresh access key for a store (random: nothing of it is guessable).
-    pub(crate) fn generate() -> Result<Self> {
-        let mut buf = [0u8; 38];
-        getrandom::fill(&mut buf).map_err(|e| Error::Environment(format!("no random source for the lab's access keys: {e}")))?;
-        let hex = hex::encode(buf);
-        Ok(S3Access { bucket: BUCKET.into(), key: format!("PGLAB{}", hex[..15].to_uppercase()), key_secret: hex[15..55].to_string() })
-    }
-
-    /// curl's config on stdin (`curl -K -`): the key never on a command line.
+    /// curl's config on stdin (`curl -K -`) for a request without a body:
+    /// the key never on a command line. S3 signs the payload's hash too.
     fn curl_config(&self) -> Vec<u8> {
-        format!("user = \"{}:{}\"\naws-sigv4 = \"aws:amz:{REGION}:s3\"\ncacert = \"{CA_FILE}\"\n", self.key, self.key_secret).into_bytes()
+        format!(
+            "user = \"{}:{}\"\naws-sigv4 = \"aws:amz:{REGION}:s3\"\ncacert = \"{CA_FILE}\"\nheader = \"x-amz-content-sha256: {EMPTY_SHA256}\"\n",
+            self.key, self.key_secret
+        )
+        .into_bytes()
     }
 }
 
@@ -56,12 +61,6 @@ impl S3Access {
 /// virtual-host addressing.
 pub(crate) fn cert_names(host: &str, ip: std::net::Ipv4Addr) -> Vec<String> {
     std::iter::once(host.to_string()).chain(aliases(host)).chain([ip.to_string()]).collect()
-}
-
-/// moto's settings (none yet: a request to `<host>` is path-style, one to
-/// `<bucket>.<host>` virtual-host style, by moto's own reading of the name).
-fn store_env(_host: &str) -> String {
-    String::from("# moto's environment, written by pglab\n")
 }
 
 /// The other names it answers to, beside its host name: `<bucket>.<host>`.
@@ -90,29 +89,46 @@ impl Kind for S3 {
         Some(HostImage::object_store())
     }
 
-    /// Its certificate and key, the unit started, the bucket made with the lab's key.
+    /// Its certificate and key, its units started, its key and bucket
+    /// made and signature checks on; then proven over TLS: a list signed
+    /// with the lab's key answers, one signed with another key is refused.
     fn provision<'a>(&'a self, host: &'a Host, provided: &'a Provided) -> BoxFuture<'a, Result<()>> {
         async move {
             let t = std::time::Instant::now();
-            let access = provided.store(&host.name)?;
             let issued = provided.issue(&cert_names(&host.name, host.ip))?;
             host.write_file("/etc/pglab/s3/tls.crt", issued.cert_pem.as_bytes(), 0o644, "root", None).await?;
             host.write_file("/etc/pglab/s3/tls.key", issued.key_pem.as_bytes(), 0o600, "root", None).await?;
-            host.write_file("/etc/pglab/s3/env", store_env(&host.name).as_bytes(), 0o644, "root", None).await?;
             crate::lab::boot::wait_for_host_boot(host).await?;
             // Enabled: a restarted host serves again (an empty store: moto keeps objects in memory).
             host.exec(Cmd::shell("systemctl enable --now pglab-s3.service pglab-s3-tls.service").user("root")).await?;
             wait_for_tls(host).await?;
+            let access = make_access(host).await?;
+            host.note(
+                "pglab (harness)",
+                "pglab-s3-setup",
+                &format!("IAM user with s3:*, its access key (read by the harness, never shown), bucket {}; signature checks on", access.bucket),
+                t.elapsed(),
+            );
+            let t = std::time::Instant::now();
             let base = format!("https://{}/{}", host.name, access.bucket);
-            // Recorded: the transcript shows the bucket being made; the key is on stdin, never shown.
-            host.exec(Cmd::shell(format!("curl -sS -f -K - -X PUT '{base}'")).user("root").stdin(access.curl_config())).await?;
             let out = host.exec(Cmd::shell(format!("curl -sS -f -K - '{base}?list-type=2'")).user("root").stdin(access.curl_config())).await?;
             if !out.stdout.contains("<ListBucketResult") {
                 return Err(Error::Other(format!("{}: ListObjectsV2 of {} did not answer: {}", host.name, access.bucket, out.combined().trim())));
             }
-            let what = format!("object store: https://{}/{} (moto)", host.name, access.bucket);
-            host.note("pglab (harness)", &what, "certificate from the lab CA; bucket made and listed (ListObjectsV2) with the lab's key", t.elapsed());
-            Ok(())
+            let other = S3Access { key: "PGLABNOTTHEKEY00000".into(), key_secret: "not-the-secret".into(), ..access.clone() };
+            let refused = host
+                .exec(Cmd::shell(format!("curl -sS -o /dev/null -w '%{{http_code}}' -K - '{base}?list-type=2'")).user("root").stdin(other.curl_config()))
+                .await?;
+            if refused.stdout.trim() != "403" {
+                return Err(Error::Other(format!(
+                    "{}: a list signed with an unknown key answered {} (403 expected): the store checks no signature",
+                    host.name,
+                    refused.stdout.trim()
+                )));
+            }
+            let what = format!("object store: https://{}/{} (moto behind stunnel)", host.name, access.bucket);
+            host.note("pglab (harness)", &what, "ListObjectsV2 signed with the lab's key answered over TLS (lab CA); another key: 403", t.elapsed());
+            provided.set_store(&host.name, access)
         }
         .boxed()
     }
@@ -128,6 +144,18 @@ impl Kind for S3 {
         }
         .boxed()
     }
+}
+
+/// Runs the store's own setup (unrecorded: its answer is the key) and
+/// hands the key to the lab's redactor before anything can show it.
+async fn make_access(host: &Host) -> Result<S3Access> {
+    let out = host.probe(&Cmd::new(["/usr/local/sbin/pglab-s3-setup", BUCKET]).user("root").any_status()).await?;
+    let access: Option<S3Access> = if out.status == 0 { serde_json::from_str(out.stdout.trim()).ok() } else { None };
+    let access =
+        access.ok_or_else(|| Error::Other(format!("{}: pglab-s3-setup exited {}: {}", host.name, out.status, crate::error::tail_lines(&out.stderr, 12))))?;
+    host.transcript().redactor().add(&access.key);
+    host.transcript().redactor().add(&access.key_secret);
+    Ok(access)
 }
 
 /// Polls until the server answers HTTPS, its certificate checked against
