@@ -159,6 +159,12 @@ async fn ran_on(docker: &Docker, report: &RunReport) {
             continue; // a host a fault killed
         }
         let (_, os) = support::exec_in(docker, &c, "root", &["sh", "-c", ". /etc/os-release; echo $VERSION_ID"]).await;
+        if h.kind == pglab::lab::HostKind::S3 {
+            // The object store has one image on every platform, and no PostgreSQL.
+            let (status, _) = support::exec_in(docker, &c, "root", &["sh", "-c", "command -v postgres pg_ctlcluster"]).await;
+            assert_ne!(status, 0, "{} runs no PostgreSQL", h.name);
+            continue;
+        }
         assert_eq!(report.platform.name(), format!("debian-{}", os.trim()), "{} runs the platform's Debian", h.name);
         let (status, v) = support::exec_in(docker, &c, "postgres", &["psql", "-XAtc", "SELECT current_setting('server_version_num')::int / 10000"]).await;
         if status == 0 {
@@ -338,6 +344,18 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                     assert_eq!((f[0], f[2]), ("t", ip(s).as_str()), "slot {name} in use by {s}");
                 }
             }
+            "repo_encrypted" => {
+                // Read again with the test's own code in the store: every object, its first bytes.
+                let script = "import json,boto3\na=json.load(open('/etc/pglab/s3/access'))\n\
+                    s=boto3.client('s3',endpoint_url='http://127.0.0.1:5000',region_name='us-east-1',aws_access_key_id=a['key'],aws_secret_access_key=a['key_secret'])\n\
+                    ks=[o['Key'] for p in s.get_paginator('list_objects_v2').paginate(Bucket=a['bucket']) for o in p.get('Contents',[])]\n\
+                    print(len(ks), sum(1 for k in ks if s.get_object(Bucket=a['bucket'],Key=k,Range='bytes=0-7')['Body'].read()==b'Salted__'))";
+                let store = &p("store");
+                let (status, out) = support::exec_in(docker, &c(store), "root", &["/opt/pglab/s3/bin/python", "-c", script]).await;
+                assert_eq!(status, 0, "{out}");
+                let n: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                assert!(n[0] > 0 && n[0] == n[1], "objects on {store}, and those opening Salted__: {n:?}");
+            }
             other => panic!("check {other} is not looked at again here: add it"),
         }
     }
@@ -368,6 +386,15 @@ async fn no_secret_anywhere(report: &RunReport, dir: &Path) {
         )
         .await;
         secrets.extend(held.lines().map(str::trim).filter(|l| regex_secret().is_match(l)).map(String::from));
+        // An object store's access key, as pgBackRest was given it.
+        let (_, keys) = support::exec_in(
+            &docker,
+            &container,
+            "root",
+            &["bash", "-c", "sed -n 's/^repo[0-9]*-s3-key\\(-secret\\)\\?=//p' /etc/pgbackrest.conf 2>/dev/null; true"],
+        )
+        .await;
+        secrets.extend(keys.lines().map(str::trim).filter(|l| l.len() >= 16).map(String::from));
     }
     secrets.sort();
     secrets.dedup();

@@ -69,6 +69,11 @@ const TWINS: &[Twin] = &[
         breaks: "the cascade's last host is no standby (a cluster of its own)",
         says: "pitr is not in recovery: not a standby of the cascade",
     },
+    Twin {
+        check: "repo_encrypted",
+        breaks: "the repository of s3-repo, not encrypted (its marker row written before the backup)",
+        says: r"\d+ of \d+ objects on s3 are not encrypted \(no `Salted__`\)",
+    },
 ];
 
 /// Runs `check`, which must fail with a message matching `twin.says`;
@@ -235,6 +240,21 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
 
     lab.shutdown().await.unwrap();
     assert!(wrong.is_empty(), "{} twin(s) wrong:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+/// The object store's twin: s3-repo's repository is not encrypted.
+#[tokio::test(flavor = "multi_thread")]
+async fn repo_encrypted_fails_on_a_plain_repository() {
+    let lab = ScenarioLab::new("s3-repo").through("6-pgpass").start().await.expect("s3-repo through its configuration");
+    let (primary, s3) = (lab.host("primary").unwrap(), lab.host("s3").unwrap());
+    primary.safe_psql("CREATE TABLE pglab_marker (v text); INSERT INTO pglab_marker VALUES ('twin-marker-7f3a9c2e')").await.unwrap();
+    for line in ["pgbackrest --stanza=tutorial stanza-create", "pgbackrest --stanza=tutorial --type=full backup"] {
+        let out = primary.sh("postgres", line).await.unwrap();
+        assert!(out.success(), "{line}: {}", out.combined());
+    }
+    let wrong = expect_failure(twin("repo_encrypted", ""), check::repo_encrypted(s3, primary, "pglab_marker", "twin-marker-7f3a9c2e")).await;
+    lab.shutdown().await.unwrap();
+    assert!(wrong.is_none(), "{}", wrong.unwrap_or_default());
 }
 
 /// `docs/checks.md` is this table, and every check has a twin.

@@ -46,4 +46,5 @@ exec mmdebstrap \
   --customize-hook="install -D -m 0644 \"$recipe/pglab-s3-tls.service\" \"\$1/etc/systemd/system/pglab-s3-tls.service\"" \
   --customize-hook="install -D -m 0644 \"$recipe/stunnel.conf\" \"\$1/etc/pglab/s3/stunnel.conf\"" \
   --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-setup\" \"\$1/usr/local/sbin/pglab-s3-setup\"" \
+  --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-scan\" \"\$1/usr/local/sbin/pglab-s3-scan\"" \
   "$suite" - "deb $mirror $suite main"

@@ -276,7 +276,7 @@ impl Serialize for Phases {
 pub struct HostInfo {
     /// Its name in the lab.
     pub name: String,
-    /// What kind of host it is (`pg`, `repo`).
+    /// What kind of host it is (`pg`, `repo`, `s3`).
     pub kind: HostKind,
     /// What it is for, as the file says.
     pub role: Role,

@@ -56,6 +56,8 @@ pub enum Needs {
     Any,
     /// A running PostgreSQL cluster.
     Postgres,
+    /// An object store (`kind = "s3"`).
+    ObjectStore,
 }
 
 impl Needs {
@@ -64,6 +66,7 @@ impl Needs {
         match self {
             Needs::Any => "a host",
             Needs::Postgres => "PostgreSQL",
+            Needs::ObjectStore => "an object store",
         }
     }
 }

@@ -16,6 +16,7 @@
 
 mod backup;
 mod cascade;
+mod cipher;
 mod delay;
 mod pitr;
 mod replication;
@@ -36,6 +37,7 @@ use crate::vocab::Needs;
 
 pub use backup::{check_and_verify, cron_fires, cron_line, full_backups, retention};
 pub use cascade::cascade;
+pub use cipher::repo_encrypted;
 pub use delay::replay_delay;
 pub use pitr::pitr;
 pub use replication::{not_streaming, same_data, standby_data, streaming};
@@ -181,6 +183,7 @@ checks! {
     "cascade" => Cascade(cascade::Cascade),
     "replay_delay" => ReplayDelay(delay::ReplayDelay),
     "slot" => Slot(slot::Slot),
+    "repo_encrypted" => RepoEncrypted(cipher::RepoEncrypted),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.

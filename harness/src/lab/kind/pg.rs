@@ -19,8 +19,8 @@ impl Kind for Pg {
         "PostgreSQL, sshd, cron"
     }
 
-    fn has(&self, _: Needs) -> bool {
-        true
+    fn has(&self, needs: Needs) -> bool {
+        needs != Needs::ObjectStore
     }
 
     fn init_args(&self, _: Platform) -> Vec<String> {

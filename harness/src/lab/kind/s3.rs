@@ -74,7 +74,7 @@ impl Kind for S3 {
     }
 
     fn has(&self, needs: Needs) -> bool {
-        needs == Needs::Any
+        matches!(needs, Needs::Any | Needs::ObjectStore)
     }
 
     fn init_args(&self, _: Platform) -> Vec<String> {
@@ -100,8 +100,12 @@ impl Kind for S3 {
             host.write_file("/etc/pglab/s3/tls.key", issued.key_pem.as_bytes(), 0o600, "root", None).await?;
             crate::lab::boot::wait_for_host_boot(host).await?;
             // Enabled: a restarted host serves again (an empty store: moto keeps objects in memory).
+            let started = std::time::Instant::now();
             host.exec(Cmd::shell("systemctl enable --now pglab-s3.service pglab-s3-tls.service").user("root")).await?;
             wait_for_tls(host).await?;
+            let serving = format!("{} ms after its units were started", started.elapsed().as_millis());
+            host.note("pglab (harness)", "the store answers HTTPS", &serving, t.elapsed());
+            let t = std::time::Instant::now();
             let access = make_access(host).await?;
             host.note(
                 "pglab (harness)",
