@@ -344,6 +344,19 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                     assert_eq!((f[0], f[2]), ("t", ip(s).as_str()), "slot {name} in use by {s}");
                 }
             }
+            "repo_info" => {
+                let (host, stanza) = (&p("host"), p("stanza"));
+                let (status, json) =
+                    support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "--output=json", "info"]).await;
+                assert_eq!(status, 0, "{json}");
+                let info: serde_json::Value = serde_json::from_str(&json).unwrap();
+                assert_eq!(info[0]["status"]["code"], 0, "stanza {stanza} ok on {host}: {json}");
+                let got: Vec<&str> = info[0]["backup"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
+                match v.params.get("types").and_then(|t| t.as_array()) {
+                    Some(want) => assert_eq!(got, want.iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>(), "backups on {host}"),
+                    None => assert!(!got.is_empty(), "backups on {host}"),
+                }
+            }
             "repo_encrypted" => {
                 // Read again with the test's own code in the store: every object, its first bytes.
                 let script = "import json,boto3\na=json.load(open('/etc/pglab/s3/access'))\n\

@@ -52,6 +52,11 @@ const TWINS: &[Twin] = &[
     Twin { check: "cron_fires", breaks: "the crontab line backs up another stanza", says: "no line of postgres's crontab on primary backs up stanza tutorial" },
     Twin { check: "retention", breaks: "repo1-retention-full raised to 5", says: "full backups kept: got 3, expected 2" },
     Twin { check: "pgbackrest", breaks: "a file of the newest backup damaged in the repository", says: "pgbackrest verify found the repository damaged" },
+    Twin {
+        check: "repo_info",
+        breaks: "the archive's oldest WAL segment moved out of the repository",
+        says: r"backup \w+ needs WAL \w+\.\.\w+, which the archive of tutorial on primary does not hold",
+    },
     Twin { check: "pitr", breaks: "recovery_target_inclusive = off on the restored host (lands one transaction early)", says: "rows after restore to xid" },
     Twin { check: "pitr", breaks: "a restore point of the target's name already in the WAL (recovery stops at the first)", says: "rows after restore to name" },
     Twin { check: "standby_data", breaks: "the standby promoted", says: r"pg_is_in_recovery\(\) on standby \(a standby\)" },
@@ -207,6 +212,16 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     wrong.extend(expect_failure(twin("pgbackrest", ""), check::check_and_verify(primary, stanza)).await);
     root(primary, &format!("f=$(ls {file}); cp -p /tmp/twin.saved $f")).await;
     check::check_and_verify(primary, stanza).await.expect("the repository is whole again");
+
+    // repo_info: without its first segment, the oldest backup cannot be restored consistently.
+    check::repo_info(primary, stanza, None).await.expect("the repository holds each backup's WAL");
+    let info = primary.backup_info(stanza).await.unwrap();
+    let (id, min) = (info["archive"][0]["id"].as_str().unwrap().to_string(), info["archive"][0]["min"].as_str().unwrap().to_string());
+    let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &min[..16]);
+    root(primary, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{min}-* /tmp/twin-wal/")).await;
+    wrong.extend(expect_failure(twin("repo_info", ""), check::repo_info(primary, stanza, None)).await);
+    root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
+    check::repo_info(primary, stanza, None).await.expect("the archive is whole again");
 
     // pitr: a setting of the host's own makes every xid target exclusive.
     root(pitr, &format!("echo 'recovery_target_inclusive = off' > /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;

@@ -20,6 +20,7 @@ mod cipher;
 mod delay;
 mod pitr;
 mod replication;
+mod repo_info;
 mod security;
 mod slot;
 mod writes;
@@ -41,6 +42,7 @@ pub use cipher::repo_encrypted;
 pub use delay::replay_delay;
 pub use pitr::pitr;
 pub use replication::{not_streaming, same_data, standby_data, streaming};
+pub use repo_info::{repo_info, BackupType};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
 pub use slot::{slot, WalStatus, Want as SlotWant};
 pub use writes::writes;
@@ -184,6 +186,7 @@ checks! {
     "replay_delay" => ReplayDelay(delay::ReplayDelay),
     "slot" => Slot(slot::Slot),
     "repo_encrypted" => RepoEncrypted(cipher::RepoEncrypted),
+    "repo_info" => RepoInfo(repo_info::RepoInfo),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.
