@@ -55,7 +55,7 @@ const TWINS: &[Twin] = &[
     Twin {
         check: "repo_info",
         breaks: "the archive's oldest WAL segment moved out of the repository",
-        says: r"backup \w+ needs WAL \w+\.\.\w+, which the archive of tutorial on primary does not hold",
+        says: r"backup [\w-]+ needs WAL \w+\.\.\w+, which the archive of tutorial on primary does not hold",
     },
     Twin { check: "pitr", breaks: "recovery_target_inclusive = off on the restored host (lands one transaction early)", says: "rows after restore to xid" },
     Twin { check: "pitr", breaks: "a restore point of the target's name already in the WAL (recovery stops at the first)", says: "rows after restore to name" },

@@ -69,7 +69,7 @@ impl Proof for RepoEncrypted {
 
 /// Reads every object of the repository in `store` raw: each must open
 /// `Salted__` and none hold `marker` (first found in `table` on `primary`)
-/// or a manifest's file names. See [`RepoEncrypted`].
+/// or a manifest's file names (which a plain manifest lists).
 pub async fn repo_encrypted(store: &Host, primary: &Host, table: &str, marker: &str) -> Result<Evidence> {
     // A marker that is not in the cluster would prove nothing by its absence.
     let sql = format!("SELECT count(*) FROM {table} t WHERE strpos(t::text, $1) > 0");

@@ -67,7 +67,9 @@ impl Proof for RepoInfo {
     }
 }
 
-/// See [`RepoInfo`].
+/// `pgbackrest info` on `host` for `stanza`: status ok, the backups'
+/// types (oldest first) as `types` says (else at least one backup), and
+/// each backup's WAL within its database's archive range.
 pub async fn repo_info(host: &Host, stanza: &str, types: Option<&[BackupType]>) -> Result<Evidence> {
     let info = host.backup_info(stanza).await?;
     let status = &info["status"];

@@ -14,13 +14,12 @@ async fn attach(lab: &str) -> Result<Attached> {
     Attached::find(&engine::connect().await?, lab).await
 }
 
-/// Builds what is missing, every platform at once (each on its own line).
-pub(super) async fn image_build(platforms: &[Platform], force: bool, quiet: bool) -> Result<()> {
+/// Builds what is missing, every image at once (each on its own line).
+pub(super) async fn image_build(images: &[HostImage], force: bool, quiet: bool) -> Result<()> {
     let docker = engine::connect().await?;
     let progress = Progress::new(quiet);
-    progress.phase(format!("images: {}", platforms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")));
-    let builds = platforms.iter().map(|p| {
-        let image = HostImage::for_platform(*p);
+    progress.phase(format!("images: {}", images.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")));
+    let builds = images.iter().map(|image| {
         let phases = image.phases(&progress);
         let docker = docker.clone();
         async move { image.ensure(&docker, force, &phases).await }
@@ -28,11 +27,11 @@ pub(super) async fn image_build(platforms: &[Platform], force: bool, quiet: bool
     let ensured = futures_util::future::join_all(builds).await;
     progress.finish();
     let mut failed = Vec::new();
-    for (p, e) in platforms.iter().zip(ensured) {
+    for (i, e) in images.iter().zip(ensured) {
         match e {
             Ok(e) => out(format_args!("{} {} in {:.2}s", e.image.reference(), if e.cached { "found in cache" } else { "built" }, e.elapsed.as_secs_f64())),
             Err(e) => {
-                crate::progress::say(format_args!("image {p}: {e}"));
+                crate::progress::say(format_args!("image {}: {e}", i.name));
                 failed.push(e);
             }
         }

@@ -239,9 +239,12 @@ pub(crate) enum ImageCommand {
     Build {
         #[arg(default_value = "debian-12")]
         platforms: Vec<Platform>,
-        /// Every platform built offline (debian-11, debian-12, debian-13).
+        /// Every platform built offline (debian-11, debian-12, debian-13), and the object store's image.
         #[arg(long, conflicts_with = "platforms")]
         all: bool,
+        /// Also the object store's image (hosts of kind `s3`; one for every platform).
+        #[arg(long)]
+        s3: bool,
         #[arg(long)]
         force: bool,
     },
@@ -325,9 +328,13 @@ async fn main(cli: Cli) -> Result<()> {
     crate::time::check_env()?;
     let quiet = cli.quiet;
     match cli.command {
-        Command::Image { command: ImageCommand::Build { platforms, all, force } } => {
+        Command::Image { command: ImageCommand::Build { platforms, all, s3, force } } => {
             let platforms = if all { Platform::OFFLINE.to_vec() } else { platforms };
-            lab::image_build(&platforms, force, quiet).await
+            let mut images: Vec<crate::engine::image::HostImage> = platforms.iter().map(|p| crate::engine::image::HostImage::for_platform(*p)).collect();
+            if all || s3 {
+                images.push(crate::engine::image::HostImage::object_store());
+            }
+            lab::image_build(&images, force, quiet).await
         }
         Command::Image { command: ImageCommand::List { json } } => lab::image_list(json).await,
         Command::Image { command: ImageCommand::Ref { platform } } => {
