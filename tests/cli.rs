@@ -11,6 +11,17 @@ fn pglab(args: &[&str]) -> Output {
     Command::new(pglab_bin()).arg("--quiet").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("pglab runs")
 }
 
+/// Takes kept labs down when dropped: a failing assertion leaks none.
+struct DownOnDrop(Vec<String>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        for lab in &self.0 {
+            let _ = pglab(&["down", lab]);
+        }
+    }
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -148,6 +159,7 @@ async fn gc_removes_orphans_and_keeps_kept_labs() {
     let up = pglab(&["up", "--hosts", "pg1"]);
     assert!(up.status.success(), "{}", text(&up));
     let kept = String::from_utf8_lossy(&up.stdout).split_whitespace().nth(1).expect("lab id").to_string();
+    let _down = DownOnDrop(vec![kept.clone()]);
     // An owner that dies without cleaning up leaves an orphan.
     let mut child = Command::new(pglab_bin()).args(["--quiet", "up", "--hosts", "pg1", "--foreground"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut line = String::new();

@@ -72,6 +72,19 @@ const S3: &[RecipeFile] = &[
     RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/s3/journald-pglab.conf"), mode: 0o644 },
 ];
 
+/// What an image's tag says of what it is built from: the platform's row
+/// (suite, versions, init arguments) and the recipe's files (12 hex digits).
+fn recipe_hash(platform: Platform, files: &[RecipeFile]) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{:?}", platform.row()));
+    for f in files {
+        h.update(f.name);
+        h.update(f.mode.to_le_bytes());
+        h.update(f.body);
+    }
+    hex::encode(h.finalize())[..12].to_string()
+}
+
 /// Which recipe an image is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Recipe {
@@ -114,31 +127,15 @@ pub(crate) struct Ensured {
 impl HostImage {
     /// The image a platform's hosts run (built or not).
     pub fn for_platform(platform: Platform) -> Self {
-        let mut h = Sha256::new();
-        // The platform's row (suite, versions, init arguments) and the recipe's files.
-        h.update(format!("{:?}", platform.row()));
-        for f in recipe(platform) {
-            h.update(f.name);
-            h.update(f.mode.to_le_bytes());
-            h.update(f.body);
-        }
-        let hash = hex::encode(h.finalize());
-        HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{}", platform.pg_major(), &hash[..12]), recipe: Recipe::Platform }
+        let hash = recipe_hash(platform, recipe(platform));
+        HostImage { platform, name: format!("pglab/{}", platform.name()), tag: format!("pg{}-{hash}", platform.pg_major()), recipe: Recipe::Platform }
     }
 
     /// The image of every lab's object store (`s3` hosts): one per machine,
     /// whatever the lab's platform.
     pub fn object_store() -> Self {
-        let platform = OBJECT_STORE_BASE;
-        let mut h = Sha256::new();
-        h.update(format!("{:?}", platform.row()));
-        for f in S3 {
-            h.update(f.name);
-            h.update(f.mode.to_le_bytes());
-            h.update(f.body);
-        }
-        let hash = hex::encode(h.finalize());
-        HostImage { platform, name: "pglab/s3".into(), tag: format!("moto-{}", &hash[..12]), recipe: Recipe::ObjectStore }
+        let hash = recipe_hash(OBJECT_STORE_BASE, S3);
+        HostImage { platform: OBJECT_STORE_BASE, name: "pglab/s3".into(), tag: format!("moto-{hash}"), recipe: Recipe::ObjectStore }
     }
 
     fn files(&self) -> &'static [RecipeFile] {

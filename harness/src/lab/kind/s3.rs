@@ -182,3 +182,17 @@ async fn wait_for_tls(host: &Host) -> Result<()> {
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn its_certificate_names_every_way_a_lab_host_reaches_it() {
+        let names = cert_names("s3", std::net::Ipv4Addr::new(198, 18, 0, 14));
+        assert_eq!(names, ["s3", "pglab.s3", "198.18.0.14"], "host, virtual-host bucket, address");
+        let config = String::from_utf8(S3Access { bucket: BUCKET.into(), key: "K".into(), key_secret: "S".into() }.curl_config()).unwrap();
+        assert!(config.contains("user = \"K:S\"") && config.contains(EMPTY_SHA256) && config.contains(CA_FILE), "{config}");
+        assert!(!format!("{:?}", S3Access { bucket: BUCKET.into(), key: "K".into(), key_secret: "SECRET".into() }).contains("SECRET"));
+    }
+}
