@@ -94,44 +94,12 @@ impl Kind for S3 {
     /// with the lab's key answers, one signed with another key is refused.
     fn provision<'a>(&'a self, host: &'a Host, provided: &'a Provided) -> BoxFuture<'a, Result<()>> {
         async move {
-            let t = std::time::Instant::now();
-            let issued = provided.issue(&cert_names(&host.name, host.ip))?;
-            host.write_file("/etc/pglab/s3/tls.crt", issued.cert_pem.as_bytes(), 0o644, "root", None).await?;
-            host.write_file("/etc/pglab/s3/tls.key", issued.key_pem.as_bytes(), 0o600, "root", None).await?;
-            crate::lab::boot::wait_for_host_boot(host).await?;
-            // Enabled: a restarted host serves again (an empty store: moto keeps objects in memory).
-            let started = std::time::Instant::now();
-            host.exec(Cmd::shell("systemctl enable --now pglab-s3.service pglab-s3-tls.service").user("root")).await?;
-            wait_for_tls(host).await?;
-            let serving = format!("{} ms after its units were started", started.elapsed().as_millis());
-            host.note("pglab (harness)", "the store answers HTTPS", &serving, t.elapsed());
+            serve(host, provided).await?;
             let t = std::time::Instant::now();
             let access = make_access(host).await?;
-            host.note(
-                "pglab (harness)",
-                "pglab-s3-setup",
-                &format!("IAM user with s3:*, its access key (read by the harness, never shown), bucket {}; signature checks on", access.bucket),
-                t.elapsed(),
-            );
-            let t = std::time::Instant::now();
-            let base = format!("https://{}/{}", host.name, access.bucket);
-            let out = host.exec(Cmd::shell(format!("curl -sS -f -K - '{base}?list-type=2'")).user("root").stdin(access.curl_config())).await?;
-            if !out.stdout.contains("<ListBucketResult") {
-                return Err(Error::Other(format!("{}: ListObjectsV2 of {} did not answer: {}", host.name, access.bucket, out.combined().trim())));
-            }
-            let other = S3Access { key: "PGLABNOTTHEKEY00000".into(), key_secret: "not-the-secret".into(), ..access.clone() };
-            let refused = host
-                .exec(Cmd::shell(format!("curl -sS -o /dev/null -w '%{{http_code}}' -K - '{base}?list-type=2'")).user("root").stdin(other.curl_config()))
-                .await?;
-            if refused.stdout.trim() != "403" {
-                return Err(Error::Other(format!(
-                    "{}: a list signed with an unknown key answered {} (403 expected): the store checks no signature",
-                    host.name,
-                    refused.stdout.trim()
-                )));
-            }
-            let what = format!("object store: https://{}/{} (moto behind stunnel)", host.name, access.bucket);
-            host.note("pglab (harness)", &what, "ListObjectsV2 signed with the lab's key answered over TLS (lab CA); another key: 403", t.elapsed());
+            let said = format!("IAM user with s3:*, its access key (read by the harness, never shown), bucket {}; signature checks on", access.bucket);
+            host.note("pglab (harness)", "pglab-s3-setup", &said, t.elapsed());
+            prove_access(host, &access).await?;
             provided.set_store(&host.name, access)
         }
         .boxed()
@@ -148,6 +116,44 @@ impl Kind for S3 {
         }
         .boxed()
     }
+}
+
+/// Gives the store its certificate from the lab CA and starts its units
+/// (enabled: a restarted host serves again, empty), until HTTPS answers.
+async fn serve(host: &Host, provided: &Provided) -> Result<()> {
+    let t = std::time::Instant::now();
+    let issued = provided.issue(&cert_names(&host.name, host.ip))?;
+    host.write_file("/etc/pglab/s3/tls.crt", issued.cert_pem.as_bytes(), 0o644, "root", None).await?;
+    host.write_file("/etc/pglab/s3/tls.key", issued.key_pem.as_bytes(), 0o600, "root", None).await?;
+    crate::lab::boot::wait_for_host_boot(host).await?;
+    let started = std::time::Instant::now();
+    host.exec(Cmd::shell("systemctl enable --now pglab-s3.service pglab-s3-tls.service").user("root")).await?;
+    wait_for_tls(host).await?;
+    let serving = format!("{} ms after its units were started", started.elapsed().as_millis());
+    host.note("pglab (harness)", "the store answers HTTPS", &serving, t.elapsed());
+    Ok(())
+}
+
+/// Over TLS, checked against the lab CA: a list signed with the lab's key
+/// answers, and the same list signed with another key gets 403 (a store
+/// that checks no signature would take any key, and prove nothing).
+async fn prove_access(host: &Host, access: &S3Access) -> Result<()> {
+    let t = std::time::Instant::now();
+    let base = format!("https://{}/{}", host.name, access.bucket);
+    let out = host.exec(Cmd::shell(format!("curl -sS -f -K - '{base}?list-type=2'")).user("root").stdin(access.curl_config())).await?;
+    if !out.stdout.contains("<ListBucketResult") {
+        return Err(Error::Other(format!("{}: ListObjectsV2 of {} did not answer: {}", host.name, access.bucket, out.combined().trim())));
+    }
+    let other = S3Access { key: "PGLABNOTTHEKEY00000".into(), key_secret: "not-the-secret".into(), ..access.clone() };
+    let status = Cmd::shell(format!("curl -sS -o /dev/null -w '%{{http_code}}' -K - '{base}?list-type=2'")).user("root").stdin(other.curl_config());
+    let refused = host.exec(status).await?;
+    if refused.stdout.trim() != "403" {
+        let got = refused.stdout.trim();
+        return Err(Error::Other(format!("{}: a list signed with an unknown key answered {got} (403 expected): the store checks no signature", host.name)));
+    }
+    let what = format!("object store: https://{}/{} (moto behind stunnel)", host.name, access.bucket);
+    host.note("pglab (harness)", &what, "ListObjectsV2 signed with the lab's key answered over TLS (lab CA); another key: 403", t.elapsed());
+    Ok(())
 }
 
 /// Runs the store's own setup (unrecorded: its answer is the key) and
