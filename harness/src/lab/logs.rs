@@ -23,16 +23,18 @@ pub(crate) struct LogTail {
     /// Only the newest N pgBackRest logs (by mtime); `None`: all of them.
     pub pgbackrest_newest: Option<usize>,
     pub journal: usize,
+    /// The units the journal's lines are of (none: every unit's).
+    pub units: &'static [&'static str],
     pub style: Style,
 }
 
 impl LogTail {
     /// What a failing step shows: the last lines that usually say why.
-    pub(crate) const EVIDENCE: LogTail = LogTail { postgresql: 15, pgbackrest: 8, pgbackrest_newest: Some(2), journal: 0, style: Style::Prefixed };
+    pub(crate) const EVIDENCE: LogTail = LogTail { postgresql: 15, pgbackrest: 8, pgbackrest_newest: Some(2), journal: 0, units: &[], style: Style::Prefixed };
 
     /// Every log, `lines` each, for a person.
     pub(crate) fn all(lines: usize) -> LogTail {
-        LogTail { postgresql: lines, pgbackrest: lines, pgbackrest_newest: None, journal: lines, style: Style::Headed }
+        LogTail { postgresql: lines, pgbackrest: lines, pgbackrest_newest: None, journal: lines, units: &[], style: Style::Headed }
     }
 
     /// The shell script that prints this tail on a host of `platform`.
@@ -63,7 +65,8 @@ impl LogTail {
             ));
         }
         if self.journal > 0 {
-            parts.push(format!("{}journalctl --no-pager -n {} -o short-precise", head("journal"), self.journal));
+            let units: String = self.units.iter().map(|u| format!(" -u {u}")).collect();
+            parts.push(format!("{}journalctl --no-pager -n {} -o short-precise{units}{}", head("journal"), self.journal, mark("journal")));
         }
         parts.join("; ")
     }
@@ -82,19 +85,10 @@ impl Host {
     /// The last PostgreSQL and pgBackRest log lines: the evidence attached
     /// to a failing step.
     pub async fn relevant_logs(&self) -> String {
+        // A kind whose evidence is its units' journal (the object store's) adds those lines.
         let units = super::kind::spec(self.kind).log_units();
-        if units.is_empty() {
-            return self.logs(LogTail::EVIDENCE).await;
-        }
-        let script = format!(
-            "journalctl --no-pager -n {} -o short-precise {} | sed 's|^|[journal] |'",
-            LogTail::EVIDENCE.postgresql,
-            units.iter().map(|u| format!("-u {u}")).collect::<Vec<_>>().join(" ")
-        );
-        match self.probe(&Cmd::new(["bash", "-c", script.as_str()]).any_status()).await {
-            Ok(o) => self.transcript().redact(&o.stdout),
-            Err(e) => format!("(could not read logs: {e})"),
-        }
+        let journal = if units.is_empty() { 0 } else { LogTail::EVIDENCE.postgresql };
+        self.logs(LogTail { journal, units, ..LogTail::EVIDENCE }).await
     }
 }
 
@@ -126,5 +120,7 @@ mod tests {
         let text = run(&tail.script(Platform::Debian12), root.path());
         assert!(text.contains("== ") && text.contains("postgresql-15-main.log\nFATAL: x"), "{text}");
         assert!(!text.contains("\na\n"), "only the last line: {text}");
+        let units = LogTail { journal: 15, units: &["pglab-s3.service"], ..LogTail::EVIDENCE }.script(Platform::Debian12);
+        assert!(units.contains("journalctl --no-pager -n 15 -o short-precise -u pglab-s3.service | sed 's|^|[journal] |'"), "{units}");
     }
 }

@@ -30,7 +30,7 @@ pub(crate) struct Manifest {
 }
 
 /// No log at all: each log file of a bundle takes one part of it.
-const NONE: LogTail = LogTail { postgresql: 0, pgbackrest: 0, pgbackrest_newest: None, journal: 0, style: crate::lab::LogStyle::Headed };
+const NONE: LogTail = LogTail { postgresql: 0, pgbackrest: 0, pgbackrest_newest: None, journal: 0, units: &[], style: crate::lab::LogStyle::Headed };
 
 /// What one host contributes, as (file name, shell command run as `user`).
 fn host_files(h: &Host) -> Vec<(&'static str, &'static str, String)> {
