@@ -411,6 +411,11 @@ async fn each_exit_code_of_the_table_has_a_case() {
     // 3: the environment (no engine where DOCKER_HOST points).
     let o = pglab_env(&["list"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // 4: not supported on the platform (before the engine: none is needed to say so).
+    std::fs::write(d("new.toml"), "name = \"new\"\nrequires = { pgbackrest = \">= 2.37\" }\n[[hosts]]\nname = \"a\"\n[[steps]]\nid = \"s\"\ntitle = \"t\"\nhost = \"a\"\nrun = \"true\"\n").unwrap();
+    let o = pglab_env(&["run", &d("new.toml"), "--platform", "debian-11"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("not supported on debian-11: new needs pgbackrest >= 2.37 (debian-11 has pgBackRest 2.33)"), "{}", text(&o));
 }
 
 /// A bug bundle whose manifest names its scenario `scenario` (a path that

@@ -41,14 +41,18 @@ async fn run_file(path: &Path, platform: Platform) -> (Scenario, RunReport, temp
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn scenario(#[files("scenarios/*.toml")] path: PathBuf, #[values(Platform::Debian11, Platform::Debian12, Platform::Debian13)] platform: Platform) {
+    let outline = Scenario::load(&path).expect("scenario parses").outline(platform);
+    if let Some(why) = &outline.unsupported {
+        return refused_before_any_lab(&path, platform, why).await;
+    }
     let (scn, report, dir) = run_file(&path, platform).await;
     let docker = support::docker().await;
-    let outline = scn.outline(platform);
     let verified = std::panic::AssertUnwindSafe(async {
         assert_eq!(report.platform, platform);
         assert_report(&scn, &outline, &report, dir.path());
         ran_on(&docker, &report).await;
         verify_on_lab(&docker, &outline, &report).await;
+        certificates_chain_to_the_lab_ca(&docker, &outline, &report).await;
         no_secret_anywhere(&report, dir.path()).await;
     });
     let outcome = futures_util::FutureExt::catch_unwind(verified).await;
@@ -56,6 +60,36 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf, #[values(Platform:
     assert_eq!(support::leftovers(&docker, &report.lab).await, Vec::<String>::new(), "lab leaked");
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// A scenario whose `requires` the platform lacks is refused as not
+/// supported (exit 4 in the CLI), naming the platform's version from the
+/// table, before any lab: nothing is written where its reports would go.
+async fn refused_before_any_lab(path: &Path, platform: Platform, why: &str) {
+    let scn = Scenario::load(path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { platform: Some(platform), keep: Keep::Always, report_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    match run_scenario(&scn, &opts).await {
+        Err(e @ pglab::Error::NotSupported { .. }) => {
+            assert_eq!(e.exit_code(), 4);
+            assert!(e.to_string().contains(why) && why.contains(&format!("has pgBackRest {}", platform.pgbackrest())), "{e}");
+        }
+        other => panic!("{} on {platform}: not refused as unsupported: {other:?}", scn.name()),
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no lab, no report");
+}
+
+/// Each host given a certificate holds one that the lab CA signed for its
+/// name (openssl, not pglab, says so), with a key only postgres can read.
+async fn certificates_chain_to_the_lab_ca(docker: &Docker, o: &Outline, report: &RunReport) {
+    for host in &o.certificates {
+        let c = format!("pglab-{}-{host}", report.lab);
+        let verify =
+            format!("openssl verify -CAfile /etc/pglab/lab-ca.crt -verify_hostname {host} /etc/pglab/tls/host.crt && stat -c '%a %U' /etc/pglab/tls/host.key");
+        let (status, out) = support::exec_in(docker, &c, "root", &["sh", "-c", &verify]).await;
+        assert_eq!(status, 0, "{host}: {out}");
+        assert!(out.contains("host.crt: OK") && out.contains("600 postgres"), "{host}: {out}");
     }
 }
 

@@ -161,6 +161,17 @@ pub enum Error {
     #[diagnostic(code(pglab::environment))]
     Environment(String),
 
+    /// The scenario needs versions the platform does not have (its
+    /// `requires`): nothing was started.
+    #[error("not supported on {platform}: {reason}")]
+    #[diagnostic(code(pglab::not_supported))]
+    NotSupported {
+        /// The platform asked for.
+        platform: String,
+        /// What the scenario needs and the platform has.
+        reason: String,
+    },
+
     /// SIGINT, SIGTERM or SIGHUP arrived; the lab was torn down.
     #[error("interrupted")]
     #[diagnostic(code(pglab::interrupted))]
@@ -197,6 +208,7 @@ impl Error {
             Error::Run { failure, .. } => failure.cause,
             Error::Check(_) => Cause::Check,
             Error::Interrupted => Cause::Interrupted,
+            Error::NotSupported { .. } => Cause::NotSupported,
             Error::Io { .. } | Error::Other(_) => Cause::Other,
         }
     }
@@ -216,7 +228,8 @@ impl Error {
     }
 
     /// Exit code documented in the README: 1 a check or step failed, 2 bad
-    /// input, 3 the environment (Docker, images) is not usable, 130 interrupted.
+    /// input, 3 the environment (Docker, images) is not usable, 4 not
+    /// supported on the platform (nothing ran), 130 interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => 2,
@@ -226,6 +239,7 @@ impl Error {
             | Error::ImageBuild { .. }
             | Error::Environment(_)
             | Error::Io { .. } => 3,
+            Error::NotSupported { .. } => 4,
             Error::Interrupted => 130,
             Error::Step { source, .. } => source.exit_code(),
             Error::Run { failure, .. } => failure.exit_code,
@@ -472,6 +486,8 @@ pub enum Cause {
     Engine,
     /// A scenario, an option or a name that cannot be used.
     Input,
+    /// The platform lacks a version the scenario requires: nothing ran.
+    NotSupported,
     /// A signal stopped the run.
     Interrupted,
     /// Anything else (a file that could not be written).

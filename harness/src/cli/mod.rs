@@ -20,7 +20,7 @@ use crate::run::CheckPick;
     version,
     about = "Disposable PostgreSQL + pgBackRest replication labs",
     after_help = "Exit codes: 0 passed; 1 a step or check failed; 2 bad input (a scenario, a name, a flag, an environment value, a path); \
-                  3 environment (engine, image, mmdebstrap, cgroup); 130 interrupted."
+                  3 environment (engine, image, mmdebstrap, cgroup); 4 not supported on the platform (a version the scenario requires); 130 interrupted."
 )]
 pub(crate) struct Cli {
     /// No progress output.

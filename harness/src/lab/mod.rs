@@ -124,6 +124,8 @@ pub struct HostSpec {
     pub kind: HostKind,
     /// Small filesystems (tmpfs): path and size in bytes.
     pub volumes: Vec<(String, i64)>,
+    /// It gets a certificate and key of its own from the lab's CA.
+    pub certificate: bool,
     /// A checkpoint's image of this host, to start from instead of the platform's.
     pub(crate) checkpoint: Option<String>,
 }
@@ -160,13 +162,23 @@ impl LabSpec {
     /// initialised and running (Debian's defaults), sshd and cron; nothing
     /// configured yet.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        let hosts = hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), checkpoint: None }).collect();
+        let hosts =
+            hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), certificate: false, checkpoint: None }).collect();
         LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false }
     }
 
     /// One more host, of `kind`: `LabSpec::new(p, ["pg1"]).host("repo", HostKind::Repo)`.
     pub fn host(mut self, name: &str, kind: HostKind) -> Self {
-        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new(), checkpoint: None });
+        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new(), certificate: false, checkpoint: None });
+        self
+    }
+
+    /// Gives `host` a certificate and key from the lab's CA, named for it
+    /// and its address (see [`tls::HOST_CERT`]).
+    pub fn certificate(mut self, host: &str) -> Self {
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.name == host) {
+            h.certificate = true;
+        }
         self
     }
 
@@ -357,6 +369,9 @@ impl Lab {
                 h.write_file(tls::CA_FILE, ca.as_bytes(), 0o644, "root", None).await?;
                 h.note("pglab (harness)", &format!("the lab CA's certificate at {}", tls::CA_FILE), "its key stays with the harness", t.elapsed());
             }
+            if spec.hosts.iter().any(|s| s.name == h.name && s.certificate) {
+                give_certificate(h, provided).await?;
+            }
             kind::spec(h.kind).provision(h, provided).await?;
             kind::spec(h.kind).ready(h).await
         }))
@@ -460,6 +475,20 @@ struct Network<'a> {
 }
 
 /// Creates and starts one host's container; its name on the engine.
+/// Its own certificate (common name: its name; also its address) and key,
+/// for pgBackRest's TLS server and client; the key is `postgres`'s alone.
+async fn give_certificate(h: &Host, provided: &Provided) -> Result<()> {
+    let t = Instant::now();
+    let issued = provided.issue(&[h.name.clone(), h.ip.to_string()])?;
+    let dir = std::path::Path::new(tls::HOST_CERT).parent().map(|d| d.display().to_string()).unwrap_or_default();
+    h.probe(&Cmd::shell(format!("install -d -m 0755 {dir}")).user("root")).await?;
+    h.write_file(tls::HOST_CERT, issued.cert_pem.as_bytes(), 0o644, "root", None).await?;
+    h.write_file(tls::HOST_KEY, issued.key_pem.as_bytes(), 0o600, "postgres", None).await?;
+    let said = format!("{} and its key {} (CN={}), from the lab CA", tls::HOST_CERT, tls::HOST_KEY, h.name);
+    h.note("pglab (harness)", "the host's certificate", &said, t.elapsed());
+    Ok(())
+}
+
 async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
     let container_name = container_name(on.id, &h.name);
     let own = kind::spec(h.kind).image();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use super::kind::s3::{S3Access, REGION};
-use super::tls::{Issued, LabCa, CA_FILE};
+use super::tls::{Issued, LabCa, CA_FILE, HOST_CERT, HOST_KEY};
 use super::LabSpec;
 use crate::error::{Error, Result};
 use crate::vocab::HostKind;
@@ -18,6 +18,8 @@ pub(crate) struct Provided {
     ca: Option<LabCa>,
     /// Each store's access, once the store has made it.
     stores: BTreeMap<String, OnceLock<S3Access>>,
+    /// Some host has a certificate of its own (`{tls.cert}`, `{tls.key}`).
+    certificates: bool,
 }
 
 impl Provided {
@@ -25,8 +27,9 @@ impl Provided {
     pub(crate) fn for_spec(lab: &str, spec: &LabSpec) -> Result<Self> {
         let stores: BTreeMap<String, OnceLock<S3Access>> =
             spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| (h.name.clone(), OnceLock::new())).collect();
-        let ca = if stores.is_empty() { None } else { Some(LabCa::new(lab)?) };
-        Ok(Provided { ca, stores })
+        let certificates = spec.hosts.iter().any(|h| h.certificate);
+        let ca = if stores.is_empty() && !certificates { None } else { Some(LabCa::new(lab)?) };
+        Ok(Provided { ca, stores, certificates })
     }
 
     /// The CA's certificate, when the lab has one.
@@ -49,12 +52,19 @@ impl Provided {
         self.stores.iter().filter_map(|(n, a)| a.get().map(|a| (n, a)))
     }
 
-    /// Its variables: `{lab.ca}`, and per store `{<name>.bucket}`,
-    /// `{<name>.region}`, `{secret.<name>.key}`, `{secret.<name>.key_secret}`.
+    /// Its variables: `{lab.ca}`, `{tls.cert}` and `{tls.key}` when a host
+    /// has a certificate, and per store `{<name>.bucket}`, `{<name>.region}`,
+    /// `{secret.<name>.key}`, `{secret.<name>.key_secret}`.
     pub(crate) fn vars(&self) -> Vec<(String, String)> {
-        let ca = self.ca.as_ref().map(|_| ("lab.ca".to_string(), CA_FILE.to_string()));
+        let ca = lab_vars(self.ca.is_some(), self.certificates);
         ca.into_iter().chain(self.made().flat_map(|(name, a)| store_vars(name, a))).collect()
     }
+}
+
+fn lab_vars(ca: bool, certificates: bool) -> Vec<(String, String)> {
+    let ca = ca.then(|| ("lab.ca".to_string(), CA_FILE.to_string()));
+    let own = [("tls.cert", HOST_CERT), ("tls.key", HOST_KEY)].map(|(k, v)| (k.to_string(), v.to_string()));
+    ca.into_iter().chain(own.into_iter().filter(|_| certificates)).collect()
 }
 
 fn store_vars(name: &str, a: &S3Access) -> Vec<(String, String)> {
@@ -66,12 +76,12 @@ fn store_vars(name: &str, a: &S3Access) -> Vec<(String, String)> {
     ]
 }
 
-/// The variables a lab of these hosts will have, with placeholders for
-/// its secrets: what validation checks a scenario's `{...}` against.
-pub(crate) fn declared_vars<'a>(hosts: impl Iterator<Item = (&'a str, HostKind)>) -> Vec<(String, String)> {
+/// The variables a lab with these object stores (by name), and hosts with
+/// certificates or not, will have, with placeholders for its secrets: what
+/// validation checks a scenario's `{...}` against.
+pub(crate) fn declared_vars(stores: &[&str], certificates: bool) -> Vec<(String, String)> {
     let placeholder = S3Access { bucket: super::kind::s3::BUCKET.into(), key: "<secret>".into(), key_secret: "<secret>".into() };
-    let stores: Vec<&str> = hosts.filter(|(_, k)| *k == HostKind::S3).map(|(n, _)| n).collect();
-    let ca = (!stores.is_empty()).then(|| ("lab.ca".to_string(), CA_FILE.to_string()));
+    let ca = lab_vars(!stores.is_empty() || certificates, certificates);
     ca.into_iter().chain(stores.iter().flat_map(|n| store_vars(n, &placeholder))).collect()
 }
 
@@ -100,9 +110,21 @@ mod tests {
         let secrets: Vec<String> = p.vars().into_iter().filter(|(k, _)| k.starts_with("secret.")).map(|(_, v)| v).collect();
         assert_eq!(secrets, ["Ka", "Sa", "Kb", "Sb"]);
         let names: Vec<String> = p.vars().into_iter().map(|(k, _)| k).collect();
-        let declared: Vec<String> =
-            declared_vars([("pg1", HostKind::Pg), ("s3", HostKind::S3), ("s3b", HostKind::S3)].into_iter()).into_iter().map(|(k, _)| k).collect();
+        let declared: Vec<String> = declared_vars(&["s3", "s3b"], false).into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, declared, "validation knows the names a run gives");
         assert!(names.contains(&"secret.s3.key_secret".to_string()) && names.contains(&"lab.ca".to_string()));
+    }
+
+    #[test]
+    fn a_host_with_a_certificate_brings_the_ca_and_its_own_paths() {
+        let spec = LabSpec::new(crate::platform::Platform::Debian12, ["pg1"]).host("repo", HostKind::Repo).certificate("repo");
+        let p = Provided::for_spec("abcd0123", &spec).unwrap();
+        let issued = p.issue(&["repo".into()]).unwrap();
+        assert!(issued.cert_pem.contains("CERTIFICATE") && p.ca_pem().is_some());
+        let names: Vec<String> = p.vars().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["lab.ca", "tls.cert", "tls.key"]);
+        let declared: Vec<String> = declared_vars(&[], true).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, declared);
+        assert!(declared_vars(&[], false).is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! The lab's certificate authority: made at lab start when a host of the
 //! lab serves TLS, so that every certificate in the lab chains to one CA
 //! that exists nowhere else. Its key stays in the harness's memory; each
-//! host gets the CA's certificate, a TLS host its own key and certificate.
+//! host gets the CA's certificate, a TLS host (an object store, a host
+//! declared with `certificate = true`) its own key and certificate.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -9,6 +10,12 @@ use crate::error::{Error, Result};
 
 /// Where every host of a lab with a CA finds its certificate (`{lab.ca}`).
 pub(crate) const CA_FILE: &str = "/etc/pglab/lab-ca.crt";
+
+/// Where a host with `certificate = true` finds its own certificate
+/// (`{tls.cert}`) and key (`{tls.key}`, the `postgres` user's, 0600).
+pub(crate) const HOST_CERT: &str = "/etc/pglab/tls/host.crt";
+/// See [`HOST_CERT`].
+pub(crate) const HOST_KEY: &str = "/etc/pglab/tls/host.key";
 
 /// A lab's CA.
 pub(crate) struct LabCa {

@@ -39,7 +39,8 @@ impl Point {
     /// The point of a run through `until` (an index) or, for a file that
     /// extends another, after the base's last step. None when the steps
     /// through it leave something a saved filesystem does not hold (a fault,
-    /// a writer) or a host has a tmpfs volume.
+    /// a writer) or a host has a tmpfs volume, keeps objects in memory (a
+    /// store) or has a certificate (a restored lab would have another CA).
     pub(crate) fn of(scn: &Scenario, until: Option<usize>) -> Option<Point> {
         let last = until.or_else(|| scn.base.as_ref().and_then(|b| b.steps.checked_sub(1)))?;
         let hosts = match &scn.base {
@@ -57,6 +58,11 @@ impl Point {
         }
         if let Some(h) = hosts.iter().find(|h| h.kind == Some(HostKind::S3)) {
             tracing::info!("no checkpoint for {}: host {} is an object store, which holds its objects in memory", scn.name, h.name.get_ref());
+            return None;
+        }
+        if let Some(h) = hosts.iter().find(|h| h.certificate) {
+            // A restored lab would get a new CA: the saved certificates would no longer chain to it.
+            tracing::info!("no checkpoint for {}: host {} has a certificate from a CA that lives only as long as its lab", scn.name, h.name.get_ref());
             return None;
         }
         Some(Point { last, hosts: hosts.iter().map(|h| h.name.get_ref().clone()).collect() })

@@ -137,6 +137,9 @@ pub(crate) async fn run(scn: &Scenario, opts: &RunOptions, progress: &Progress) 
 /// past a point goes on from a restored lab, the saving one too.
 pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
     let platform = opts.platform.unwrap_or(scn.platform);
+    if let Some(reason) = scn.unsupported_on(platform) {
+        return Err(Error::NotSupported { platform: platform.to_string(), reason });
+    }
     let until = opts.until.as_deref().map(|u| step_index(scn, "--until", u)).transpose()?;
     select::validate(scn, &opts.checks)?;
     // A bad --set is bad input: refused before the engine is touched.
@@ -226,6 +229,9 @@ fn spec_of(scn: &Scenario, platform: Platform, keep: Keep) -> LabSpec {
     let mut spec = LabSpec::new(platform, Vec::<String>::new()).keep(keep);
     for h in &scn.hosts {
         spec = spec.host(h.name.get_ref(), h.kind.unwrap_or_default());
+        if h.certificate {
+            spec = spec.certificate(h.name.get_ref());
+        }
         for v in &h.volumes {
             spec = spec.volume(h.name.get_ref(), &v.path, v.size_mb.get());
         }

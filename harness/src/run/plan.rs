@@ -11,9 +11,15 @@ pub(crate) fn describe(scn: &Scenario) -> String {
     let mode = if scn.parallel { "hosts work at once" } else { "one step at a time, in file order" };
     let _ =
         writeln!(out, "{}: {} hosts, {} steps ({mode}), {} checks, platform {}", scn.name, scn.hosts.len(), scn.steps.len(), scn.verify.len(), scn.platform);
+    let not_on: Vec<String> =
+        crate::platform::Platform::ALL.iter().filter_map(|p| scn.unsupported_on(*p).map(|why| why.replacen(&format!("{} needs ", scn.name), "", 1))).collect();
+    if !not_on.is_empty() {
+        let _ = writeln!(out, "  not supported everywhere: needs {}", not_on.join("; "));
+    }
     let _ = writeln!(out, "  hosts:");
     for h in &scn.hosts {
-        let _ = writeln!(out, "    {:<12} {}", h.name.get_ref(), h.role.name());
+        let cert = if h.certificate { " (its own certificate from the lab CA)" } else { "" };
+        let _ = writeln!(out, "    {:<12} {}{cert}", h.name.get_ref(), h.role.name());
     }
     steps(&mut out, scn);
     if !scn.verify.is_empty() {

@@ -52,7 +52,7 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
             }
         },
     };
-    let Scenario { platform, vars, secrets, parallel, hosts, given, defects, mut steps, source, .. } = base;
+    let Scenario { platform, requires, vars, secrets, parallel, hosts, given, defects, mut steps, source, .. } = base;
     steps.truncate(keep);
     scn.base = Some(Base { path, hosts: hosts.len(), steps: steps.len(), source, at: ext.scenario.span() });
     if !own.platform {
@@ -61,6 +61,7 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
     if !own.parallel {
         scn.parallel = parallel;
     }
+    scn.requires.splice(0..0, requires);
     let mut merged = vars;
     merged.append(&mut scn.vars);
     scn.vars = merged;
@@ -78,6 +79,7 @@ pub(super) fn extend(scn: &mut Scenario, ext: &Extends, own: Own) -> Vec<Problem
             Some(i) => {
                 let mut again = scn.hosts.remove(i);
                 again.kind = again.kind.or(h.kind);
+                again.certificate |= h.certificate;
                 again
             }
             None => h,

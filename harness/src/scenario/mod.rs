@@ -47,6 +47,11 @@ impl Scenario {
         &self.path
     }
 
+    /// Why it cannot run on `platform` (a version its `requires` names), if it cannot.
+    pub fn unsupported_on(&self, platform: Platform) -> Option<String> {
+        self.requires.iter().find_map(|w| w.unmet(platform)).map(|why| format!("{} needs {why}", self.name))
+    }
+
     /// Its steps' ids, in order (a base's first, for a file that extends one).
     pub fn step_ids(&self) -> Vec<&str> {
         self.steps.iter().map(|s| s.id.get_ref().as_str()).collect()

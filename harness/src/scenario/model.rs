@@ -22,6 +22,8 @@ pub struct Scenario {
     pub(crate) description: String,
     /// Default platform; `pglab run --platform` overrides it.
     pub(crate) platform: Platform,
+    /// Versions the whole scenario needs (its base's, then its own).
+    pub(crate) requires: Vec<When>,
     /// Plain values usable as `{name}` in any string.
     pub(crate) vars: BTreeMap<String, String>,
     /// Secrets generated for each run, usable as `{secret.NAME}`, never shown.
@@ -94,6 +96,14 @@ pub(crate) struct HostDecl {
     /// may declare a base host again, by name, to give it volumes.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// pglab issues it a certificate from the lab's CA (common name: its
+    /// name; also valid for its address), at `{tls.cert}` with its key at
+    /// `{tls.key}` (the `postgres` user's, mode 0600), the CA's certificate
+    /// at `{lab.ca}`: what pgBackRest's TLS server and its clients need
+    /// (`tls-server-cert-file`, `repo1-host-cert-file`, ...). Not for an
+    /// object store, which has its own.
+    #[serde(default)]
+    pub certificate: bool,
 }
 
 /// A host's own small filesystem.
@@ -169,11 +179,16 @@ pub(crate) struct When {
 impl When {
     /// The first condition `platform` fails, said as a reason.
     pub(crate) fn excludes(&self, platform: Platform) -> Option<String> {
+        self.unmet(platform).map(|why| format!("skipped: when {why}"))
+    }
+
+    /// The first condition `platform` fails: `pgbackrest >= 2.37 (debian-11 has pgBackRest 2.33)`.
+    pub(crate) fn unmet(&self, platform: Platform) -> Option<String> {
         let pg = platform.pg_major().to_string();
         let checks = [("pg", &self.pg, "PostgreSQL", pg.as_str()), ("pgbackrest", &self.pgbackrest, "pgBackRest", platform.pgbackrest())];
         let why = checks.into_iter().find_map(|(key, req, what, have)| {
             let req = req.as_ref()?;
-            (!req.matches(have)).then(|| format!("skipped: when {key} {req} ({platform} has {what} {have})"))
+            (!req.matches(have)).then(|| format!("{key} {req} ({platform} has {what} {have})"))
         });
         why
     }

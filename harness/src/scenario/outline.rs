@@ -19,6 +19,10 @@ pub struct Outline {
     pub given: Option<GivenOutline>,
     /// The defects the file documents.
     pub defects: Vec<Defect>,
+    /// The hosts that get a certificate of their own from the lab's CA.
+    pub certificates: Vec<String>,
+    /// Why the scenario does not run on the platform asked about (`requires`), if it does not.
+    pub unsupported: Option<String>,
 }
 
 /// One step.
@@ -100,7 +104,8 @@ impl Scenario {
             })
             .collect();
         let given = self.given.as_ref().map(|g| GivenOutline { host: g.host.get_ref().clone(), table: g.table.clone(), rows: g.rows });
-        Outline { steps, checks, given, defects: self.defects.clone() }
+        let certificates = self.hosts.iter().filter(|h| h.certificate).map(|h| h.name.get_ref().clone()).collect();
+        Outline { steps, checks, given, defects: self.defects.clone(), certificates, unsupported: self.unsupported_on(platform) }
     }
 }
 

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::extend::{extend, Own};
-use super::model::{Extends, Given, HostDecl, RawStep, Scenario, Step, Verify};
+use super::model::{Extends, Given, HostDecl, RawStep, Scenario, Step, Verify, When};
 use super::vars::Vars;
 use super::Problem;
 use crate::action::Action;
@@ -19,8 +19,8 @@ use crate::platform::Platform;
 use crate::vocab::Defect;
 
 /// The top-level keys of a scenario file.
-pub(crate) const KEYS: [&str; 12] =
-    ["name", "description", "extends", "platform", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
+pub(crate) const KEYS: [&str; 13] =
+    ["name", "description", "extends", "platform", "requires", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
 
 /// Largest scenario file read, so a stray huge file fails fast.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
@@ -159,6 +159,7 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         name: scenario_name(found, value("name")),
         description: one(found, value("description"), "description").unwrap_or_default(),
         platform: platform.unwrap_or_default(),
+        requires: one::<When>(found, value("requires"), "requires").into_iter().collect(),
         vars: one::<BTreeMap<String, String>>(found, value("vars"), "vars").unwrap_or_default(),
         secrets: one(found, value("secrets"), "secrets").unwrap_or_default(),
         parallel: parallel.unwrap_or_default(),

@@ -32,6 +32,11 @@ struct File {
     /// The hosts' platform; `pglab run --platform` overrides it.
     #[serde(default)]
     platform: Platform,
+    /// Versions the whole scenario needs, as a step's `when` says them:
+    /// `requires = { pgbackrest = ">= 2.37" }`. On a platform without them
+    /// `pglab run` starts nothing and says the scenario is not supported
+    /// there (exit 4). A base's `requires` hold for the files that extend it.
+    requires: Option<super::model::When>,
     /// Your own values, usable as `{name}` in steps and checks; `pglab run --set name=value` overrides one.
     #[serde(default)]
     vars: BTreeMap<String, String>,

@@ -31,6 +31,10 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
             found.push(again(span, "host name", h.name.get_ref(), first, scn));
         }
     }
+    for h in scn.hosts.iter().skip(base_hosts).filter(|h| h.certificate && h.kind == Some(crate::vocab::HostKind::S3)) {
+        let p = Problem::new(Some(h.name.span()), format!("host `{}`: an object store has a certificate of its own", h.name.get_ref()), "kind s3");
+        found.push(p.help("drop `certificate = true` here".into()));
+    }
     if let Some(g) = scn.given.as_ref().filter(|_| hosts_known) {
         let (host, span) = (g.host.get_ref(), g.host.span());
         found.extend(unknown_host(scn, host, span.clone(), "`given.host`").or_else(|| wrong_kind(scn, host, Needs::Postgres, span, "`given.host`")));

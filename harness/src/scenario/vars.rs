@@ -25,7 +25,11 @@ impl Vars {
             v.insert(format!("{name}.name"), name.clone());
         }
         // What the lab makes for its hosts (its CA, each store's key): placeholders until it exists.
-        v.extend(crate::lab::provided::declared_vars(scn.hosts.iter().map(|h| (h.name.get_ref().as_str(), h.kind.unwrap_or_default()))));
+        let is_store = |h: &&super::model::HostDecl| h.kind == Some(crate::vocab::HostKind::S3);
+        let stores: Vec<&str> = scn.hosts.iter().filter(is_store).map(|h| h.name.get_ref().as_str()).collect();
+        // A store's `certificate` is refused (it has its own): it brings no `{tls.*}`.
+        let certificates = scn.hosts.iter().any(|h| h.certificate && !is_store(&h));
+        v.extend(crate::lab::provided::declared_vars(&stores, certificates));
         for s in &scn.secrets {
             v.insert(format!("secret.{s}"), secret(s)?);
         }
