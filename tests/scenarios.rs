@@ -380,8 +380,11 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
             }
             "repo_info" => {
                 let (host, stanza) = (&p("host"), p("stanza"));
-                let (status, json) =
-                    support::exec_in(docker, &c(host), "postgres", &["pgbackrest", &format!("--stanza={stanza}"), "--output=json", "info"]).await;
+                let mut argv = vec!["pgbackrest".to_string(), format!("--stanza={stanza}"), "--output=json".into()];
+                argv.extend(v.params.get("repo").and_then(|r| r.as_integer()).map(|r| format!("--repo={r}")));
+                argv.push("info".into());
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                let (status, json) = support::exec_in(docker, &c(host), "postgres", &argv).await;
                 assert_eq!(status, 0, "{json}");
                 let info: serde_json::Value = serde_json::from_str(&json).unwrap();
                 assert_eq!(info[0]["status"]["code"], 0, "stanza {stanza} ok on {host}: {json}");

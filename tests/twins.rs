@@ -214,14 +214,14 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     check::check_and_verify(primary, stanza).await.expect("the repository is whole again");
 
     // repo_info: without its first segment, the oldest backup cannot be restored consistently.
-    check::repo_info(primary, stanza, None).await.expect("the repository holds each backup's WAL");
+    check::repo_info(primary, stanza, None, None).await.expect("the repository holds each backup's WAL");
     let info = primary.backup_info(stanza).await.unwrap();
     let (id, min) = (info["archive"][0]["id"].as_str().unwrap().to_string(), info["archive"][0]["min"].as_str().unwrap().to_string());
     let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &min[..16]);
     root(primary, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{min}-* /tmp/twin-wal/")).await;
-    wrong.extend(expect_failure(twin("repo_info", ""), check::repo_info(primary, stanza, None)).await);
+    wrong.extend(expect_failure(twin("repo_info", ""), check::repo_info(primary, stanza, None, None)).await);
     root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
-    check::repo_info(primary, stanza, None).await.expect("the archive is whole again");
+    check::repo_info(primary, stanza, None, None).await.expect("the archive is whole again");
 
     // pitr: a setting of the host's own makes every xid target exclusive.
     root(pitr, &format!("echo 'recovery_target_inclusive = off' > /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;

@@ -33,10 +33,11 @@ impl BackupType {
     }
 }
 
-/// `pgbackrest info` on `host` for `stanza`: status ok; the backups'
-/// types, oldest first, are `types` (when given; else at least one
-/// backup); and each backup's WAL, start to stop, lies within the range
-/// the archive reports for its database.
+/// `pgbackrest info` on `host` for `stanza` (of one repository when `repo`
+/// says which): status ok; the backups' types, oldest first, are `types`
+/// (when given; else at least one backup); and each backup's WAL, start to
+/// stop, lies within the range its own repository's archive reports for
+/// its database.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RepoInfo {
@@ -47,6 +48,10 @@ pub(crate) struct RepoInfo {
     /// Each backup's type, oldest first: `["full", "incr"]`.
     #[serde(default)]
     pub types: Option<Vec<BackupType>>,
+    /// Only this repository (`--repo`, 1 to 256): one a host can still
+    /// reach when another is gone. Default: every repository of the stanza.
+    #[serde(default)]
+    pub repo: Option<std::num::NonZeroU8>,
 }
 
 impl Proof for RepoInfo {
@@ -63,15 +68,15 @@ impl Proof for RepoInfo {
     }
 
     async fn prove<L: Hosts>(&self, lab: &L) -> Result<Evidence> {
-        repo_info(lab.host(&self.host)?, &self.stanza, self.types.as_deref()).await
+        repo_info(lab.host(&self.host)?, &self.stanza, self.repo.map(|r| r.get()), self.types.as_deref()).await
     }
 }
 
 /// `pgbackrest info` on `host` for `stanza`: status ok, the backups'
 /// types (oldest first) as `types` says (else at least one backup), and
 /// each backup's WAL within its database's archive range.
-pub async fn repo_info(host: &Host, stanza: &str, types: Option<&[BackupType]>) -> Result<Evidence> {
-    let info = host.backup_info(stanza).await?;
+pub async fn repo_info(host: &Host, stanza: &str, repo: Option<u8>, types: Option<&[BackupType]>) -> Result<Evidence> {
+    let info = host.backup_info_of(stanza, repo).await?;
     let status = &info["status"];
     if status["code"] != 0 {
         return Err(Error::Check(format!("stanza {stanza} on {}: status {} ({})", host.name, status["code"], status["message"].as_str().unwrap_or("?"))));
@@ -91,8 +96,9 @@ pub async fn repo_info(host: &Host, stanza: &str, types: Option<&[BackupType]>) 
         let label = b["label"].as_str().unwrap_or("?");
         let (start, stop) = (b["archive"]["start"].as_str().unwrap_or(""), b["archive"]["stop"].as_str().unwrap_or(""));
         // WAL segment names of one timeline order as their positions do.
-        let db = &b["database"]["id"];
-        let covered = archives.iter().filter(|a| &a["database"]["id"] == db).any(|a| {
+        // `database` is the database's id and, with several repositories, its `repo-key`.
+        let db = &b["database"];
+        let covered = archives.iter().filter(|a| &a["database"] == db).any(|a| {
             let (min, max) = (a["min"].as_str().unwrap_or(""), a["max"].as_str().unwrap_or(""));
             !start.is_empty() && min <= start && stop <= max
         });
@@ -109,8 +115,9 @@ pub async fn repo_info(host: &Host, stanza: &str, types: Option<&[BackupType]>) 
     figures.push("backups", backups.len() as f64, Unit::Count);
     let range: Vec<String> = archives.iter().map(|a| format!("{}..{}", a["min"].as_str().unwrap_or("-"), a["max"].as_str().unwrap_or("-"))).collect();
     Ok(Evidence::new(format!(
-        "stanza {stanza} on {}: ok; {} backup(s) ({}); the archive ({}) holds each one's WAL",
+        "stanza {stanza} on {}{}: ok; {} backup(s) ({}); the archive ({}) holds each one's WAL",
         host.name,
+        repo.map(|r| format!(", repo{r}")).unwrap_or_default(),
         backups.len(),
         got.join(", "),
         range.join(", ")

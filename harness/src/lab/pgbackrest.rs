@@ -127,7 +127,16 @@ impl Host {
 
     /// The stanza's entry of `pgbackrest info --output=json`.
     pub async fn backup_info(&self, stanza: &str) -> Result<serde_json::Value> {
-        let out = self.pgbackrest(Br::new(BrCommand::Info).stanza(stanza).opt("output", "json")).await?;
+        self.backup_info_of(stanza, None).await
+    }
+
+    /// As [`backup_info`](Self::backup_info), of repository `repo` alone when given (`--repo`).
+    pub async fn backup_info_of(&self, stanza: &str, repo: Option<u8>) -> Result<serde_json::Value> {
+        let mut cmd = Br::new(BrCommand::Info).stanza(stanza).opt("output", "json");
+        if let Some(r) = repo {
+            cmd = cmd.opt("repo", r);
+        }
+        let out = self.pgbackrest(cmd).await?;
         let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| Error::Check(format!("pgbackrest info is not JSON: {e}")))?;
         v.as_array().and_then(|a| a.iter().find(|s| s["name"] == stanza)).cloned().ok_or_else(|| Error::Check(format!("no stanza {stanza} in pgbackrest info")))
     }
