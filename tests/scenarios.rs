@@ -394,6 +394,17 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                     None => assert!(!got.is_empty(), "backups on {host}"),
                 }
             }
+            "archive_continuous" => {
+                // Nothing waits on the primary, and its last archived segment is in the repository's listing.
+                let (primary, host, stanza) = (&p("primary"), &p("host"), p("stanza"));
+                let ready = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'";
+                assert_eq!(support::psql(docker, &c(primary), ready).await, "0", "segments wait on {primary}");
+                let last = support::psql(docker, &c(primary), "SELECT last_archived_wal FROM pg_stat_archiver").await;
+                let ls = format!("pgbackrest --stanza={stanza} --recurse repo-ls archive/{stanza}");
+                let (status, listing) = support::exec_in(docker, &c(host), "postgres", &["sh", "-c", &ls]).await;
+                assert_eq!(status, 0, "{listing}");
+                assert!(listing.contains(&last), "{primary}'s last archived {last} is not in the archive listed on {host}");
+            }
             "repo_encrypted" => {
                 // Read again with the test's own code in the store: every object, its first bytes.
                 let script = "import json,boto3\na=json.load(open('/etc/pglab/s3/access'))\n\

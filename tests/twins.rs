@@ -57,6 +57,11 @@ const TWINS: &[Twin] = &[
         breaks: "the archive's oldest WAL segment moved out of the repository",
         says: r"backup [\w-]+ needs WAL \w+\.\.\w+, which the archive of tutorial on primary does not hold",
     },
+    Twin {
+        check: "archive_continuous",
+        breaks: "the archive's newest WAL segment moved out of the repository",
+        says: r"the archive of tutorial on primary misses segment [0-9A-F]{24} \(of \d+ from the oldest backup's",
+    },
     Twin { check: "pitr", breaks: "recovery_target_inclusive = off on the restored host (lands one transaction early)", says: "rows after restore to xid" },
     Twin { check: "pitr", breaks: "a restore point of the target's name already in the WAL (recovery stops at the first)", says: "rows after restore to name" },
     Twin { check: "standby_data", breaks: "the standby promoted", says: r"pg_is_in_recovery\(\) on standby \(a standby\)" },
@@ -222,6 +227,16 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     wrong.extend(expect_failure(twin("repo_info", ""), check::repo_info(primary, stanza, None, None)).await);
     root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
     check::repo_info(primary, stanza, None, None).await.expect("the archive is whole again");
+
+    // archive_continuous: a hole where a restore would meet it (the archive's newest segment moved away).
+    check::archive_continuous(primary, primary, stanza, None).await.expect("the archive has no hole");
+    let info = primary.backup_info(stanza).await.unwrap();
+    let (id, max) = (info["archive"][0]["id"].as_str().unwrap().to_string(), info["archive"][0]["max"].as_str().unwrap().to_string());
+    let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &max[..16]);
+    root(primary, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{max}-* /tmp/twin-wal/")).await;
+    wrong.extend(expect_failure(twin("archive_continuous", ""), check::archive_continuous(primary, primary, stanza, None)).await);
+    root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
+    check::archive_continuous(primary, primary, stanza, None).await.expect("the archive is whole again");
 
     // pitr: a setting of the host's own makes every xid target exclusive.
     root(pitr, &format!("echo 'recovery_target_inclusive = off' > /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;

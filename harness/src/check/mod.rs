@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+mod archive;
 mod backup;
 mod cascade;
 mod cipher;
@@ -36,6 +37,7 @@ use crate::lab::{Host, Hosts};
 use crate::outcome::{CheckOutcome, Figures, Verdict};
 use crate::vocab::Needs;
 
+pub use archive::archive_continuous;
 pub use backup::{check_and_verify, cron_fires, cron_line, full_backups, retention};
 pub use cascade::cascade;
 pub use cipher::repo_encrypted;
@@ -187,6 +189,7 @@ checks! {
     "slot" => Slot(slot::Slot),
     "repo_encrypted" => RepoEncrypted(cipher::RepoEncrypted),
     "repo_info" => RepoInfo(repo_info::RepoInfo),
+    "archive_continuous" => ArchiveContinuous(archive::ArchiveContinuous),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.
