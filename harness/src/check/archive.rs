@@ -18,10 +18,9 @@ use crate::time::{poll_until, Deadline, Probe};
 
 /// Every segment from the oldest backup's start to the one before the
 /// primary's current segment is in the archive of `stanza` (as
-/// `pgbackrest repo-ls` lists it, on `host`), once the primary has no
-/// `.ready` file left (archiving caught up; polled to a deadline).
-/// Segments of every timeline count: the first of a new timeline continues
-/// the numbering of the one before.
+/// `pgbackrest repo-ls` lists the backup's archive id, on `host`), each of
+/// the timeline the primary's history says it must come from, once
+/// archiving caught up with that segment (polled to a deadline).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ArchiveContinuous {
@@ -31,7 +30,7 @@ pub(crate) struct ArchiveContinuous {
     pub host: String,
     /// The stanza.
     pub stanza: String,
-    /// Only this repository (`--repo`); default: pgBackRest's first.
+    /// The repository (`--repo`, 1 to 255); default: repo1.
     #[serde(default)]
     pub repo: Option<NonZeroU8>,
 }
@@ -46,64 +45,141 @@ impl Proof for ArchiveContinuous {
     }
 }
 
+/// A WAL segment: its timeline and its position (timeline aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Segment {
+    timeline: u32,
+    position: u64,
+}
+
 /// See [`ArchiveContinuous`]: `primary`'s WAL in the archive of `stanza`
-/// listed on `host` (of repository `repo` when given).
+/// listed on `host` (of repository `repo`, default 1).
 pub async fn archive_continuous(primary: &Host, host: &Host, stanza: &str, repo: Option<u8>) -> Result<Evidence> {
-    let waiting = nothing_waiting(primary).await?;
+    let repo = repo.unwrap_or(1);
     let size = wal_segment_size(primary).await?;
     let per_log = 0x1_0000_0000 / size;
-    // The segment that holds the insert position (at a boundary, the next
-    // one: pg_walfile_name would name the one before, already complete).
-    let (position, timeline) = (
-        primary.safe_psql("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text").await?,
-        primary.safe_psql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)").await?,
-    );
+    // Read first: every segment before the one holding the insert position
+    // is complete (and .ready or archived) by now. At a boundary the
+    // position starts the next segment (pg_walfile_name would name the one
+    // before, already complete).
+    let position = primary.safe_psql("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text").await?;
     let position: u64 = position.parse().map_err(|_| Error::Check(format!("the WAL position on {} reads `{position}`", primary.name)))?;
-    let current = format!("{timeline}{:08X}{:08X}", position / size / per_log, position / size % per_log);
-    let info = host.backup_info_of(stanza, repo).await?;
-    let oldest = info["backup"].as_array().and_then(|b| b.first()).and_then(|b| b["archive"]["start"].as_str()).map(str::to_string);
-    let oldest = oldest.ok_or_else(|| Error::Check(format!("stanza {stanza} on {} holds no backup to start the archive from", host.name)))?;
-    let present = archived(host, stanza, repo, per_log).await?;
-    let (first, last) = (number(&oldest, per_log)?, number(&current, per_log)?.saturating_sub(1));
-    let missing: Vec<u64> = (first..=last).filter(|n| !present.contains(n)).collect();
-    let name = |n: u64| format!("{}{:08X}{:08X}", &current[..8], n / per_log, n % per_log);
-    if let Some(m) = missing.first() {
-        let more = if missing.len() > 1 { format!(" and {} more", missing.len() - 1) } else { String::new() };
+    let history = timeline_history(primary, size).await?;
+    let current = position / size;
+    let name = |n: u64| Segment { timeline: timeline_of(&history, n), position: n }.name(per_log);
+    let info = host.backup_info_of(stanza, Some(repo)).await?;
+    let oldest = info["backup"].as_array().and_then(|b| b.first()).cloned();
+    let oldest = oldest.ok_or_else(|| Error::Check(format!("stanza {stanza} on {}, repo{repo}, holds no backup to start the archive from", host.name)))?;
+    let start = oldest["archive"]["start"].as_str().unwrap_or_default().to_string();
+    let first = Segment::parse(&start, per_log).ok_or_else(|| Error::Check(format!("the oldest backup's archive start `{start}` is not a segment")))?.position;
+    if current <= first {
         return Err(Error::Check(format!(
-            "the archive of {stanza} on {} misses segment {}{more} (of {} from the oldest backup's {oldest} to {}, the one before {}'s current {current})",
-            host.name,
-            name(*m),
-            (last + 1).saturating_sub(first),
-            name(last),
+            "{}'s current segment {} is not after the oldest backup's start {start}: this archive is not {}'s",
+            primary.name,
+            name(current),
             primary.name
         )));
     }
+    let last = current - 1;
+    let waiting = archived_through(primary, last, per_log, &name(last)).await?;
+    // The backup's own archive id (`15-1`): another database's segments do not count.
+    let id = info["archive"].as_array().into_iter().flatten().find(|a| a["database"] == oldest["database"]).and_then(|a| a["id"].as_str()).unwrap_or_default();
+    let present = archived(host, stanza, repo, id, per_log).await?;
+    let missing: Vec<Segment> = (first..=last).map(|n| Segment { timeline: timeline_of(&history, n), position: n }).filter(|s| !present.contains(s)).collect();
+    if let Some(m) = missing.first() {
+        let more = if missing.len() > 1 { format!(" and {} more", missing.len() - 1) } else { String::new() };
+        return Err(Error::Check(format!(
+            "the archive of {stanza} on {} misses segment {}{more} (of {} from the oldest backup's {start} to {}, the one before {}'s current {})",
+            host.name,
+            m.name(per_log),
+            last + 1 - first,
+            name(last),
+            primary.name,
+            name(current)
+        )));
+    }
     let mut figures = Figures::default();
-    figures.push("segments", (last + 1).saturating_sub(first) as f64, Unit::Count);
+    figures.push("segments", (last + 1 - first) as f64, Unit::Count);
     Ok(Evidence::new(format!(
-        "the archive of {stanza} on {}{} holds every segment from {oldest} to {} ({} segments); {waiting}",
+        "the archive of {stanza} on {}, repo{repo} ({id}), holds every segment from {start} to {} ({} segments, timelines as {}'s history says); {waiting}",
         host.name,
-        repo.map(|r| format!(", repo{r}")).unwrap_or_default(),
         name(last),
-        (last + 1).saturating_sub(first)
+        last + 1 - first,
+        primary.name
     ))
     .with(figures))
 }
 
-/// Waits until `primary` has no segment waiting to be archived; says what
-/// pg_stat_archiver reports when it does not come to that.
-async fn nothing_waiting(primary: &Host) -> Result<String> {
-    let ready = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'";
+impl Segment {
+    /// From a name such as `000000020000000100000003` (any suffix after the 24 digits).
+    fn parse(name: &str, per_log: u64) -> Option<Segment> {
+        let hex = |r: std::ops::Range<usize>| name.get(r).filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit())).and_then(|s| u64::from_str_radix(s, 16).ok());
+        let (timeline, log, seg) = (hex(0..8)?, hex(8..16)?, hex(16..24)?);
+        Some(Segment { timeline: timeline as u32, position: log * per_log + seg })
+    }
+
+    fn name(&self, per_log: u64) -> String {
+        format!("{:08X}{:08X}{:08X}", self.timeline, self.position / per_log, self.position % per_log)
+    }
+}
+
+/// The primary's timelines, oldest first, each with the position of the
+/// segment it began in (`0` for the first), from its current timeline's
+/// history file (`pg_wal/0000000T.history`: `parent<TAB>switch LSN<TAB>why`).
+async fn timeline_history(primary: &Host, size: u64) -> Result<Vec<(u32, u64)>> {
+    let tli = primary.safe_psql("SELECT timeline_id FROM pg_control_checkpoint()").await?;
+    let tli: u32 = tli.parse().map_err(|_| Error::Check(format!("the timeline of {} reads `{tli}`", primary.name)))?;
+    if tli == 1 {
+        return Ok(vec![(1, 0)]);
+    }
+    let file = format!("pg_wal/{tli:08X}.history");
+    let text = primary.safe_psql(&format!("SELECT pg_read_file('{file}')")).await?;
+    Ok(parse_history(&text, tli, size))
+}
+
+/// See [`timeline_history`]: each parent begins where the one before it ended.
+fn parse_history(text: &str, current: u32, size: u64) -> Vec<(u32, u64)> {
+    let lsn = |s: &str| s.split_once('/').and_then(|(hi, lo)| Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?));
+    let switches: Vec<(u32, u64)> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.parse().ok()?, lsn(f.next()?)?))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut begins = 0;
+    for (parent, end) in &switches {
+        out.push((*parent, begins));
+        begins = end / size;
+    }
+    out.push((current, begins));
+    out
+}
+
+/// The timeline segment `n` must come from: the newest one that had begun
+/// by then (a new timeline's first segment holds its parent's WAL up to
+/// the switch too).
+fn timeline_of(history: &[(u32, u64)], n: u64) -> u32 {
+    history.iter().rev().find(|(_, begins)| *begins <= n).map_or(1, |(t, _)| *t)
+}
+
+/// Waits until no segment up to `last` waits to be archived on `primary`
+/// (its `.ready` files); says what pg_stat_archiver reports either way.
+async fn archived_through(primary: &Host, last: u64, per_log: u64, last_name: &str) -> Result<String> {
+    let ready = "SELECT coalesce(string_agg(name, ' '), '') FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'";
     let archiver =
         "SELECT format('archived %s, failed %s (last failed: %s)', archived_count, failed_count, coalesce(last_failed_wal, 'none')) FROM pg_stat_archiver";
-    let what = format!("{} to archive every completed segment", primary.name);
-    poll_until(&what, "no .ready file in pg_wal/archive_status", Deadline::standard(), || async {
-        let n = primary.safe_psql(ready).await?;
+    let what = format!("{} to archive every segment through {last_name}", primary.name);
+    poll_until(&what, "no such segment .ready in pg_wal/archive_status", Deadline::standard(), || async {
+        let names = primary.safe_psql(ready).await?;
         let stats = primary.safe_psql(archiver).await?;
-        Ok(if n == "0" {
-            Probe::Ready(format!("nothing waits to be archived on {} ({stats})", primary.name))
+        let pending: Vec<&str> = names.split_whitespace().filter(|n| Segment::parse(n, per_log).is_some_and(|s| s.position <= last)).collect();
+        Ok(if pending.is_empty() {
+            Probe::Ready(format!("nothing through {last_name} waits to be archived on {} ({stats})", primary.name))
         } else {
-            Probe::NotYet(format!("{n} .ready; {stats}"))
+            Probe::NotYet(format!("{} waiting: {}; {stats}", pending.len(), pending.join(" ")))
         })
     })
     .await
@@ -115,34 +191,24 @@ async fn wal_segment_size(primary: &Host) -> Result<u64> {
     size.parse().ok().filter(|s| *s > 0).ok_or_else(|| Error::Check(format!("wal_segment_size on {} reads `{size}`", primary.name)))
 }
 
-/// A segment's position from its name (`TTTTTTTTLLLLLLLLSSSSSSSS`), timeline aside.
-fn number(name: &str, per_log: u64) -> Result<u64> {
-    let hex = |r: std::ops::Range<usize>| name.get(r).and_then(|s| u64::from_str_radix(s, 16).ok());
-    match (name.len() >= 24, hex(8..16), hex(16..24)) {
-        (true, Some(log), Some(seg)) => Ok(log * per_log + seg),
-        _ => Err(Error::Check(format!("`{name}` is not a WAL segment name"))),
-    }
-}
-
-/// The positions of the segments in the archive (any timeline; `.partial`
-/// and history files aside), from `pgbackrest repo-ls --recurse`.
-async fn archived(host: &Host, stanza: &str, repo: Option<u8>, per_log: u64) -> Result<BTreeSet<u64>> {
-    let repo = repo.map(|r| format!(" --repo={r}")).unwrap_or_default();
-    let cmd = format!("pgbackrest --stanza={stanza}{repo} --output=json --recurse repo-ls archive/{stanza}");
+/// The segments in the archive id `id` (`.partial` files and history aside),
+/// from `pgbackrest repo-ls --recurse`.
+async fn archived(host: &Host, stanza: &str, repo: u8, id: &str, per_log: u64) -> Result<BTreeSet<Segment>> {
+    let cmd = format!("pgbackrest --stanza={stanza} --repo={repo} --output=json --recurse repo-ls archive/{stanza}/{id}");
     let out = host.sh("postgres", &cmd).await?;
     if !out.success() {
         return Err(Error::Check(format!("`{cmd}` on {}: {}", host.name, out.combined().trim())));
     }
     let listing: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| Error::Check(format!("repo-ls on {} is not JSON: {e}", host.name)))?;
     let names = listing.as_object().into_iter().flat_map(|m| m.keys());
-    Ok(names.filter_map(|path| segment_of(path)).filter_map(|s| number(s, per_log).ok()).collect())
+    Ok(names.filter_map(|path| segment_of(path)).filter_map(|s| Segment::parse(s, per_log)).collect())
 }
 
 /// The segment a file of the archive holds: `.../000000010000000000000003-<sha1>.gz` (not `.partial`).
 fn segment_of(path: &str) -> Option<&str> {
     let file = path.rsplit('/').next()?;
     let (name, rest) = file.split_at_checked(24)?;
-    (name.bytes().all(|b| b.is_ascii_hexdigit()) && rest.starts_with('-') && !rest.contains(".partial")).then_some(name)
+    (name.bytes().all(|b| b.is_ascii_hexdigit()) && rest.starts_with('-')).then_some(name)
 }
 
 #[cfg(test)]
@@ -151,14 +217,25 @@ mod tests {
 
     #[test]
     fn segments_number_across_logs_and_partials_do_not_count() {
-        assert_eq!(number("000000010000000000000003", 256).unwrap(), 3);
-        assert_eq!(number("0000000200000001000000FF", 256).unwrap(), 511);
-        assert_eq!(number("000000010000000200000000", 256).unwrap(), 512, "after ...01FF comes ...0200");
-        assert!(number("00000002.history", 256).is_err());
-        let seg = "0000000100000000/000000010000000000000003-bc8db640b2c4da9464f195f04cdbe45308136476.gz";
+        let p = |n: &str| Segment::parse(n, 256).map(|s| (s.timeline, s.position));
+        assert_eq!(p("000000010000000000000003"), Some((1, 3)));
+        assert_eq!(p("0000000200000001000000FF"), Some((2, 511)));
+        assert_eq!(p("000000010000000200000000"), Some((1, 512)), "after ...01FF comes ...0200");
+        assert_eq!(p("00000002.history"), None);
+        assert_eq!(Segment { timeline: 2, position: 511 }.name(256), "0000000200000001000000FF");
+        let seg = "15-1/0000000100000000/000000010000000000000003-bc8db640b2c4da9464f195f04cdbe45308136476.gz";
         assert_eq!(segment_of(seg), Some("000000010000000000000003"));
         assert_eq!(segment_of("0000000100000000/000000010000000000000004.partial-0123456789abcdef0123456789abcdef01234567.gz"), None);
         assert_eq!(segment_of("00000002.history"), None);
         assert_eq!(segment_of("0000000100000000"), None, "a directory");
+    }
+
+    #[test]
+    fn each_position_comes_from_the_timeline_that_had_begun_by_then() {
+        // Timeline 3 after a switch from 1 at 0/3000100 and from 2 at 0/5000000.
+        let h = parse_history("1\t0/3000100\tno recovery target specified\n\n2\t0/5000000\tbefore 2000-01-01\n", 3, 16 << 20);
+        assert_eq!(h, [(1, 0), (2, 3), (3, 5)]);
+        let t: Vec<u32> = (1..=6).map(|n| timeline_of(&h, n)).collect();
+        assert_eq!(t, [1, 1, 2, 2, 3, 3], "the switch segment is the new timeline's; an abandoned branch's later segments never count");
     }
 }

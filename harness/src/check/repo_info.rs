@@ -48,7 +48,7 @@ pub(crate) struct RepoInfo {
     /// Each backup's type, oldest first: `["full", "incr"]`.
     #[serde(default)]
     pub types: Option<Vec<BackupType>>,
-    /// Only this repository (`--repo`, 1 to 256): one a host can still
+    /// Only this repository (`--repo`, 1 to 255): one a host can still
     /// reach when another is gone. Default: every repository of the stanza.
     #[serde(default)]
     pub repo: Option<std::num::NonZeroU8>,

@@ -324,6 +324,10 @@ pub(crate) async fn resume(lab_id: &str, r: &Resume, progress: &Progress) -> Res
     let state = RunState::load(lab_id)?;
     let path = if state.scenario_path.is_file() { state.scenario_path.clone() } else { RunState::scenario_copy(lab_id) };
     let scn = Scenario::load(&path)?;
+    // The file may have gained a `requires` since the lab was kept.
+    if let Some(reason) = scn.unsupported_on(state.platform) {
+        return Err(Error::NotSupported { platform: state.platform.to_string(), reason });
+    }
     select::validate(&scn, &r.checks)?;
     let todo = resumed_steps(&scn, &state, r)?;
     let docker = engine::connect().await?;

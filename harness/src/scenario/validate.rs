@@ -31,7 +31,8 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
             found.push(again(span, "host name", h.name.get_ref(), first, scn));
         }
     }
-    for h in scn.hosts.iter().skip(base_hosts).filter(|h| h.certificate && h.kind == Some(crate::vocab::HostKind::S3)) {
+    // Every host, a base's too: this file may declare one again with `certificate = true`.
+    for h in scn.hosts.iter().filter(|h| h.certificate && scn.kind_of(h.name.get_ref()) == crate::vocab::HostKind::S3) {
         let p = Problem::new(Some(h.name.span()), format!("host `{}`: an object store has a certificate of its own", h.name.get_ref()), "kind s3");
         found.push(p.help("drop `certificate = true` here".into()));
     }
