@@ -52,8 +52,10 @@ struct Segment {
     position: u64,
 }
 
-/// See [`ArchiveContinuous`]: `primary`'s WAL in the archive of `stanza`
-/// listed on `host` (of repository `repo`, default 1).
+/// The check `archive_continuous`: every WAL segment of `primary` from the
+/// oldest backup's start to the one before its current segment is in the
+/// archive of `stanza` listed on `host` (of repository `repo`, default 1),
+/// each under the timeline its history names, once archiving caught up.
 pub async fn archive_continuous(primary: &Host, host: &Host, stanza: &str, repo: Option<u8>) -> Result<Evidence> {
     let repo = repo.unwrap_or(1);
     let size = wal_segment_size(primary).await?;

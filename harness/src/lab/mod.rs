@@ -174,7 +174,8 @@ impl LabSpec {
     }
 
     /// Gives `host` a certificate and key from the lab's CA, named for it
-    /// and its address (see [`tls::HOST_CERT`]).
+    /// and its address, at `/etc/pglab/tls/host.crt` (`{tls.cert}`) with its
+    /// key beside it (`{tls.key}`).
     pub fn certificate(mut self, host: &str) -> Self {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.name == host) {
             h.certificate = true;
