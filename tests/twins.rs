@@ -109,6 +109,16 @@ async fn root(h: &Host, line: &str) {
     assert!(out.success(), "{line} on {}: {}", h.name, out.combined());
 }
 
+/// Moves the archive's oldest (`end = "min"`) or newest (`"max"`) WAL
+/// segment out of the repository on `h`; returns the line that puts it back.
+async fn move_archive_segment(h: &Host, stanza: &str, end: &str) -> String {
+    let info = h.backup_info(stanza).await.unwrap();
+    let (id, seg) = (info["archive"][0]["id"].as_str().unwrap(), info["archive"][0][end].as_str().unwrap());
+    let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &seg[..16]);
+    root(h, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{seg}-* /tmp/twin-wal/")).await;
+    format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")
+}
+
 /// Edits pg_hba.conf on `h` with `sed`, reloads and waits until the server says it did.
 async fn hba(h: &Host, sed: &str) {
     let file = h.safe_psql("SHOW hba_file").await.unwrap();
@@ -220,22 +230,16 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
 
     // repo_info: without its first segment, the oldest backup cannot be restored consistently.
     check::repo_info(primary, stanza, None, None).await.expect("the repository holds each backup's WAL");
-    let info = primary.backup_info(stanza).await.unwrap();
-    let (id, min) = (info["archive"][0]["id"].as_str().unwrap().to_string(), info["archive"][0]["min"].as_str().unwrap().to_string());
-    let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &min[..16]);
-    root(primary, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{min}-* /tmp/twin-wal/")).await;
+    let put_back = move_archive_segment(primary, stanza, "min").await;
     wrong.extend(expect_failure(twin("repo_info", ""), check::repo_info(primary, stanza, None, None)).await);
-    root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
+    root(primary, &put_back).await;
     check::repo_info(primary, stanza, None, None).await.expect("the archive is whole again");
 
     // archive_continuous: a hole where a restore would meet it (the archive's newest segment moved away).
     check::archive_continuous(primary, primary, stanza, None).await.expect("the archive has no hole");
-    let info = primary.backup_info(stanza).await.unwrap();
-    let (id, max) = (info["archive"][0]["id"].as_str().unwrap().to_string(), info["archive"][0]["max"].as_str().unwrap().to_string());
-    let dir = format!("/var/lib/pgbackrest/archive/{stanza}/{id}/{}", &max[..16]);
-    root(primary, &format!("mkdir -p /tmp/twin-wal && mv {dir}/{max}-* /tmp/twin-wal/")).await;
+    let put_back = move_archive_segment(primary, stanza, "max").await;
     wrong.extend(expect_failure(twin("archive_continuous", ""), check::archive_continuous(primary, primary, stanza, None)).await);
-    root(primary, &format!("mv /tmp/twin-wal/* {dir}/ && rmdir /tmp/twin-wal")).await;
+    root(primary, &put_back).await;
     check::archive_continuous(primary, primary, stanza, None).await.expect("the archive is whole again");
 
     // pitr: a setting of the host's own makes every xid target exclusive.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{any, pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
-use crate::lab::{Host, Hosts};
+use crate::lab::{Br, BrCommand, Host, Hosts};
 use crate::outcome::{Figures, Unit};
 use crate::time::{poll_until, Deadline, Probe};
 
@@ -68,7 +68,9 @@ pub async fn archive_continuous(primary: &Host, host: &Host, stanza: &str, repo:
     let position: u64 = position.parse().map_err(|_| Error::Check(format!("the WAL position on {} reads `{position}`", primary.name)))?;
     let history = timeline_history(primary, size).await?;
     let current = position / size;
-    let name = |n: u64| Segment { timeline: timeline_of(&history, n), position: n }.name(per_log);
+    // The segment at position `n`, of the timeline the history says.
+    let at = |n: u64| Segment { timeline: timeline_of(&history, n), position: n };
+    let name = |n: u64| at(n).name(per_log);
     let info = host.backup_info_of(stanza, Some(repo)).await?;
     let oldest = info["backup"].as_array().and_then(|b| b.first()).cloned();
     let oldest = oldest.ok_or_else(|| Error::Check(format!("stanza {stanza} on {}, repo{repo}, holds no backup to start the archive from", host.name)))?;
@@ -87,7 +89,7 @@ pub async fn archive_continuous(primary: &Host, host: &Host, stanza: &str, repo:
     // The backup's own archive id (`15-1`): another database's segments do not count.
     let id = info["archive"].as_array().into_iter().flatten().find(|a| a["database"] == oldest["database"]).and_then(|a| a["id"].as_str()).unwrap_or_default();
     let present = archived(host, stanza, repo, id, per_log).await?;
-    let missing: Vec<Segment> = (first..=last).map(|n| Segment { timeline: timeline_of(&history, n), position: n }).filter(|s| !present.contains(s)).collect();
+    let missing: Vec<Segment> = (first..=last).map(at).filter(|s| !present.contains(s)).collect();
     if let Some(m) = missing.first() {
         let more = if missing.len() > 1 { format!(" and {} more", missing.len() - 1) } else { String::new() };
         return Err(Error::Check(format!(
@@ -196,11 +198,8 @@ async fn wal_segment_size(primary: &Host) -> Result<u64> {
 /// The segments in the archive id `id` (`.partial` files and history aside),
 /// from `pgbackrest repo-ls --recurse`.
 async fn archived(host: &Host, stanza: &str, repo: u8, id: &str, per_log: u64) -> Result<BTreeSet<Segment>> {
-    let cmd = format!("pgbackrest --stanza={stanza} --repo={repo} --output=json --recurse repo-ls archive/{stanza}/{id}");
-    let out = host.sh("postgres", &cmd).await?;
-    if !out.success() {
-        return Err(Error::Check(format!("`{cmd}` on {}: {}", host.name, out.combined().trim())));
-    }
+    let ls = Br::new(BrCommand::RepoLs).stanza(stanza).opt("repo", repo).opt("output", "json").flag("recurse").arg(format!("archive/{stanza}/{id}"));
+    let out = host.pgbackrest(ls).await?;
     let listing: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| Error::Check(format!("repo-ls on {} is not JSON: {e}", host.name)))?;
     let names = listing.as_object().into_iter().flat_map(|m| m.keys());
     Ok(names.filter_map(|path| segment_of(path)).filter_map(|s| Segment::parse(s, per_log)).collect())

@@ -17,6 +17,8 @@ pub enum BrCommand {
     Expire,
     /// `info`
     Info,
+    /// `repo-ls`: a repository path's contents.
+    RepoLs,
     /// `restore`
     Restore,
     /// `stanza-create`
@@ -33,6 +35,7 @@ impl BrCommand {
             BrCommand::Check => "check",
             BrCommand::Expire => "expire",
             BrCommand::Info => "info",
+            BrCommand::RepoLs => "repo-ls",
             BrCommand::Restore => "restore",
             BrCommand::StanzaCreate => "stanza-create",
             BrCommand::Verify => "verify",
@@ -53,13 +56,15 @@ pub struct Br {
     command: BrCommand,
     stanza: Option<String>,
     options: Vec<String>,
+    /// What follows the command (`repo-ls`'s path).
+    args: Vec<String>,
     expect_error: Option<u16>,
 }
 
 impl Br {
     /// A pgBackRest command with no options yet.
     pub fn new(command: BrCommand) -> Self {
-        Br { command, stanza: None, options: Vec::new(), expect_error: None }
+        Br { command, stanza: None, options: Vec::new(), args: Vec::new(), expect_error: None }
     }
 
     /// `--stanza=NAME`.
@@ -80,6 +85,12 @@ impl Br {
         self
     }
 
+    /// An argument after the command: `repo-ls`'s path.
+    pub fn arg(mut self, value: impl Into<String>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
     /// The command must fail with this pgBackRest error code.
     pub fn expect_error(mut self, code: u16) -> Self {
         self.expect_error = Some(code);
@@ -92,6 +103,7 @@ impl Br {
         argv.extend(self.stanza.iter().map(|s| format!("--stanza={s}")));
         argv.extend(self.options.iter().cloned());
         argv.push(self.command.name().into());
+        argv.extend(self.args.iter().cloned());
         argv
     }
 }
