@@ -3,7 +3,10 @@
 # on stdout: systemd, Python and moto's S3 server in a venv, nothing else.
 # The wheels come from WHEELS_DIR (downloaded by pglab with the building
 # machine's pip, exactly the versions in requirements.txt) and are installed
-# with no index: the host never reaches a network.
+# with no index: the host never reaches a network. Their bytecode is
+# compiled hash-checked, not by time: mmdebstrap's tar clamps every mtime to
+# the build's start, so pip's pycs looked stale and each start of the store
+# compiled ~380 modules again (moto imported in 5 s instead of 1.6 s).
 #
 # usage: rootfs.sh SUITE MIRROR_URI RECIPE_DIR WHEELS_DIR > rootfs.tar
 # What was installed is written to RECIPE_DIR/image.env (and /etc/pglab/image).
@@ -26,6 +29,7 @@ exec mmdebstrap \
   --customize-hook='chroot "$1" python3 -m venv /opt/pglab/s3' \
   --customize-hook='chroot "$1" /opt/pglab/s3/bin/pip install --quiet --no-index --disable-pip-version-check --find-links /opt/pglab/wheels -r /opt/pglab/wheels/requirements.txt' \
   --customize-hook='rm -rf "$1/opt/pglab/wheels"' \
+  --customize-hook='chroot "$1" /opt/pglab/s3/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/pglab/s3/lib' \
   --customize-hook="mkdir -p \"\$1/etc/pglab/s3\" && { \
       . \"\$1/etc/os-release\"; echo \"os=\$PRETTY_NAME\"; \
       echo \"debian=\$(cat \"\$1/etc/debian_version\")\"; \
@@ -45,6 +49,7 @@ exec mmdebstrap \
   --customize-hook="install -D -m 0644 \"$recipe/pglab-s3.service\" \"\$1/etc/systemd/system/pglab-s3.service\"" \
   --customize-hook="install -D -m 0644 \"$recipe/pglab-s3-tls.service\" \"\$1/etc/systemd/system/pglab-s3-tls.service\"" \
   --customize-hook="install -D -m 0644 \"$recipe/stunnel.conf\" \"\$1/etc/pglab/s3/stunnel.conf\"" \
+  --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-serve\" \"\$1/usr/local/sbin/pglab-s3-serve\"" \
   --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-setup\" \"\$1/usr/local/sbin/pglab-s3-setup\"" \
   --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-scan\" \"\$1/usr/local/sbin/pglab-s3-scan\"" \
   "$suite" - "deb $mirror $suite main"

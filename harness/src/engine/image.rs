@@ -67,6 +67,7 @@ const S3: &[RecipeFile] = &[
     RecipeFile { name: "pglab-s3.service", body: include_str!("../../../docker/s3/pglab-s3.service"), mode: 0o644 },
     RecipeFile { name: "pglab-s3-tls.service", body: include_str!("../../../docker/s3/pglab-s3-tls.service"), mode: 0o644 },
     RecipeFile { name: "stunnel.conf", body: include_str!("../../../docker/s3/stunnel.conf"), mode: 0o644 },
+    RecipeFile { name: "pglab-s3-serve", body: include_str!("../../../docker/s3/pglab-s3-serve"), mode: 0o755 },
     RecipeFile { name: "pglab-s3-setup", body: include_str!("../../../docker/s3/pglab-s3-setup"), mode: 0o755 },
     RecipeFile { name: "pglab-s3-scan", body: include_str!("../../../docker/s3/pglab-s3-scan"), mode: 0o755 },
     RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/s3/journald-pglab.conf"), mode: 0o644 },
