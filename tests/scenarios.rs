@@ -421,6 +421,27 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 let n: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
                 assert!(n[0] > 0 && n[0] == n[1], "objects on {store}, and those opening Salted__: {n:?}");
             }
+            "sync_rep" => {
+                // No host is left frozen; the lab ends as the last of these checks set it.
+                for h in v.params.get("pause").and_then(|x| x.as_array()).into_iter().flatten() {
+                    let h = h.as_str().unwrap();
+                    let state = docker.inspect_container(&c(h), None).await.unwrap().state.unwrap();
+                    assert_eq!(state.paused, Some(false), "{h} is thawed");
+                }
+                let last = o.checks.iter().rposition(|x| x.name == "sync_rep").unwrap();
+                if std::ptr::eq(v, &o.checks[last]) {
+                    let primary = &p("primary");
+                    assert_eq!(support::psql(docker, &c(primary), "SHOW synchronous_standby_names").await, p("names"));
+                    for (standby, state) in v.params["states"].as_table().expect("states") {
+                        // Its lab address, as /etc/hosts on the primary names it.
+                        let (_, line) = support::exec_in(docker, &c(primary), "root", &["getent", "hosts", standby]).await;
+                        let ip = line.split_whitespace().next().expect("an address");
+                        let q = format!("SELECT sync_state FROM pg_stat_replication WHERE client_addr = '{ip}'");
+                        assert_eq!(support::psql(docker, &c(primary), &q).await, state.as_str().unwrap(), "{standby} ({ip})");
+                    }
+                    assert_eq!(support::psql(docker, &c(primary), "SELECT to_regclass('pglab_sync') IS NULL").await, "t", "pglab_sync dropped");
+                }
+            }
             other => panic!("check {other} is not looked at again here: add it"),
         }
     }

@@ -73,6 +73,11 @@ const TWINS: &[Twin] = &[
         breaks: "no recovery_min_apply_delay on the standby",
         says: r"standby showed the row \d+ ms after its commit, before the 2000 ms replay delay",
     },
+    Twin {
+        check: "sync_rep",
+        breaks: "`synchronous_commit = local` on the primary (a commit no longer waits for its standby)",
+        says: "returned with standby paused: it did not wait for a synchronous standby",
+    },
     Twin { check: "slot", breaks: "a slot no standby streams through", says: "slot `twin_slot` on primary is inactive: no walsender uses it, not active" },
     Twin {
         check: "cascade",
@@ -189,6 +194,17 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
     let want = check::SlotWant { standby: Some(standby), active: Some(true), ..Default::default() };
     wrong.extend(expect_failure(twin("slot", ""), check::slot(primary, "twin_slot", want)).await);
     primary.safe_psql("SELECT pg_drop_replication_slot('twin_slot')").await.unwrap();
+    // sync_rep: the primary commits locally, whatever its standbys do.
+    for sql in ["ALTER SYSTEM SET synchronous_commit = local", "SELECT pg_reload_conf()"] {
+        primary.safe_psql(sql).await.unwrap();
+    }
+    let ranked = [(standby, check::SyncState::Sync)];
+    wrong.extend(expect_failure(twin("sync_rep", ""), check::sync_rep(primary, "*", &ranked, &[standby], Some(standby))).await);
+    for sql in
+        ["ALTER SYSTEM RESET synchronous_commit", "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()", "DROP TABLE IF EXISTS pglab_sync"]
+    {
+        primary.safe_psql(sql).await.unwrap();
+    }
     // cascade: pitr runs a cluster of its own, fed by nobody.
     wrong.extend(expect_failure(twin("cascade", ""), check::cascade(primary, standby, pitr)).await);
 

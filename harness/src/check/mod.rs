@@ -24,6 +24,7 @@ mod replication;
 mod repo_info;
 mod security;
 mod slot;
+mod sync;
 mod writes;
 
 use std::future::Future;
@@ -47,6 +48,7 @@ pub use replication::{not_streaming, same_data, standby_data, streaming};
 pub use repo_info::{repo_info, BackupType};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
 pub use slot::{slot, WalStatus, Want as SlotWant};
+pub use sync::{sync_rep, SyncState};
 pub use writes::writes;
 
 pub(crate) use pitr::Pitr;
@@ -187,6 +189,7 @@ checks! {
     "cascade" => Cascade(cascade::Cascade),
     "replay_delay" => ReplayDelay(delay::ReplayDelay),
     "slot" => Slot(slot::Slot),
+    "sync_rep" => SyncRep(sync::SyncRep),
     "repo_encrypted" => RepoEncrypted(cipher::RepoEncrypted),
     "repo_info" => RepoInfo(repo_info::RepoInfo),
     "archive_continuous" => ArchiveContinuous(archive::ArchiveContinuous),
