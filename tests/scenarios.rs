@@ -422,11 +422,11 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 assert!(n[0] > 0 && n[0] == n[1], "objects on {store}, and those opening Salted__: {n:?}");
             }
             "sync_rep" => {
-                // No host is left frozen; the lab ends as the last of these checks set it.
+                // No server is left stopped; the lab ends as the last of these checks set it.
                 for h in v.params.get("pause").and_then(|x| x.as_array()).into_iter().flatten() {
                     let h = h.as_str().unwrap();
-                    let state = docker.inspect_container(&c(h), None).await.unwrap().state.unwrap();
-                    assert_eq!(state.paused, Some(false), "{h} is thawed");
+                    let (_, stat) = support::exec_in(docker, &c(h), "root", &["ps", "-o", "stat=", "-C", "postgres"]).await;
+                    assert!(!stat.is_empty() && !stat.lines().any(|l| l.trim_start().starts_with('T')), "{h}'s postgres processes run: {stat}");
                 }
                 let last = o.checks.iter().rposition(|x| x.name == "sync_rep").unwrap();
                 if std::ptr::eq(v, &o.checks[last]) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
-use crate::lab::{Host, Hosts};
+use crate::lab::{Cmd, Host, Hosts};
 use crate::outcome::{Figures, Unit};
 use crate::time::{poll_until, Deadline, Probe};
 
@@ -42,10 +42,11 @@ impl SyncState {
 /// Sets `synchronous_standby_names` on `primary` (ALTER SYSTEM, reload),
 /// then: each standby in `states`, found by its address in
 /// `pg_stat_replication`, has that `sync_state`; and, when `pause` names
-/// hosts, with those frozen (`docker pause`) a commit on the primary waits
-/// (its backend in wait event `SyncRep`, its row invisible to another
-/// session) until `resume` is thawed, and then returns. Writes table
-/// `pglab_sync` on the primary, then drops it; leaves the setting as given.
+/// hosts, with their PostgreSQL paused (every `postgres` process stopped
+/// with SIGSTOP) a commit on the primary waits (its backend in wait event
+/// `SyncRep`, its row invisible to another session) until `resume` goes
+/// on (SIGCONT), and then returns. Writes table `pglab_sync` on the
+/// primary, then drops it; leaves the setting as given.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SyncRep {
@@ -55,10 +56,10 @@ pub(crate) struct SyncRep {
     pub names: String,
     /// Each standby's `sync_state`, by host: `{ standby = "sync", standby2 = "potential" }`.
     pub states: BTreeMap<String, SyncState>,
-    /// Hosts frozen while a commit is made: it must wait.
+    /// Hosts whose PostgreSQL is paused (SIGSTOP) while a commit is made: it must wait.
     #[serde(default)]
     pub pause: Vec<String>,
-    /// The paused host thawed first: the commit must then return.
+    /// The paused host that goes on first (SIGCONT): the commit must then return.
     #[serde(default)]
     pub resume: Option<String>,
 }
@@ -72,8 +73,8 @@ impl Proof for SyncRep {
     }
     fn problems(&self) -> Vec<(&'static str, String)> {
         match (&self.resume, self.pause.is_empty()) {
-            (Some(r), _) if !self.pause.contains(r) => vec![("resume", format!("`{r}` is not in `pause`: only a paused host can be thawed"))],
-            (None, false) => vec![("resume", "`pause` needs `resume`: the paused host whose thaw lets the commit return".to_string())],
+            (Some(r), _) if !self.pause.contains(r) => vec![("resume", format!("`{r}` is not in `pause`: only a paused host can go on"))],
+            (None, false) => vec![("resume", "`pause` needs `resume`: the paused host that goes on first and lets the commit return".to_string())],
             _ => Vec::new(),
         }
     }
@@ -86,8 +87,8 @@ impl Proof for SyncRep {
 }
 
 /// The primary's synchronous standbys under `names`: each of `states` has
-/// its `sync_state`; with `pause` frozen a commit waits until `resume` (one
-/// of them) is thawed. Check `sync_rep` of a scenario.
+/// its `sync_state`; with `pause` paused a commit waits until `resume` (one
+/// of them) goes on. Check `sync_rep` of a scenario.
 pub async fn sync_rep(primary: &Host, names: &str, states: &[(&Host, SyncState)], pause: &[&Host], resume: Option<&Host>) -> Result<Evidence> {
     primary.safe_psql(&format!("ALTER SYSTEM SET synchronous_standby_names = '{}'", names.replace('\'', "''"))).await?;
     primary.safe_psql("SELECT pg_reload_conf()").await?;
@@ -98,18 +99,18 @@ pub async fn sync_rep(primary: &Host, names: &str, states: &[(&Host, SyncState)]
         primary.safe_psql("CREATE TABLE IF NOT EXISTS pglab_sync (id int)").await?;
         let waited = commit_waits(primary, pause, resume).await;
         for h in pause {
-            h.resume().await.ok();
+            signal_postgres(h, "CONT").await.ok();
         }
         let returned = waited?;
         primary.safe_psql("DROP TABLE pglab_sync").await?;
         let paused: Vec<&str> = pause.iter().map(|h| h.name.as_str()).collect();
         said.push_str(&format!(
-            "; with {} paused a commit waited (SyncRep, its row invisible to another session) and returned {} ms after {} was thawed",
+            "; with {} paused (SIGSTOP) a commit waited (SyncRep, its row invisible to another session) and returned {} ms after {} went on",
             paused.join(", "),
             returned.as_millis(),
             resume.name
         ));
-        figures.push("returned_after_thaw", returned.as_secs_f64() * 1000.0, Unit::Ms);
+        figures.push("returned_after_resume", returned.as_secs_f64() * 1000.0, Unit::Ms);
     }
     Ok(Evidence::new(said).with(figures))
 }
@@ -135,11 +136,11 @@ async fn ranked_as(primary: &Host, states: &[(&Host, SyncState)]) -> Result<Stri
     }
 }
 
-/// Freezes `pause`, commits on a connection of its own, proves the commit
-/// waits, thaws `resume`; how long the commit took to return after that.
+/// Pauses `pause`, commits on a connection of its own, proves the commit
+/// waits, lets `resume` go on; how long the commit took to return after that.
 async fn commit_waits(primary: &Host, pause: &[&Host], resume: &Host) -> Result<Duration> {
     for h in pause {
-        h.pause().await?;
+        signal_postgres(h, "STOP").await?;
     }
     let client = primary.client().await?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::Check(format!("pg_backend_pid(): {e}")))?.get(0);
@@ -160,16 +161,24 @@ async fn commit_waits(primary: &Host, pause: &[&Host], resume: &Host) -> Result<
     .await?;
     let seen = primary.safe_psql("SELECT count(*) FROM pglab_sync").await?;
     if seen != "0" || commit.is_finished() {
-        return Err(Error::Check(format!("the waiting commit on {} was visible ({seen} row) or returned before a standby was thawed", primary.name)));
+        return Err(Error::Check(format!("the waiting commit on {} was visible ({seen} row) or returned before a standby went on", primary.name)));
     }
-    resume.resume().await?;
-    let thawed = Instant::now();
+    signal_postgres(resume, "CONT").await?;
+    let resumed = Instant::now();
     match tokio::time::timeout(crate::time::default_timeout(), commit).await {
-        Ok(Ok(Ok(()))) => Ok(thawed.elapsed()),
+        Ok(Ok(Ok(()))) => Ok(resumed.elapsed()),
         Ok(Ok(Err(e))) => Err(Error::Check(format!("the waiting commit on {} failed: {e}", primary.name))),
         Ok(Err(e)) => Err(Error::Check(format!("the waiting commit's task: {e}"))),
-        Err(_) => Err(Error::Check(format!("the commit on {} did not return after {} was thawed", primary.name, resume.name))),
+        Err(_) => Err(Error::Check(format!("the commit on {} did not return after {} went on", primary.name, resume.name))),
     }
+}
+
+/// Sends `sig` to every PostgreSQL process of `host`: a paused server, not
+/// a frozen host. `docker pause` was the first way, and cgroup v1's freezer
+/// failed under load here ("unable to freeze"), leaving a container half
+/// frozen while the engine called it running.
+async fn signal_postgres(host: &Host, sig: &str) -> Result<()> {
+    host.exec(Cmd::new(["pkill", &format!("-{sig}"), "-x", "postgres"]).user("root")).await.map(|_| ())
 }
 
 #[cfg(test)]
@@ -187,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_paused_host_can_be_thawed_and_a_pause_needs_one() {
+    fn only_a_paused_host_can_go_on_and_a_pause_needs_one() {
         assert_eq!(decl(&["standby"], Some("standby2")).problems()[0].0, "resume");
         assert_eq!(decl(&["standby"], None).problems()[0].0, "resume");
         assert!(decl(&["standby"], Some("standby")).problems().is_empty());

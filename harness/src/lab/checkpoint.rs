@@ -100,7 +100,7 @@ impl Lab {
 /// lab is not fit to go on).
 async fn freeze_and_commit(docker: Docker, containers: Vec<(String, String)>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
     let t = Instant::now();
-    let paused = join_all(containers.iter().map(|(c, _)| super::faults::freeze(&docker, c))).await;
+    let paused = join_all(containers.iter().map(|(c, _)| docker.pause_container(c))).await;
     let committed = match paused.iter().zip(&containers).find(|(p, _)| p.is_err()) {
         Some((Err(e), (c, _))) => Err(Error::Other(format!("pause {c}: {e}"))),
         _ => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,

@@ -80,10 +80,7 @@ impl Host {
 
     /// Freezes every process of the host (the engine's cgroup freezer).
     pub async fn pause(&self) -> Result<()> {
-        let t = Instant::now();
-        freeze(&self.docker, &self.container).await?;
-        self.note(ENGINE, &format!("docker pause {}", self.container), "frozen", t.elapsed());
-        Ok(())
+        self.engine_call("pause", "frozen", self.docker.pause_container(&self.container)).await
     }
 
     /// Thaws a paused host.
@@ -242,19 +239,4 @@ impl Host {
         let remove = RemoveContainerOptions { force: true, ..Default::default() };
         self.docker.remove_container(helper, Some(remove)).await.map_err(|e| Error::docker(format!("remove {helper}"), e))
     }
-}
-
-/// `docker pause`, tried until it holds, to a deadline: cgroup v1's
-/// freezer gives up ("unable to freeze") when a process stays in an
-/// uninterruptible sleep (I/O on a loaded machine), and runc thaws the
-/// container again, so another try is safe.
-pub(crate) async fn freeze(docker: &bollard::Docker, container: &str) -> Result<()> {
-    poll_until(&format!("{container} to freeze"), "docker pause to succeed", Deadline::after(std::time::Duration::from_secs(30)), || async {
-        match docker.pause_container(container).await {
-            Ok(()) => Ok(Probe::Ready(())),
-            Err(e) if e.to_string().contains("unable to freeze") => Ok(Probe::NotYet(e.to_string())),
-            Err(e) => Err(Error::docker(format!("pause {container}"), e)),
-        }
-    })
-    .await
 }
