@@ -95,14 +95,17 @@ pub enum Probe<T> {
 }
 
 /// Polls `probe` until it is ready or the deadline passes. Probes back off
-/// from 5 ms to 100 ms: quick for short waits, cheap for slow ones. A probe
-/// error that cannot heal ([`Error::is_permanent`]) ends the wait at once.
+/// from 5 ms to 100 ms, then to a tenth of the time already waited (at most
+/// 2 s): quick for short waits, and a long one (cron's next minute, an
+/// archiver's retry) no longer runs a command in a host ten times a second,
+/// which cost more CPU than the lab's own work. A probe error that cannot
+/// heal ([`Error::is_permanent`]) ends the wait at once.
 pub async fn poll_until<T, F, Fut>(what: &str, expected: &str, deadline: Deadline, probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Probe<T>>>,
 {
-    poll(what, expected, deadline, Duration::from_millis(5), Duration::from_millis(100), probe).await
+    poll(what, expected, deadline, Pace::Backoff, probe).await
 }
 
 /// Polls at a fixed short interval: for measuring latencies, where a backoff
@@ -112,15 +115,46 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Probe<T>>>,
 {
-    poll(what, expected, deadline, interval, interval, probe).await
+    poll(what, expected, deadline, Pace::Every(interval), probe).await
 }
 
-async fn poll<T, F, Fut>(what: &str, expected: &str, deadline: Deadline, first: Duration, max: Duration, mut probe: F) -> Result<T>
+/// How often a wait probes.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// From 5 ms, doubling up to [`Pace::ceiling`].
+    Backoff,
+    /// Always this interval.
+    Every(Duration),
+}
+
+impl Pace {
+    fn first(self) -> Duration {
+        match self {
+            Pace::Backoff => Duration::from_millis(5),
+            Pace::Every(d) => d,
+        }
+    }
+
+    /// The longest pause after `waited`: 100 ms, or a tenth of the wait
+    /// so far once that is more (a probe's lateness stays within 10 % of
+    /// the wait), never above [`LONGEST_PAUSE`].
+    fn ceiling(self, waited: Duration) -> Duration {
+        match self {
+            Pace::Backoff => (waited / 10).clamp(Duration::from_millis(100), LONGEST_PAUSE),
+            Pace::Every(d) => d,
+        }
+    }
+}
+
+/// The longest pause between two probes of a backing-off wait.
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+async fn poll<T, F, Fut>(what: &str, expected: &str, deadline: Deadline, pace: Pace, mut probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Probe<T>>>,
 {
-    let mut pause = first;
+    let mut pause = pace.first();
     let mut last;
     loop {
         match probe().await {
@@ -133,7 +167,7 @@ where
             return Err(Error::Timeout(Box::new(WaitTimeout { what: what.to_string(), expected: expected.to_string(), last, elapsed: deadline.elapsed() })));
         }
         tokio::time::sleep(pause.min(deadline.remaining())).await;
-        pause = (pause * 2).min(max);
+        pause = (pause * 2).min(pace.ceiling(deadline.elapsed()));
     }
 }
 
@@ -164,6 +198,16 @@ mod tests {
             assert!(e.to_string().starts_with(&format!("PGLAB_TIMEOUT_DEFAULT={bad}:")), "{e}");
             assert_eq!(e.exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn probes_slow_down_with_the_wait_but_stay_within_a_tenth_of_it() {
+        let b = Pace::Backoff;
+        assert_eq!(b.ceiling(Duration::from_millis(300)), Duration::from_millis(100));
+        assert_eq!(b.ceiling(Duration::from_secs(5)), Duration::from_millis(500));
+        assert_eq!(b.ceiling(Duration::from_secs(60)), LONGEST_PAUSE);
+        let fixed = Pace::Every(Duration::from_millis(1));
+        assert_eq!(fixed.ceiling(Duration::from_secs(5)), Duration::from_millis(1));
     }
 
     #[tokio::test]
