@@ -20,7 +20,8 @@ pub(crate) struct Expect {
     #[schemars(with = "Option<String>")]
     pub output: Option<Spanned<String>>,
     /// Regex a PostgreSQL log line on the step's host must match: a line
-    /// written after the step began (polled).
+    /// written after the step began (polled; with `retry_s`, after its
+    /// first try began, looked at once a try).
     #[schemars(with = "Option<String>")]
     pub log: Option<Spanned<String>>,
 }

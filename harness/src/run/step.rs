@@ -5,17 +5,21 @@ use std::time::{Duration, Instant};
 
 use crate::action::Cx;
 use crate::error::Result;
-use crate::lab::Hosts;
+use crate::lab::{Hosts, LogOffset};
 use crate::scenario::Step;
 use crate::time::{poll_until, Deadline, Probe};
 use crate::vars::Vars;
 
 /// Runs the step, re-running it until its expectation holds when it has
-/// `retry_s` (errors that cannot heal stop at once).
+/// `retry_s` (errors that cannot heal stop at once). The log window opens
+/// before the first try: a line one try caused may be written while the
+/// next begins, and belongs to the step all the same. A try looks at the
+/// log once; the retry is the wait.
 pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
-    let Some(secs) = step.retry_s else { return run(lab, step, vars).await };
+    let log_from = log_window(lab, step).await?;
+    let Some(secs) = step.retry_s else { return run(lab, step, vars, log_from, Deadline::standard()).await };
     poll_until(&format!("step {}", step.id.get_ref()), "its expectation", Deadline::after(Duration::from_secs(secs)), || async {
-        match run(lab, step, vars).await {
+        match run(lab, step, vars, log_from, Deadline::after(Duration::ZERO)).await {
             Ok(o) => Ok(Probe::Ready(o)),
             // An object a retried step waits for may come with replication.
             Err(e) if e.is_permanent() && !e.is_missing_object() => Err(e),
@@ -25,21 +29,25 @@ pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Resu
     .await
 }
 
+/// Where the step's host's PostgreSQL log ends before the step acts, when
+/// the step expects a line: only lines the step caused can satisfy it.
+async fn log_window<L: Hosts>(lab: &L, step: &Step) -> Result<Option<LogOffset>> {
+    match &step.expect.log {
+        Some(_) => Ok(Some(lab.host(step.host.get_ref())?.log_offset().await?)),
+        None => Ok(None),
+    }
+}
+
 /// Runs the step once and judges it; Ok carries what was observed.
-pub(super) async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
+async fn run<L: Hosts>(lab: &L, step: &Step, vars: &Vars, log_from: Option<LogOffset>, log_wait: Deadline) -> Result<String> {
     let host = lab.host(step.host.get_ref())?;
-    // Taken before the action, so only lines it caused can satisfy `expect.log`.
-    let log_from = match &step.expect.log {
-        Some(_) => Some(host.log_offset().await?),
-        None => None,
-    };
     let deadline = Deadline::secs_or_standard(step.timeout_s);
     let cx = Cx { lab, host, user: &step.user, expect: &step.expect, vars, deadline };
     let observed = step.action.run(&cx).await?;
     let (Some(re), Some(offset)) = (&step.expect.log, log_from) else { return Ok(observed) };
     let t = Instant::now();
     let pattern = vars.subst_regex(re.get_ref())?;
-    let line = host.wait_for_log(&pattern, offset, Deadline::standard()).await?;
+    let line = host.wait_for_log(&pattern, offset, log_wait).await?;
     host.note("pglab (harness)", &format!("wait for log line /{pattern}/"), &line, t.elapsed());
     Ok(format!("{observed}; log: {}", line.trim()))
 }
