@@ -22,7 +22,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("action", 5),
     ("scenario", 6),
     ("run", 7),
-    ("cli", 8),
+    ("chaos", 8),
+    ("cli", 9),
 ];
 
 fn modules_and_imports() -> BTreeMap<String, BTreeSet<String>> {

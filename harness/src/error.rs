@@ -116,6 +116,11 @@ pub enum Error {
         failure: Box<Failure>,
     },
 
+    /// `pglab chaos` found a fault schedule under which a scenario's claims fail.
+    #[error("chaos: {0}")]
+    #[diagnostic(code(pglab::chaos_violation))]
+    Violation(String),
+
     /// A check (or your assertion through one) found the lab not as claimed.
     #[error("check failed: {0}")]
     #[diagnostic(code(pglab::check))]
@@ -206,7 +211,7 @@ impl Error {
             Error::Step { source, .. } => source.cause(),
             Error::Scenario(_) | Error::UndefinedVariable(_) | Error::Usage(_) | Error::UnknownLab(_) | Error::UnknownHost { .. } => Cause::Input,
             Error::Run { failure, .. } => failure.cause,
-            Error::Check(_) => Cause::Check,
+            Error::Check(_) | Error::Violation(_) => Cause::Check,
             Error::Interrupted => Cause::Interrupted,
             Error::NotSupported { .. } => Cause::NotSupported,
             Error::Io { .. } | Error::Other(_) => Cause::Other,

@@ -52,6 +52,7 @@
 //! `engine`/`outcome` → `transcript` → `time`/`vars`/`vocab` → `error`/`platform`/`progress`.
 
 pub(crate) mod action;
+pub mod chaos;
 pub mod check;
 pub(crate) mod cli;
 pub mod engine;

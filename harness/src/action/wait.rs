@@ -1,4 +1,5 @@
-//! `wait = "..."`: a condition polled with the step's deadline.
+//! `wait = "..."`: a condition polled with the step's deadline, or a
+//! schedule's hold.
 
 use std::time::Instant;
 
@@ -26,6 +27,10 @@ pub(crate) enum Wait {
     /// primary's WAL position as of the step's start; how long that took
     /// is the step's outcome (a catch-up time).
     CaughtUpWith(#[schemars(with = "String")] Spanned<String>),
+    /// Holds this many milliseconds: the time between two events of a
+    /// fault schedule (`pglab chaos` writes these), never a wait for a
+    /// condition; nothing runs on the host.
+    HoldMs(u64),
 }
 
 impl Wait {
@@ -35,13 +40,17 @@ impl Wait {
             Wait::PgUp => "pg_up",
             Wait::Streaming => "streaming",
             Wait::CaughtUpWith(_) => "caught_up_with",
+            Wait::HoldMs(_) => "hold_ms",
         }
     }
 }
 
 impl Act for Wait {
     fn needs(&self) -> Needs {
-        Needs::Postgres
+        match self {
+            Wait::HoldMs(_) => Needs::Any,
+            _ => Needs::Postgres,
+        }
     }
 
     fn named(&self) -> Vec<Named<'_>> {
@@ -55,6 +64,10 @@ impl Act for Wait {
         let (t, host, deadline) = (Instant::now(), cx.host, cx.deadline);
         match self {
             Wait::CaughtUpWith(primary) => return caught_up(cx.lab.host(primary.get_ref())?, host).await,
+            Wait::HoldMs(ms) => {
+                tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                return Ok(format!("held {ms} ms"));
+            }
             Wait::PgDown => host.wait_for_pg_down(deadline).await?,
             Wait::PgUp => host.wait_for_pg_up(deadline).await?,
             Wait::Streaming => host.wait_for_streaming(deadline).await?,

@@ -2,6 +2,7 @@
 //! subcommand in `run` (scenarios) and `lab` (labs, images).
 
 mod bench;
+mod chaos;
 mod checkpoint;
 mod lab;
 mod run;
@@ -42,6 +43,11 @@ pub(crate) enum Command {
     },
     /// Run a scenario on a fresh lab: given, steps, checks; write transcript and report.
     Run(RunArgs),
+    /// Break a scenario's lab at random (its `[chaos]` point, a schedule
+    /// drawn from --seed), then check its claims; a failing schedule is
+    /// shrunk and written as a scenario file that replays it, with a bug
+    /// bundle. Exit 0: the claims held; 1: a violation (see the file).
+    Chaos(ChaosArgs),
     /// Check scenario files without an engine: every problem of every file
     /// at its line and column, and each good file's plan. Exit 0 or 2.
     Validate {
@@ -262,6 +268,55 @@ pub(crate) enum ImageCommand {
     },
 }
 
+/// `pglab chaos`.
+#[derive(Args, Debug)]
+pub(crate) struct ChaosArgs {
+    /// A scenario file (or a name under scenarios/) with a `[chaos]` table.
+    pub scenario: String,
+    /// Draws the schedule: the same seed, the same schedule.
+    #[arg(long)]
+    pub seed: u64,
+    /// How long the schedule lasts: `90s`, `2m`, `1500ms`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Kinds of fault drawn from, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "partition,latency,pause,restart,kill")]
+    pub faults: Vec<crate::chaos::FaultKind>,
+    /// Faults drawn at most.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub most: u16,
+    /// Runs spent shrinking a failing schedule, at most.
+    #[arg(long, default_value_t = 10)]
+    pub shrink_runs: u16,
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Override a variable of the scenario (repeatable): `--set name=value`.
+    #[arg(long = "set", value_parser = parse_set)]
+    pub sets: Vec<(String, String)>,
+    /// Where the tried files, their reports and the bundle go.
+    #[arg(long, default_value = "reports/chaos")]
+    pub out: std::path::PathBuf,
+    /// Start every try from a fresh lab, not from a checkpoint of the scenario's base.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+}
+
+/// `90s`, `2m`, `1500ms`, or seconds.
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = n.parse().map_err(|_| format!("`{s}`: a number and a unit (90s, 2m, 1500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unit `{unit}` is not ms, s or m")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}`: not a length of time"))
+}
+
 fn parse_set(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not key=value"))
 }
@@ -342,6 +397,7 @@ async fn main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run(args, quiet).await,
+        Command::Chaos(args) => chaos::chaos(args).await,
         Command::Step { lab, step, checks, slow, transcript } => run::step(&lab, &step, checks, slow, &transcript, quiet).await,
         Command::Bench { scenario, parallel, json, .. } if !parallel.is_empty() => {
             bench::parallel(&crate::run::locate(&scenario)?, &parallel.iter().map(|n| usize::from(*n)).collect::<Vec<_>>(), json.as_deref()).await

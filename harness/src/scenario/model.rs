@@ -37,6 +37,8 @@ pub struct Scenario {
     pub(crate) defects: Vec<Defect>,
     pub(crate) steps: Vec<Step>,
     pub(crate) verify: Vec<Verify>,
+    /// Where `pglab chaos` may put a fault schedule, and on which hosts.
+    pub(crate) chaos: Option<ChaosDecl>,
     pub(crate) path: PathBuf,
     pub(crate) source: String,
     /// The scenario this one extends, when it does.
@@ -54,6 +56,27 @@ pub(crate) struct Extends {
     /// The base's last step to keep (default: every step). Its checks are never kept.
     #[schemars(with = "Option<String>")]
     pub through: Option<Spanned<String>>,
+}
+
+/// `[chaos]`: where `pglab chaos` may put a random fault schedule into
+/// this scenario. The schedule runs after step `after` (the writers the
+/// claims are about running by then); the file's later steps and its
+/// checks are the claims, run with whatever network fault is still on.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChaosDecl {
+    /// This file's step after which the schedule starts.
+    #[schemars(with = "String")]
+    pub after: Spanned<String>,
+    /// The PostgreSQL hosts faults land on (partitions and latency between
+    /// two of them, pauses, restarts and kills of one).
+    #[schemars(with = "Vec<String>")]
+    pub hosts: Vec<Spanned<String>>,
+    /// Hosts among them never killed or restarted (the one the writers
+    /// commit on, whose loss the file's later steps stage themselves).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub keep_up: Vec<Spanned<String>>,
 }
 
 /// What a scenario took from the one it extends. Those hosts and steps come

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::extend::{extend, Own};
-use super::model::{Extends, Given, HostDecl, RawStep, Scenario, Step, Verify, When};
+use super::model::{ChaosDecl, Extends, Given, HostDecl, RawStep, Scenario, Step, Verify, When};
 use super::vars::Vars;
 use super::Problem;
 use crate::action::Action;
@@ -19,8 +19,8 @@ use crate::platform::Platform;
 use crate::vocab::Defect;
 
 /// The top-level keys of a scenario file.
-pub(crate) const KEYS: [&str; 13] =
-    ["name", "description", "extends", "platform", "requires", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify"];
+pub(crate) const KEYS: [&str; 14] =
+    ["name", "description", "extends", "platform", "requires", "vars", "secrets", "parallel", "hosts", "given", "defects", "steps", "verify", "chaos"];
 
 /// Largest scenario file read, so a stray huge file fails fast.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
@@ -168,6 +168,7 @@ fn sections(found: &mut Found, root: &DeTable<'_>, path: &Path, source: &str) ->
         defects: each::<Defect>(found, value("defects"), "defects", de_all),
         steps: each(found, value("steps"), "steps", step_entry),
         verify: each(found, value("verify"), "verify", verify_entry),
+        chaos: one::<ChaosDecl>(found, value("chaos"), "chaos"),
         path: path.to_path_buf(),
         source: source.to_string(),
         base: None,

@@ -62,6 +62,8 @@ struct File {
     /// Checks, after the last step unless `after` says earlier.
     #[serde(default)]
     verify: Vec<CheckDecl>,
+    /// Where `pglab chaos` may put a random fault schedule, and on which hosts.
+    chaos: Option<super::model::ChaosDecl>,
 }
 
 /// The JSON Schema of a scenario file (draft 2020-12).

@@ -71,6 +71,27 @@ pub(super) fn validate(scn: &Scenario, broken: &Broken) -> Vec<Problem> {
             found.push(Problem::new(Some(a.span()), format!("check `{name}`: `after` names no step `{}`", a.get_ref()), "not a step of this scenario"));
         }
     }
+    if let Some(c) = &scn.chaos {
+        found.extend(chaos_problems(scn, c, hosts_known, steps_known));
+    }
+    found
+}
+
+/// `[chaos]` names this file's own step and PostgreSQL hosts of the lab.
+fn chaos_problems(scn: &Scenario, c: &crate::scenario::model::ChaosDecl, hosts_known: bool, steps_known: bool) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let base_steps = scn.base.as_ref().map_or(0, |b| b.steps);
+    if steps_known && !scn.steps[base_steps..].iter().any(|s| s.id.get_ref() == c.after.get_ref()) {
+        let p = Problem::new(Some(c.after.span()), format!("`chaos.after`: this file has no step `{}`", c.after.get_ref()), "not a step of this file");
+        found.push(p.help("the schedule goes after one of this file's own steps".into()));
+    }
+    if c.hosts.is_empty() {
+        found.push(Problem::new(None, "`chaos.hosts`: name at least one host faults may land on".into(), ""));
+    }
+    for h in c.hosts.iter().chain(&c.keep_up).filter(|_| hosts_known) {
+        let (host, span) = (h.get_ref(), h.span());
+        found.extend(unknown_host(scn, host, span.clone(), "`chaos.hosts`").or_else(|| wrong_kind(scn, host, Needs::Postgres, span, "`chaos.hosts`")));
+    }
     found
 }
 

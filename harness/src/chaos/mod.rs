@@ -1,0 +1,256 @@
+//! `pglab chaos`: a scenario's `[chaos]` point given a random fault
+//! schedule drawn from a seed (proptest's strategies and ChaCha), run as an
+//! ordinary scenario file; when its claims fail, the schedule is shrunk
+//! (each fault left out in turn, kept out while the same claim still
+//! fails: one run per fault, the count only goes down) and the smallest
+//! one still failing is kept as a file that replays it, with a bug bundle
+//! of its lab.
+//!
+//! One mechanism: every try is a file written beside the others and run by
+//! `pglab run`'s runner, so what was tried is what the file replays.
+
+mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+pub use schedule::FaultKind;
+use schedule::{Plan, Target};
+
+use crate::error::{Error, Result};
+use crate::lab::Keep;
+use crate::outcome::RunReport;
+use crate::platform::Platform;
+use crate::run::RunOptions;
+use crate::scenario::Scenario;
+
+/// What `pglab chaos` is asked.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    /// Draws the schedule: the same seed, the same schedule.
+    pub seed: u64,
+    /// How long the schedule lasts (its holds add up to this).
+    pub duration: Duration,
+    /// The kinds of fault drawn from.
+    pub faults: Vec<FaultKind>,
+    /// Faults drawn at most (some may not land; see the plan).
+    pub most: usize,
+    /// Runs spent shrinking a failing schedule, at most.
+    pub shrink_runs: usize,
+    /// Run on this platform instead of the scenario's.
+    pub platform: Option<Platform>,
+    /// `--set key=value`, as for `pglab run`.
+    pub sets: Vec<(String, String)>,
+    /// Where the tried files, their reports and the bundle go.
+    pub out: PathBuf,
+    /// Start each try from a checkpoint of the scenario's base when there is one.
+    pub checkpoint: bool,
+}
+
+/// One schedule run.
+#[derive(Debug, Clone)]
+pub struct Try {
+    /// The scenario file it ran.
+    pub file: PathBuf,
+    /// Faults that landed.
+    pub faults: usize,
+    /// What failed (a check's name, or a step's id), when something did.
+    pub failed: Option<String>,
+    /// Writing, running and bundling it.
+    pub elapsed: Duration,
+}
+
+/// A schedule under which the scenario's claims failed.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// What failed, and how (the first failing check's evidence, or the step's error).
+    pub what: String,
+    /// Faults in the first failing schedule.
+    pub faults_before: usize,
+    /// And in the smallest.
+    pub faults_after: usize,
+    /// The smallest failing schedule, as a scenario file `pglab run` replays.
+    pub shrunk: PathBuf,
+    /// A bug bundle of the lab it failed on.
+    pub bundle: Option<PathBuf>,
+}
+
+/// Every try, and the violation when one was found.
+#[derive(Debug, Clone)]
+pub struct ChaosOutcome {
+    /// In the order they ran.
+    pub tries: Vec<Try>,
+    /// The smallest failing schedule found, if any failed.
+    pub violation: Option<Violation>,
+}
+
+/// Runs `scn` under the schedule of `opts.seed`; shrinks it when it fails.
+/// `on_try` sees each try as it ends.
+pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&Try)) -> Result<ChaosOutcome> {
+    let decl = scn.chaos.as_ref().ok_or_else(|| Error::Usage(format!("{} has no [chaos] table: nothing says where faults may go", scn.path.display())))?;
+    if opts.faults.is_empty() {
+        return Err(Error::Usage("--faults: name at least one kind".into()));
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(format!("creating {}", opts.out.display()), e))?;
+    let targets: Vec<Target> = decl
+        .hosts
+        .iter()
+        .map(|h| Target { name: h.get_ref().clone(), role: scn.role_of(h.get_ref()), keep_up: decl.keep_up.iter().any(|k| k.get_ref() == h.get_ref()) })
+        .collect();
+    let duration_ms = opts.duration.as_millis() as u64;
+    let strategy = schedule::strategy(opts.faults.clone(), targets.len(), duration_ms, opts.most);
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(opts.seed)));
+    let drawn = strategy.new_tree(&mut runner).map_err(|r| Error::Usage(format!("no schedule can be drawn: {r}")))?.current();
+
+    let mut session = Session { scn, opts, tries: Vec::new() };
+    let mut plan = schedule::plan(&drawn, &targets, duration_ms);
+    let Some(mut smallest) = session.attempt(&plan, on_try).await? else { return Ok(ChaosOutcome { tries: session.tries, violation: None }) };
+    let before = smallest.faults;
+    let mut i = 0;
+    for _ in 0..opts.shrink_runs {
+        if i >= plan.faults.len() || plan.faults.len() == 1 {
+            break;
+        }
+        let candidate = plan.without(i);
+        match session.attempt(&candidate, on_try).await? {
+            Some(v) if v.same_as(&smallest) => {
+                smallest.replace_with(v);
+                plan = candidate;
+            }
+            other => {
+                if let Some(v) = other {
+                    v.discard();
+                }
+                i += 1;
+            }
+        }
+    }
+    let shrunk = opts.out.join(format!("{}-seed{}-shrunk.toml", scn.name, opts.seed));
+    std::fs::copy(&smallest.file, &shrunk).map_err(|e| Error::io(format!("writing {}", shrunk.display()), e))?;
+    let bundle = smallest.bundle.as_ref().map(|b| {
+        let to = shrunk.with_extension("tar.gz");
+        std::fs::rename(b, &to).map(|_| to).map_err(|e| Error::io("moving the bundle", e))
+    });
+    let violation = Violation { what: smallest.what.clone(), faults_before: before, faults_after: smallest.faults, shrunk, bundle: bundle.transpose()? };
+    Ok(ChaosOutcome { tries: session.tries, violation: Some(violation) })
+}
+
+/// The first 8 bytes the seed, the rest zero.
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&seed.to_le_bytes());
+    b
+}
+
+/// A try that failed, with what it left.
+struct Failing {
+    file: PathBuf,
+    faults: usize,
+    /// The check or step that failed (tries are compared by it).
+    signature: String,
+    what: String,
+    bundle: Option<PathBuf>,
+}
+
+impl Failing {
+    fn same_as(&self, other: &Failing) -> bool {
+        self.signature == other.signature
+    }
+
+    /// Takes `smaller`'s place; the bundle it replaces goes.
+    fn replace_with(&mut self, smaller: Failing) {
+        let old = std::mem::replace(self, smaller);
+        old.discard();
+    }
+
+    fn discard(self) {
+        if let Some(b) = self.bundle {
+            let _ = std::fs::remove_file(b);
+        }
+    }
+}
+
+struct Session<'a> {
+    scn: &'a Scenario,
+    opts: &'a ChaosOptions,
+    tries: Vec<Try>,
+}
+
+impl Session<'_> {
+    /// Writes the schedule into the scenario, runs it, and says what failed.
+    async fn attempt(&mut self, plan: &Plan, on_try: &mut dyn FnMut(&Try)) -> Result<Option<Failing>> {
+        let file = self.opts.out.join(format!("{}-seed{}-try{}.toml", self.scn.name, self.opts.seed, self.tries.len() + 1));
+        std::fs::write(&file, splice(self.scn, plan, self.opts.seed)?).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let t = Instant::now();
+        let scn = Scenario::load(&file)?;
+        let run = RunOptions {
+            platform: self.opts.platform,
+            keep: Keep::OnFailure,
+            sets: self.opts.sets.clone(),
+            report_dir: Some(self.opts.out.clone()),
+            checkpoint: self.opts.checkpoint,
+            ..Default::default()
+        };
+        let report = crate::run::run_scenario(&scn, &run).await?;
+        let violation = match failure(&report) {
+            None => None,
+            Some((signature, what)) => Some(Failing { file: file.clone(), faults: plan.faults.len(), signature, what, bundle: bundle(&report, &file).await? }),
+        };
+        let tried = Try { file, faults: plan.faults.len(), failed: violation.as_ref().map(|v| v.signature.clone()), elapsed: t.elapsed() };
+        on_try(&tried);
+        self.tries.push(tried);
+        Ok(violation)
+    }
+}
+
+/// What failed in a run: the first failing check, else the failed step.
+fn failure(report: &RunReport) -> Option<(String, String)> {
+    if report.passed {
+        return None;
+    }
+    if let Some(c) = report.checks.iter().find(|c| !c.passed()) {
+        return Some((format!("check {}", c.name), format!("check {}: {}", c.name, c.evidence)));
+    }
+    let e = report.error.as_ref();
+    let step = e.and_then(|e| e.step.clone()).unwrap_or_else(|| "the lab".into());
+    Some((format!("step {step}"), e.map(|e| e.message.clone()).unwrap_or_default()))
+}
+
+/// The kept lab of a failed run, bundled beside its file, then removed.
+async fn bundle(report: &RunReport, file: &Path) -> Result<Option<PathBuf>> {
+    let docker = crate::engine::connect().await?;
+    let Ok(lab) = crate::lab::Attached::find(&docker, &report.lab).await else { return Ok(None) };
+    let to = file.with_extension("tar.gz");
+    let written = lab.write_bundle(&to).await;
+    crate::lab::inventory::remove_lab(&docker, &report.lab).await?;
+    written.map(|_| Some(to))
+}
+
+/// The scenario's own text with the schedule after `[chaos].after` and the
+/// heals after its last step; a base named beside it named by its path.
+fn splice(scn: &Scenario, plan: &Plan, seed: u64) -> Result<String> {
+    let decl = scn.chaos.as_ref().expect("checked by the caller");
+    let hosts: Vec<String> = decl.hosts.iter().map(|h| h.get_ref().clone()).collect();
+    let last = scn.steps.last().map(|s| s.id.get_ref().clone()).unwrap_or_default();
+    let written = schedule::write(plan, seed, &hosts, decl.after.get_ref(), &last);
+    let src = &scn.source;
+    let own_from = scn.base.as_ref().map_or(0, |b| b.steps);
+    let i = scn.steps.iter().position(|s| s.id.get_ref() == decl.after.get_ref()).expect("validated: an own step");
+    let at = match scn.steps.get(i + 1).filter(|_| i + 1 >= own_from) {
+        Some(next) => src[..next.id.span().start]
+            .rfind("[[steps]]")
+            .ok_or_else(|| Error::Usage(format!("{}: the step after `{}` is not a [[steps]] table", scn.path.display(), decl.after.get_ref())))?,
+        None => src.len(),
+    };
+    let mut text = format!("{}{}\n{}\n{}", &src[..at], written.schedule, &src[at..], written.heals);
+    if let Some(b) = &scn.base {
+        let path = b.path.canonicalize().map_err(|e| Error::io(format!("finding {}", b.path.display()), e))?;
+        // The schedule went in after `extends` (a file's steps follow it), or before it.
+        let shift = if b.at.start >= at { text.len() - src.len() } else { 0 };
+        text.replace_range(b.at.start + shift..b.at.end + shift, &toml::Value::String(path.display().to_string()).to_string());
+    }
+    Ok(text)
+}
