@@ -2,7 +2,8 @@
 //! schedule drawn from a seed (proptest's strategies and ChaCha), run as an
 //! ordinary scenario file; when its claims fail, the schedule is shrunk
 //! (each fault left out in turn, kept out while the same claim still
-//! fails: one run per fault, the count only goes down) and the smallest
+//! fails: one run per fault, the count only goes down; then each window
+//! halved while it still fails) and the smallest
 //! one still failing is kept as a file that replays it, with a bug bundle
 //! of its lab.
 //!
@@ -109,25 +110,10 @@ pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&
     let mut plan = schedule::plan(&drawn, &targets, duration_ms);
     let Some(mut smallest) = session.attempt(&plan, on_try).await? else { return Ok(ChaosOutcome { tries: session.tries, violation: None }) };
     let before = smallest.faults;
-    let mut i = 0;
-    for _ in 0..opts.shrink_runs {
-        if i >= plan.faults.len() || plan.faults.len() == 1 {
-            break;
-        }
-        let candidate = plan.without(i);
-        match session.attempt(&candidate, on_try).await? {
-            Some(v) if v.same_as(&smallest) => {
-                smallest.replace_with(v);
-                plan = candidate;
-            }
-            other => {
-                if let Some(v) = other {
-                    v.discard();
-                }
-                i += 1;
-            }
-        }
-    }
+    // Fewer faults first (one run each, the count only goes down), then shorter windows.
+    let mut runs = 0;
+    session.shrink(&mut plan, &mut smallest, &mut runs, |p, i| (p.faults.len() > 1).then(|| p.without(i)), on_try).await?;
+    session.shrink(&mut plan, &mut smallest, &mut runs, Plan::shorter, on_try).await?;
     let shrunk = opts.out.join(format!("{}-seed{}-shrunk.toml", scn.name, opts.seed));
     std::fs::copy(&smallest.file, &shrunk).map_err(|e| Error::io(format!("writing {}", shrunk.display()), e))?;
     let bundle = smallest.bundle.as_ref().map(|b| {
@@ -180,6 +166,38 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// One pass over the faults: `change` makes a smaller schedule of the
+    /// `i`th, kept while the same claim still fails; at most
+    /// `shrink_runs` runs in all passes.
+    async fn shrink(
+        &mut self,
+        plan: &mut Plan,
+        smallest: &mut Failing,
+        runs: &mut usize,
+        change: fn(&Plan, usize) -> Option<Plan>,
+        on_try: &mut dyn FnMut(&Try),
+    ) -> Result<()> {
+        let mut i = 0;
+        while *runs < self.opts.shrink_runs && i < plan.faults.len() {
+            let Some(candidate) = change(plan, i) else {
+                i += 1;
+                continue;
+            };
+            *runs += 1;
+            match self.attempt(&candidate, on_try).await? {
+                Some(v) if v.same_as(smallest) => {
+                    smallest.replace_with(v);
+                    *plan = candidate;
+                }
+                other => {
+                    other.into_iter().for_each(Failing::discard);
+                    i += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the schedule into the scenario, runs it, and says what failed.
     async fn attempt(&mut self, plan: &Plan, on_try: &mut dyn FnMut(&Try)) -> Result<Option<Failing>> {
         let file = self.opts.out.join(format!("{}-seed{}-try{}.toml", self.scn.name, self.opts.seed, self.tries.len() + 1));
@@ -253,4 +271,43 @@ fn splice(scn: &Scenario, plan: &Plan, seed: u64) -> Result<String> {
         text.replace_range(b.at.start + shift..b.at.end + shift, &toml::Value::String(path.display().to_string()).to_string());
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schedule::Planned;
+    use super::*;
+
+    fn fault(kind: FaultKind, host: &str, peer: Option<&str>, at_ms: u64, end_ms: Option<u64>) -> Planned {
+        Planned { kind, host: host.into(), peer: peer.map(String::from), at_ms, end_ms, delay_ms: 50 }
+    }
+
+    #[test]
+    fn the_schedule_goes_in_after_the_chaos_point_and_its_open_heals_after_the_last_step() {
+        let scn = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/failover-sync.toml"))).unwrap();
+        let plan = Plan {
+            faults: vec![fault(FaultKind::Pause, "standby", None, 1000, None), fault(FaultKind::Partition, "primary", Some("standby"), 0, None)],
+            duration_ms: 5000,
+        };
+        // Written elsewhere, the file still finds its base.
+        let dir = tempfile::tempdir().unwrap();
+        let text = splice(&scn, &plan, 9).unwrap();
+        let written = Scenario::parse(&dir.path().join("x.toml"), text).expect("the written file is a scenario");
+        let ids = written.step_ids();
+        let at = |id: &str| ids.iter().position(|s| *s == id).unwrap_or_else(|| panic!("no step {id}: {ids:?}"));
+        assert!(at("f2-writing") < at("x01-partition") && at("x02-hold") < at("x03-pause"), "{ids:?}");
+        // The pause ends before the file goes on, the partition after its last step.
+        assert!(at("x04-hold") < at("x05-resume") && at("x07-standby-answers") < at("f3-kill"), "{ids:?}");
+        assert_eq!(ids.last(), Some(&"x08-heal"), "{ids:?}");
+        assert_eq!(written.chaos.as_ref().map(|c| c.after.get_ref().as_str()), Some("f2-writing"));
+    }
+
+    #[test]
+    fn shrinking_leaves_faults_out_and_halves_windows_that_end_within() {
+        let plan =
+            Plan { faults: vec![fault(FaultKind::Pause, "standby", None, 0, Some(3000)), fault(FaultKind::Kill, "standby", None, 0, None)], duration_ms: 5000 };
+        assert_eq!(plan.without(0).faults, vec![plan.faults[1].clone()]);
+        assert_eq!(plan.shorter(0).unwrap().faults[0].end_ms, Some(1500));
+        assert!(plan.shorter(1).is_none(), "on at the end: not shortened");
+    }
 }

@@ -91,6 +91,17 @@ impl Plan {
         faults.remove(i);
         Plan { faults, duration_ms: self.duration_ms }
     }
+
+    /// The same schedule with the `i`th fault's window halved, when it
+    /// ends within the schedule and lasts a second or more (one still on
+    /// at the end is another fault: it is on through the failover).
+    pub(crate) fn shorter(&self, i: usize) -> Option<Plan> {
+        let f = &self.faults[i];
+        let end = f.end_ms.filter(|&e| f.kind != FaultKind::Restart && e >= f.at_ms + 1000)?;
+        let mut faults = self.faults.clone();
+        faults[i].end_ms = Some(f.at_ms + (end - f.at_ms) / 2);
+        Some(Plan { faults, duration_ms: self.duration_ms })
+    }
 }
 
 /// Puts drawn faults on hosts. A fault that cannot be is left out, the
