@@ -15,9 +15,6 @@ mod schedule;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-
 pub use schedule::FaultKind;
 use schedule::{Plan, Target};
 
@@ -101,13 +98,9 @@ pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&
         .iter()
         .map(|h| Target { name: h.get_ref().clone(), role: scn.role_of(h.get_ref()), keep_up: decl.keep_up.iter().any(|k| k.get_ref() == h.get_ref()) })
         .collect();
-    let duration_ms = opts.duration.as_millis() as u64;
-    let strategy = schedule::strategy(opts.faults.clone(), targets.len(), duration_ms, opts.most);
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(opts.seed)));
-    let drawn = strategy.new_tree(&mut runner).map_err(|r| Error::Usage(format!("no schedule can be drawn: {r}")))?.current();
+    let mut plan = schedule::draw(opts.seed, &opts.faults, &targets, opts.duration.as_millis() as u64, opts.most)?;
 
     let mut session = Session { scn, opts, tries: Vec::new() };
-    let mut plan = schedule::plan(&drawn, &targets, duration_ms);
     let Some(mut smallest) = session.attempt(&plan, on_try).await? else { return Ok(ChaosOutcome { tries: session.tries, violation: None }) };
     let before = smallest.faults;
     // Fewer faults first (one run each, the count only goes down), then shorter windows.
@@ -122,13 +115,6 @@ pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&
     });
     let violation = Violation { what: smallest.what.clone(), faults_before: before, faults_after: smallest.faults, shrunk, bundle: bundle.transpose()? };
     Ok(ChaosOutcome { tries: session.tries, violation: Some(violation) })
-}
-
-/// The first 8 bytes the seed, the rest zero.
-fn seed_bytes(seed: u64) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[..8].copy_from_slice(&seed.to_le_bytes());
-    b
 }
 
 /// A try that failed, with what it left.
@@ -213,6 +199,10 @@ impl Session<'_> {
             ..Default::default()
         };
         let report = crate::run::run_scenario(&scn, &run).await?;
+        // Ctrl-C: the runner tore the lab down; no more tries.
+        if report.interrupted {
+            return Err(Error::Interrupted);
+        }
         let violation = match failure(&report) {
             None => None,
             Some((signature, what)) => Some(Failing { file: file.clone(), faults: plan.faults.len(), signature, what, bundle: bundle(&report, &file).await? }),

@@ -3,7 +3,10 @@
 //! ordinary `[[steps]]` that replay it.
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::vocab::Role;
 
 /// The faults a schedule draws from.
@@ -48,8 +51,20 @@ pub(crate) struct Drawn {
     delay_ms: u32,
 }
 
+/// The schedule of `seed`: up to `most` faults of `kinds` drawn (ChaCha
+/// seeded with it, so the same seed draws the same faults with this
+/// build), then planned onto `targets`.
+pub(crate) fn draw(seed: u64, kinds: &[FaultKind], targets: &[Target], duration_ms: u64, most: usize) -> Result<Plan> {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let tree = strategy(kinds.to_vec(), targets.len(), duration_ms, most).new_tree(&mut runner);
+    let drawn = tree.map_err(|r| Error::Usage(format!("no schedule can be drawn: {r}")))?.current();
+    Ok(plan(&drawn, targets, duration_ms))
+}
+
 /// Up to `most` faults of `kinds` on `hosts` hosts within `duration_ms`.
-pub(crate) fn strategy(kinds: Vec<FaultKind>, hosts: usize, duration_ms: u64, most: usize) -> impl Strategy<Value = Vec<Drawn>> {
+fn strategy(kinds: Vec<FaultKind>, hosts: usize, duration_ms: u64, most: usize) -> impl Strategy<Value = Vec<Drawn>> {
     let one = (prop::sample::select(kinds), 0..hosts, 0..hosts, 0..duration_ms, 500..=duration_ms.max(500), 20u32..=300)
         .prop_map(|(kind, host, peer, at_ms, window_ms, delay_ms)| Drawn { kind, host, peer, at_ms, window_ms, delay_ms });
     prop::collection::vec(one, 1..=most.max(1))
@@ -78,7 +93,7 @@ pub(crate) struct Planned {
 }
 
 /// The faults that run, in order of their start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub faults: Vec<Planned>,
     pub duration_ms: u64,
@@ -276,6 +291,15 @@ mod tests {
 
     fn d(kind: FaultKind, host: usize, peer: usize, at_ms: u64, window_ms: u64) -> Drawn {
         Drawn { kind, host, peer, at_ms, window_ms, delay_ms: 50 }
+    }
+
+    #[test]
+    fn a_seed_draws_the_same_schedule_every_time_and_another_seed_another() {
+        let draw = |seed| super::draw(seed, &FaultKind::ALL, &targets(), 30_000, 6).unwrap();
+        assert_eq!(draw(7), draw(7));
+        let distinct: std::collections::BTreeSet<String> = (1..=8).map(|s| format!("{:?}", draw(s))).collect();
+        assert!(distinct.len() >= 7, "8 seeds, {} schedules", distinct.len());
+        assert!((1..=8).all(|s| !draw(s).faults.is_empty()), "two hosts: something always lands");
     }
 
     #[test]
