@@ -85,9 +85,17 @@ pub struct ChaosOutcome {
     pub violation: Option<Violation>,
 }
 
-/// Runs `scn` under the schedule of `opts.seed`; shrinks it when it fails.
-/// `on_try` sees each try as it ends.
-pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&Try)) -> Result<ChaosOutcome> {
+/// Writes the scenario with the schedule of `opts.seed` in it, without
+/// running it (`pglab chaos --dry-run`): what a seed would do.
+pub fn write_schedule(scn: &Scenario, opts: &ChaosOptions) -> Result<PathBuf> {
+    let plan = draw(scn, opts)?;
+    let file = opts.out.join(format!("{}-seed{}-try1.toml", scn.name, opts.seed));
+    std::fs::write(&file, splice(scn, &plan, opts.seed)?).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    Ok(file)
+}
+
+/// The schedule of `opts.seed` on the scenario's `[chaos]` hosts.
+fn draw(scn: &Scenario, opts: &ChaosOptions) -> Result<Plan> {
     let decl = scn.chaos.as_ref().ok_or_else(|| Error::Usage(format!("{} has no [chaos] table: nothing says where faults may go", scn.path.display())))?;
     if opts.faults.is_empty() {
         return Err(Error::Usage("--faults: name at least one kind".into()));
@@ -98,8 +106,13 @@ pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&
         .iter()
         .map(|h| Target { name: h.get_ref().clone(), role: scn.role_of(h.get_ref()), keep_up: decl.keep_up.iter().any(|k| k.get_ref() == h.get_ref()) })
         .collect();
-    let mut plan = schedule::draw(opts.seed, &opts.faults, &targets, opts.duration.as_millis() as u64, opts.most)?;
+    schedule::draw(opts.seed, &opts.faults, &targets, opts.duration.as_millis() as u64, opts.most)
+}
 
+/// Runs `scn` under the schedule of `opts.seed`; shrinks it when it fails.
+/// `on_try` sees each try as it ends.
+pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&Try)) -> Result<ChaosOutcome> {
+    let mut plan = draw(scn, opts)?;
     let mut session = Session { scn, opts, tries: Vec::new() };
     let Some(mut smallest) = session.attempt(&plan, on_try).await? else { return Ok(ChaosOutcome { tries: session.tries, violation: None }) };
     let before = smallest.faults;

@@ -267,7 +267,8 @@ impl Writer {
     fn end(&mut self, f: &Planned) {
         let peer = f.peer.as_deref().unwrap_or_default();
         let (what, title, action) = match f.kind {
-            FaultKind::Partition | FaultKind::Latency => ("heal", format!("{} and {peer} whole again", f.host), format!("heal = [{}]", quoted(peer))),
+            FaultKind::Partition => ("heal", format!("{} and {peer} reach each other again", f.host), format!("heal = [{}]", quoted(peer))),
+            FaultKind::Latency => ("heal", format!("{}'s path to {peer} without delay again", f.host), format!("heal = [{}]", quoted(peer))),
             FaultKind::Pause => ("resume", format!("{} thawed", f.host), "resume = true".into()),
             FaultKind::Kill => ("start", format!("{}'s PostgreSQL started again", f.host), "run = \"sudo pg_ctlcluster {pg.version} main start\"".into()),
             FaultKind::Restart => return,

@@ -1,7 +1,7 @@
 //! `pglab chaos`: draws, runs and shrinks; prints a line per try.
 
 use super::{out, ChaosArgs};
-use crate::chaos::{chaos as run_chaos, ChaosOptions};
+use crate::chaos::{chaos as run_chaos, write_schedule, ChaosOptions};
 use crate::error::{Error, Result};
 use crate::scenario::Scenario;
 
@@ -18,6 +18,10 @@ pub(super) async fn chaos(a: ChaosArgs) -> Result<()> {
         out: a.out,
         checkpoint: !a.no_checkpoint,
     };
+    if a.dry_run {
+        out(format_args!("wrote {}; run it with `pglab run` or drop --dry-run", write_schedule(&scn, &opts)?.display()));
+        return Ok(());
+    }
     let outcome = run_chaos(&scn, &opts, &mut |t| {
         let verdict = t.failed.as_deref().map_or("claims held".to_string(), |f| format!("FAILED: {f}"));
         out(format_args!("try {} ({} faults, {:.1} s): {verdict}", t.file.display(), t.faults, t.elapsed.as_secs_f64()));

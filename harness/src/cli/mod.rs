@@ -299,6 +299,9 @@ pub(crate) struct ChaosArgs {
     /// Start every try from a fresh lab, not from a checkpoint of the scenario's base.
     #[arg(long)]
     pub no_checkpoint: bool,
+    /// Write the scenario with the seed's schedule in it and stop: what the seed would do.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `90s`, `2m`, `1500ms`, or seconds.
