@@ -228,6 +228,10 @@ fn bad_arguments_are_usage_errors_before_any_lab_starts() {
         &["run", "tutorial", "--check", "pitr=yesterday"],
         &["run", "no-such-scenario"],
         &["step", "nosuchlab"],
+        // chaos: a scenario that says nowhere faults may go, a length that is not one, a fault kind pglab lacks.
+        &["chaos", "tutorial", "--seed", "1"],
+        &["chaos", "failover-sync", "--seed", "1", "--duration", "soon"],
+        &["chaos", "failover-sync", "--seed", "1", "--faults", "flood"],
     ] {
         let out = pglab(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
