@@ -75,7 +75,10 @@ fn the_ci_profile_writes_junit_never_retries_and_ends_hung_tests() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".config/nextest.toml")).unwrap();
     let cfg: toml::Table = toml::from_str(&text).unwrap();
     let (ci, default) = (&cfg["profile"]["ci"], &cfg["profile"]["default"]);
-    // What the ci profile leaves out, it inherits from the default profile.
+    // What the ci profile leaves out, it inherits from the default profile, its
+    // overrides included (`cargo nextest show-config test-groups --profile ci`
+    // lists the default's; not asked from here: cargo, run inside the suite,
+    // relinks the test binaries nextest is running).
     let setting = |key: &str| ci.get(key).or_else(|| default.get(key)).unwrap_or_else(|| panic!("`{key}` set for ci"));
     assert_eq!(ci["retries"].as_integer(), Some(0));
     assert_eq!(ci["junit"]["path"].as_str(), Some("junit.xml"));
@@ -84,12 +87,4 @@ fn the_ci_profile_writes_junit_never_retries_and_ends_hung_tests() {
     assert!(groups.contains_key("labs") && groups.contains_key("slow-labs"), "{groups:?}");
     let overrides = setting("overrides").as_array().unwrap();
     assert!(overrides.iter().any(|o| o["test-group"].as_str() == Some("slow-labs")), "slow scenarios have their own group");
-    // As nextest itself sees it, when it is here to ask: the ci profile takes its groups from the default profile's overrides.
-    let shown = std::process::Command::new("cargo").args(["nextest", "show-config", "test-groups", "--profile", "ci"]).output();
-    if let Some(o) = shown.ok().filter(|o| o.status.success()) {
-        let text = String::from_utf8_lossy(&o.stdout);
-        let slow = text.split("group: slow-labs").nth(1).unwrap_or_default();
-        assert!(slow.contains("override for default profile") && slow.contains("scenarios_tutorial_toml"), "slow-labs for ci:\n{slow}");
-        assert!(!text.contains("override for ci profile"), "the ci profile has overrides of its own again");
-    }
 }
