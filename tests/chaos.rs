@@ -33,13 +33,12 @@ fn scenarios() -> PathBuf {
 /// The steps of a written schedule that start a fault (not its end, not holds, not the end's marks).
 fn fault_steps(file: &Path) -> Vec<String> {
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    let kinds = ["partition", "latency", "pause", "restart", "kill"];
     doc["steps"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
-        .filter(|id| id.starts_with('x') && kinds.iter().any(|k| id.ends_with(&format!("-{k}"))))
+        .filter(|id| id.starts_with('x') && FaultKind::ALL.iter().any(|k| id.ends_with(&format!("-{}", k.name()))))
         .collect()
 }
 

@@ -88,9 +88,14 @@ pub struct ChaosOutcome {
 /// Writes the scenario with the schedule of `opts.seed` in it, without
 /// running it (`pglab chaos --dry-run`): what a seed would do.
 pub fn write_schedule(scn: &Scenario, opts: &ChaosOptions) -> Result<PathBuf> {
-    let plan = draw(scn, opts)?;
-    let file = opts.out.join(format!("{}-seed{}-try1.toml", scn.name, opts.seed));
-    std::fs::write(&file, splice(scn, &plan, opts.seed)?).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    write_try(scn, opts, &draw(scn, opts)?, 1)
+}
+
+/// The scenario with `plan` in it, written as try `n`'s file in `opts.out`.
+fn write_try(scn: &Scenario, opts: &ChaosOptions, plan: &Plan, n: usize) -> Result<PathBuf> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(format!("creating {}", opts.out.display()), e))?;
+    let file = opts.out.join(format!("{}-seed{}-try{n}.toml", scn.name, opts.seed));
+    std::fs::write(&file, splice(scn, plan, opts.seed)?).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
     Ok(file)
 }
 
@@ -100,7 +105,6 @@ fn draw(scn: &Scenario, opts: &ChaosOptions) -> Result<Plan> {
     if opts.faults.is_empty() {
         return Err(Error::Usage("--faults: name at least one kind".into()));
     }
-    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(format!("creating {}", opts.out.display()), e))?;
     let targets: Vec<Target> = decl
         .hosts
         .iter()
@@ -199,8 +203,7 @@ impl Session<'_> {
 
     /// Writes the schedule into the scenario, runs it, and says what failed.
     async fn attempt(&mut self, plan: &Plan, on_try: &mut dyn FnMut(&Try)) -> Result<Option<Failing>> {
-        let file = self.opts.out.join(format!("{}-seed{}-try{}.toml", self.scn.name, self.opts.seed, self.tries.len() + 1));
-        std::fs::write(&file, splice(self.scn, plan, self.opts.seed)?).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let file = write_try(self.scn, self.opts, plan, self.tries.len() + 1)?;
         let t = Instant::now();
         let scn = Scenario::load(&file)?;
         let run = RunOptions {
