@@ -69,6 +69,11 @@ const TWINS: &[Twin] = &[
     Twin { check: "same_data", breaks: "a row changed in a second database on the copy", says: "in database shop on standby" },
     Twin { check: "writes", breaks: "acknowledged rows deleted on the host", says: "at most 0 may be lost; missing ids" },
     Twin {
+        check: "pitr_acked",
+        breaks: "recovery_target_inclusive = off on the restored host (the drawn commit left out)",
+        says: "rows after restore to acknowledged commit \\d+ \\(xid \\d+, seed 7\\)",
+    },
+    Twin {
         check: "replay_delay",
         breaks: "no recovery_min_apply_delay on the standby",
         says: r"standby showed the row \d+ ms after its commit, before the 2000 ms replay delay",
@@ -268,7 +273,11 @@ async fn every_check_fails_on_the_lab_its_twin_breaks() {
 
     // writes: a writer's acknowledged rows, some deleted behind its back.
     lab.workloads().start("twin", "pglab_twin", &[primary], Duration::from_millis(20)).await.unwrap();
-    primary.poll_query_until("SELECT count(*) >= 20 FROM pglab_twin", "t", Deadline::standard()).await.unwrap();
+    primary.poll_query_until("SELECT count(*) >= 100 FROM pglab_twin", "t", Deadline::standard()).await.unwrap();
+    // pitr_acked: the same exclusive setting leaves out the drawn commit itself.
+    root(pitr, &format!("echo 'recovery_target_inclusive = off' > /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;
+    wrong.extend(expect_failure(twin("pitr_acked", ""), check::pitr_acked(&lab, "twin", primary, pitr, Some(standby), stanza, 7)).await);
+    root(pitr, &format!("rm /etc/postgresql/{}/main/conf.d/twin.conf", lab.platform().pg_major())).await;
     primary.safe_psql("DELETE FROM pglab_twin WHERE id IN (3, 5, 8)").await.unwrap();
     wrong.extend(expect_failure(twin("writes", ""), check::writes(&lab, "twin", primary, Some(0))).await);
     primary.safe_psql("DROP TABLE pglab_twin").await.unwrap();

@@ -20,7 +20,7 @@ use schedule::{Plan, Target};
 
 use crate::error::{Error, Result};
 use crate::lab::Keep;
-use crate::outcome::RunReport;
+use crate::outcome::{Fault, RunReport};
 use crate::platform::Platform;
 use crate::run::RunOptions;
 use crate::scenario::Scenario;
@@ -119,6 +119,11 @@ pub async fn chaos(scn: &Scenario, opts: &ChaosOptions, on_try: &mut dyn FnMut(&
     let mut plan = draw(scn, opts)?;
     let mut session = Session { scn, opts, tries: Vec::new() };
     let Some(mut smallest) = session.attempt(&plan, on_try).await? else { return Ok(ChaosOutcome { tries: session.tries, violation: None }) };
+    if !smallest.claim {
+        let (file, what) = (smallest.file.display().to_string(), smallest.what.clone());
+        smallest.discard();
+        return Err(Error::Environment(format!("{file}: the schedule could not run ({what}); no claim was tested")));
+    }
     let before = smallest.faults;
     // Fewer faults first (one run each, the count only goes down), then shorter windows.
     let mut runs = 0;
@@ -140,6 +145,9 @@ struct Failing {
     faults: usize,
     /// The check or step that failed (tries are compared by it).
     signature: String,
+    /// A claim of the scenario failed (a check, or a step that is no
+    /// fault): not a fault that could not be made.
+    claim: bool,
     what: String,
     bundle: Option<PathBuf>,
 }
@@ -219,9 +227,11 @@ impl Session<'_> {
         if report.interrupted {
             return Err(Error::Interrupted);
         }
-        let violation = match failure(&report) {
+        let violation = match failure(&report, &scn) {
             None => None,
-            Some((signature, what)) => Some(Failing { file: file.clone(), faults: plan.faults.len(), signature, what, bundle: bundle(&report, &file).await? }),
+            Some((signature, what, claim)) => {
+                Some(Failing { file: file.clone(), faults: plan.faults.len(), signature, what, claim, bundle: bundle(&report, &file).await? })
+            }
         };
         let tried = Try { file, faults: plan.faults.len(), failed: violation.as_ref().map(|v| v.signature.clone()), elapsed: t.elapsed() };
         on_try(&tried);
@@ -230,17 +240,20 @@ impl Session<'_> {
     }
 }
 
-/// What failed in a run: the first failing check, else the failed step.
-fn failure(report: &RunReport) -> Option<(String, String)> {
+/// What failed in a run: the first failing check, else the failed step;
+/// and whether that is a claim (a step whose action makes or ends a fault
+/// failing is a schedule that could not run, not a claim that failed).
+fn failure(report: &RunReport, scn: &Scenario) -> Option<(String, String, bool)> {
     if report.passed {
         return None;
     }
     if let Some(c) = report.checks.iter().find(|c| !c.passed()) {
-        return Some((format!("check {}", c.name), format!("check {}: {}", c.name, c.evidence)));
+        return Some((format!("check {}", c.name), format!("check {}: {}", c.name, c.evidence), true));
     }
     let e = report.error.as_ref();
     let step = e.and_then(|e| e.step.clone()).unwrap_or_else(|| "the lab".into());
-    Some((format!("step {step}"), e.map(|e| e.message.clone()).unwrap_or_default()))
+    let fault = scn.steps.iter().find(|s| *s.id.get_ref() == step).is_some_and(|s| s.action.fault() != Fault::No);
+    Some((format!("step {step}"), format!("step {step}: {}", e.map(|e| e.message.as_str()).unwrap_or_default()), !fault))
 }
 
 /// The kept lab of a failed run, bundled beside its file, then removed.

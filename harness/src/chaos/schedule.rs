@@ -172,7 +172,8 @@ fn place(d: &Drawn, targets: &[Target]) -> Option<(usize, Option<usize>)> {
 
 /// The steps of a plan, as TOML: the schedule with its holds (inserted
 /// after `after`), ended by every host answering again; and the heals of
-/// network faults still on at its end, for after the file's last step.
+/// network faults still on at its end, for after the file's last step
+/// (the schedule's own, when it goes in last).
 pub(crate) struct Written {
     pub schedule: String,
     pub heals: String,
@@ -212,7 +213,10 @@ pub(crate) fn write(plan: &Plan, seed: u64, hosts: &[String], after: &str, last_
         w.step(&format!("{h}-answers"), &format!("End of the schedule: {h}'s PostgreSQL answers"), h, "wait = \"pg_up\"");
     }
     let schedule = std::mem::take(&mut w.out);
-    w.prev = last_step.to_string();
+    // The heals follow the file's last step, or the schedule when it is last.
+    if last_step != after {
+        w.prev = last_step.to_string();
+    }
     let open: Vec<&Planned> = plan.faults.iter().filter(|f| f.end_ms.is_none() && matches!(f.kind, FaultKind::Partition | FaultKind::Latency)).collect();
     if !open.is_empty() {
         w.out.push_str("\n# ---- the schedule's network faults still on, healed before the checks ----\n");
@@ -258,7 +262,7 @@ impl Writer {
                 (format!("{} ms each way between {} and {peer}", f.delay_ms, f.host), format!("latency = {{ to = {}, ms = {} }}", quoted(peer), f.delay_ms))
             }
             FaultKind::Pause => (format!("{} frozen", f.host), "pause = true".into()),
-            FaultKind::Restart => (format!("{} restarted", f.host), "restart = true".into()),
+            FaultKind::Restart => (format!("{} restarted", f.host), "restart = \"booted\"".into()),
             FaultKind::Kill => (format!("{}'s postmaster killed", f.host), "kill = \"postmaster\"".into()),
         };
         self.step(f.kind.name(), &title, &f.host, &action);
@@ -342,5 +346,17 @@ mod tests {
         let heals: toml::Table = toml::from_str(&w.heals).unwrap();
         let heal = &heals["steps"].as_array().unwrap()[0];
         assert_eq!((heal["heal"].as_array().unwrap()[0].as_str(), heal["after"].as_array().unwrap()[0].as_str()), (Some("standby"), Some("f6")));
+        // A schedule after the file's last step is itself last: the heals follow it, not run beside it.
+        let w = write(&p, 7, &["primary".into(), "standby".into()], "f6", "f6");
+        let heals: toml::Table = toml::from_str(&w.heals).unwrap();
+        assert_eq!(heals["steps"].as_array().unwrap()[0]["after"].as_array().unwrap()[0].as_str(), Some("x05-standby-answers"));
+    }
+
+    #[test]
+    fn a_restart_in_a_schedule_ends_when_the_host_has_booted_not_when_its_cluster_answers() {
+        let p = plan(&[d(FaultKind::Restart, 1, 0, 1000, 500)], &targets(), 4000);
+        let w = write(&p, 3, &["primary".into(), "standby".into()], "f2", "f6");
+        assert!(w.schedule.contains("restart = \"booted\""), "{}", w.schedule);
+        assert!(w.schedule.contains("wait = \"pg_up\""), "the end of the schedule waits for the cluster: {}", w.schedule);
     }
 }

@@ -20,6 +20,7 @@ mod cascade;
 mod cipher;
 mod delay;
 mod pitr;
+mod pitr_acked;
 mod replication;
 mod repo_info;
 mod security;
@@ -44,6 +45,7 @@ pub use cascade::cascade;
 pub use cipher::repo_encrypted;
 pub use delay::replay_delay;
 pub use pitr::pitr;
+pub use pitr_acked::pitr_acked;
 pub use replication::{not_streaming, same_data, standby_data, streaming};
 pub use repo_info::{repo_info, BackupType};
 pub use security::{hba_refuses, no_route_out, replication_role, ssh_keys};
@@ -193,6 +195,7 @@ checks! {
     "repo_encrypted" => RepoEncrypted(cipher::RepoEncrypted),
     "repo_info" => RepoInfo(repo_info::RepoInfo),
     "archive_continuous" => ArchiveContinuous(archive::ArchiveContinuous),
+    "pitr_acked" => PitrAcked(pitr_acked::PitrAcked),
 }
 
 /// Runs one check; its `at` is left for the caller, who knows the clock.

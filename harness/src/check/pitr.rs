@@ -64,10 +64,10 @@ fn default_targets() -> Vec<PitrTarget> {
 }
 
 /// A point to recover to, and the rows that exist there.
-struct Target {
-    kind: PitrTarget,
-    value: String,
-    expected_ids: String,
+pub(super) struct Target {
+    pub kind: PitrTarget,
+    pub value: String,
+    pub expected_ids: String,
 }
 
 const BATCH: i64 = 10;
@@ -130,16 +130,22 @@ async fn record_targets(primary: &Host, kinds: &[PitrTarget]) -> Result<Vec<Targ
     }
     primary.safe_psql(&format!("INSERT INTO pglab_pitr SELECT g, -1 FROM generate_series({next_id}, {}) g", next_id + BATCH - 1)).await?;
     primary.safe_psql("DELETE FROM pglab_pitr").await?;
-    let seg = primary.safe_psql("SELECT pg_walfile_name(pg_switch_wal())").await?;
-    primary.poll_query_until(&format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"), "t", Deadline::standard()).await?;
+    archive_now(primary).await?;
     // Done with the primary: the restores only read the repository.
     drop_and_checkpoint(primary, "pglab_pitr").await?;
     Ok(targets)
 }
 
+/// Switches WAL and waits until the segment holding everything so far is archived.
+pub(super) async fn archive_now(primary: &Host) -> Result<()> {
+    let seg = primary.safe_psql("SELECT pg_walfile_name(pg_switch_wal())").await?;
+    primary.poll_query_until(&format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"), "t", Deadline::standard()).await?;
+    Ok(())
+}
+
 /// Stop, restore the fixed set to the target with promote as its action,
 /// start, and wait until promoted.
-async fn restore_to(host: &Host, stanza: &str, set: &str, t: &Target) -> Result<()> {
+pub(super) async fn restore_to(host: &Host, stanza: &str, set: &str, t: &Target) -> Result<()> {
     host.stop(StopMode::Fast).await?;
     let base = Br::new(BrCommand::Restore).stanza(stanza).flag("delta").opt("set", set);
     let restore = if t.kind == PitrTarget::Lsn && !host.platform.pgbackrest_restores_to_lsn() {
@@ -163,7 +169,7 @@ async fn restore_to(host: &Host, stanza: &str, set: &str, t: &Target) -> Result<
 /// Gives `target` pgBackRest and the client setup of `like` (its
 /// pgbackrest.conf, postgres' SSH keys and known hosts), so a spare host can
 /// restore from the same repository. Private keys stay out of the transcript.
-async fn clone_client_setup(like: &Host, target: &Host) -> Result<()> {
+pub(super) async fn clone_client_setup(like: &Host, target: &Host) -> Result<()> {
     target.exec(Cmd::shell("command -v pgbackrest >/dev/null || (apt-get update -q && apt-get install -y -q pgbackrest)")).await?;
     let t = Instant::now();
     let paths = "etc/pgbackrest.conf var/lib/postgresql/.ssh";
@@ -195,16 +201,19 @@ async fn rows_there(host: &Host) -> Result<String> {
 
 /// The newest backup set, so restores stay on it while later backups run.
 async fn latest_backup(h: &Host, stanza: &str) -> Result<String> {
+    Ok(newest_backup(h, stanza).await?.0)
+}
+
+/// The newest backup set's label and when it stopped (Unix seconds).
+pub(super) async fn newest_backup(h: &Host, stanza: &str) -> Result<(String, i64)> {
     let info = h.backup_info(stanza).await?;
-    info["backup"]
-        .as_array()
-        .and_then(|b| b.last())
-        .and_then(|b| b["label"].as_str())
-        .map(str::to_string)
+    let newest = info["backup"].as_array().and_then(|b| b.last());
+    newest
+        .and_then(|b| Some((b["label"].as_str()?.to_string(), b["timestamp"]["stop"].as_i64()?)))
         .ok_or_else(|| Error::Check(format!("no backup of stanza {stanza} to restore from")))
 }
 
-async fn timeline(h: &Host) -> Result<u32> {
+pub(super) async fn timeline(h: &Host) -> Result<u32> {
     let name = h.safe_psql("SELECT pg_walfile_name(pg_current_wal_lsn())").await?;
     u32::from_str_radix(&name[..8.min(name.len())], 16).map_err(|e| Error::Check(format!("timeline from {name}: {e}")))
 }

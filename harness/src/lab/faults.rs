@@ -146,11 +146,11 @@ impl Host {
 
     /// Restarts the whole host through the engine: systemd shuts down
     /// cleanly (its stop signal), the container starts again, systemd boots,
-    /// and the host is ready again as its kind says (the cluster back, for a
-    /// `pg` host). Partitions and latency of the host go with the old
+    /// and, when `ready`, the host is ready again as its kind says (the
+    /// cluster back, for a `pg` host). Partitions and latency of the host go with the old
     /// network namespace; it is placed at its lab address (which configs
     /// hold) and sealed again.
-    pub async fn restart_host(&self) -> Result<()> {
+    pub async fn restart_host(&self, ready: bool) -> Result<()> {
         let t = Instant::now();
         *self.client.lock().await = None;
         // The harness's own clients (writers, the lag sampler) stay out meanwhile.
@@ -169,7 +169,10 @@ impl Host {
         };
         self.offline.store(false, std::sync::atomic::Ordering::SeqCst);
         booted?;
-        super::kind::spec(self.kind).ready(self).await
+        match ready {
+            true => super::kind::spec(self.kind).ready(self).await,
+            false => Ok(()),
+        }
     }
 
     async fn wait_for_host_stopped(&self) -> Result<()> {

@@ -88,9 +88,13 @@ fn chaos_problems(scn: &Scenario, c: &crate::scenario::model::ChaosDecl, hosts_k
     if c.hosts.is_empty() {
         found.push(Problem::new(None, "`chaos.hosts`: name at least one host faults may land on".into(), ""));
     }
-    for h in c.hosts.iter().chain(&c.keep_up).filter(|_| hosts_known) {
+    for h in c.hosts.iter().filter(|_| hosts_known) {
         let (host, span) = (h.get_ref(), h.span());
         found.extend(unknown_host(scn, host, span.clone(), "`chaos.hosts`").or_else(|| wrong_kind(scn, host, Needs::Postgres, span, "`chaos.hosts`")));
+    }
+    for k in c.keep_up.iter().filter(|k| !c.hosts.iter().any(|h| h.get_ref() == k.get_ref())) {
+        let p = Problem::new(Some(k.span()), format!("`chaos.keep_up`: `{}` is not in `chaos.hosts`", k.get_ref()), "no fault lands here anyway");
+        found.push(p.help("keep_up names hosts of `chaos.hosts` that faults may freeze or cut off but never kill or restart".into()));
     }
     found
 }
