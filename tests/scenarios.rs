@@ -284,16 +284,34 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
                 let figures = &report.checks.iter().find(|c| c.name == "writes").expect("writes ran").figures;
                 let m = |n: &str| figures.get(n).unwrap_or_else(|| panic!("writes measured {n}"));
                 // The load step that starts it names its table (`pglab_writes` unless it says).
-                let starts = |s: &&pglab::StepOutline| s.action == "load" && s.value.get("writer").and_then(|w| w.as_str()) == Some(writer.as_str());
-                let start =
-                    o.steps.iter().filter(starts).find(|s| s.value.get("stop").and_then(|x| x.as_bool()) != Some(true)).expect("a load step starts the writer");
-                let table = start.value.get("table").and_then(|t| t.as_str()).unwrap_or("pglab_writes");
+                let table = writer_table(o, &writer);
                 let q = format!("SELECT count(*) FROM {table}");
                 let rows: f64 = support::psql(docker, &c(host), &q).await.parse().unwrap();
                 let kept = m("acknowledged") - m("lost");
                 assert!(rows >= kept + m("unknown_committed") && rows <= kept + m("unknown"), "{q} on {host}: {rows} rows against {figures:?}");
                 assert!(m("lost") <= max_lost.map_or(f64::INFINITY, |x| x as f64));
                 assert_eq!(support::psql(docker, &c(host), "SELECT pg_is_in_recovery()").await, "f", "{host} takes writes");
+            }
+            "pitr_acked" => {
+                let (target_host, primary, table) = (&p("target_host"), &p("primary"), writer_table(o, &p("writer")));
+                let said = &report.checks.iter().find(|c| c.name == "pitr_acked").expect("pitr_acked ran").evidence;
+                let drawn: i64 =
+                    said.split("commit ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("the drawn commit, in the evidence");
+                assert_eq!(support::psql(docker, &c(target_host), "SELECT pg_is_in_recovery()").await, "f", "{target_host} was promoted");
+                let tli = support::psql(docker, &c(target_host), "SELECT timeline_id FROM pg_control_checkpoint()").await;
+                assert!(tli.parse::<u32>().unwrap() > 1, "{target_host} is on a new timeline: {tli}");
+                // The restored host ends at the drawn commit, and holds what the primary holds up to it
+                // (give or take the writer's commits of unknown outcome, which `writes` counts).
+                let q = format!("SELECT count(*), coalesce(max(id), 0) FROM {table} WHERE id <= {drawn}");
+                let (there, here) = (support::psql(docker, &c(target_host), &q).await, support::psql(docker, &c(primary), &q).await);
+                let count = |s: &str| s.split('|').next().unwrap().parse::<f64>().unwrap();
+                assert_eq!(
+                    support::psql(docker, &c(target_host), &format!("SELECT max(id) FROM {table}")).await,
+                    drawn.to_string(),
+                    "{target_host} ends at {drawn}"
+                );
+                let unknown = report.checks.iter().find(|c| c.name == "writes").and_then(|w| w.figures.get("unknown")).unwrap_or(0.0);
+                assert!((count(&there) - count(&here)).abs() <= unknown, "{q}: {there} on {target_host}, {here} on {primary}");
             }
             "replication_role" => {
                 let (host, role) = (&p("host"), p("role"));
@@ -445,6 +463,13 @@ async fn verify_on_lab(docker: &Docker, o: &Outline, report: &RunReport) {
             other => panic!("check {other} is not looked at again here: add it"),
         }
     }
+}
+
+/// The table of a writer: the load step that starts it names it (`pglab_writes` unless it says).
+fn writer_table(o: &pglab::Outline, writer: &str) -> String {
+    let starts = |s: &&pglab::StepOutline| s.action == "load" && s.value.get("writer").and_then(|w| w.as_str()) == Some(writer);
+    let start = o.steps.iter().filter(starts).find(|s| s.value.get("stop").and_then(|x| x.as_bool()) != Some(true)).expect("a load step starts the writer");
+    start.value.get("table").and_then(|t| t.as_str()).unwrap_or("pglab_writes").to_string()
 }
 
 /// The run's real secret values (from the kept lab's run state) appear in
