@@ -7,6 +7,9 @@
 # compiled hash-checked, not by time: mmdebstrap's tar clamps every mtime to
 # the build's start, so pip's pycs looked stale and each start of the store
 # compiled ~380 modules again (moto imported in 5 s instead of 1.6 s).
+# The store's plain server (pglab-s3.service) is enabled here, so moto
+# imports while the lab's hosts boot; its TLS front waits for the lab's
+# certificate (pglab enables it then).
 #
 # usage: rootfs.sh SUITE MIRROR_URI RECIPE_DIR WHEELS_DIR > rootfs.tar
 # What was installed is written to RECIPE_DIR/image.env (and /etc/pglab/image).
@@ -48,6 +51,7 @@ exec mmdebstrap \
   --customize-hook="install -D -m 0644 \"$recipe/journald-pglab.conf\" \"\$1/etc/systemd/journald.conf.d/pglab.conf\"" \
   --customize-hook="install -D -m 0644 \"$recipe/pglab-s3.service\" \"\$1/etc/systemd/system/pglab-s3.service\"" \
   --customize-hook="install -D -m 0644 \"$recipe/pglab-s3-tls.service\" \"\$1/etc/systemd/system/pglab-s3-tls.service\"" \
+  --customize-hook='mkdir -p "$1/etc/systemd/system/multi-user.target.wants" && ln -sf /etc/systemd/system/pglab-s3.service "$1/etc/systemd/system/multi-user.target.wants/pglab-s3.service"' \
   --customize-hook="install -D -m 0644 \"$recipe/stunnel.conf\" \"\$1/etc/pglab/s3/stunnel.conf\"" \
   --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-serve\" \"\$1/usr/local/sbin/pglab-s3-serve\"" \
   --customize-hook="install -D -m 0755 \"$recipe/pglab-s3-setup\" \"\$1/usr/local/sbin/pglab-s3-setup\"" \
