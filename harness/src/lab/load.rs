@@ -159,6 +159,7 @@ async fn write(routes: Vec<Route>, table: String, interval: Duration, log: Arc<M
     let sql = format!("INSERT INTO {table} (id, host) VALUES ($1, $2)");
     let mut conn: Option<(String, Client)> = None;
     let mut next: i64 = 1;
+    let mut retry = Reconnect { at: start, gap: Duration::ZERO };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -167,7 +168,11 @@ async fn write(routes: Vec<Route>, table: String, interval: Duration, log: Arc<M
             _ = tick.tick() => {}
         }
         if conn.as_ref().is_none_or(|(_, c)| c.is_closed()) {
+            if Instant::now() < retry.at {
+                continue;
+            }
             conn = writable(&routes).await;
+            retry.after(conn.is_some(), interval);
         }
         let Some((host, client)) = &conn else { continue };
         let id = next;
@@ -187,6 +192,25 @@ async fn write(routes: Vec<Route>, table: String, interval: Duration, log: Arc<M
                 conn = None;
             }
         }
+    }
+}
+
+/// When the writer may look for a writable host again: at once after a
+/// success, then twice as long after each miss, up to `MAX_RECONNECT_GAP`,
+/// as an application's pool backs off; without it a standby that is still
+/// starting up is asked every tick (2,000 "the database system is starting
+/// up" lines in its log while a primary was frozen).
+struct Reconnect {
+    at: Instant,
+    gap: Duration,
+}
+
+const MAX_RECONNECT_GAP: Duration = Duration::from_millis(200);
+
+impl Reconnect {
+    fn after(&mut self, found: bool, interval: Duration) {
+        self.gap = if found { Duration::ZERO } else { (self.gap * 2).max(interval).min(MAX_RECONNECT_GAP.max(interval)) };
+        self.at = Instant::now() + self.gap;
     }
 }
 
@@ -210,6 +234,21 @@ mod tests {
 
     fn ack(id: i64, host: &str, ms: u64) -> Ack {
         Ack { id, host: host.into(), at: Duration::from_millis(ms) }
+    }
+
+    #[test]
+    fn a_writer_that_finds_no_writable_host_asks_less_often_up_to_a_bound() {
+        let interval = Duration::from_millis(10);
+        let mut r = Reconnect { at: Instant::now(), gap: Duration::ZERO };
+        let gaps: Vec<u128> = (0..7)
+            .map(|_| {
+                r.after(false, interval);
+                r.gap.as_millis()
+            })
+            .collect();
+        assert_eq!(gaps, [10, 20, 40, 80, 160, 200, 200]);
+        r.after(true, interval);
+        assert_eq!(r.gap, Duration::ZERO, "found: the next miss starts from the interval again");
     }
 
     #[test]
