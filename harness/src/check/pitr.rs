@@ -82,7 +82,7 @@ pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str
         clone_client_setup(like, host).await?;
     }
     // Chosen before the targets exist: every target lies after its end.
-    let set = latest_backup(host, stanza).await?;
+    let (set, _) = newest_backup(host, stanza).await?;
     let primary_tli = timeline(primary).await?;
     let targets = record_targets(primary, kinds).await?;
     let mut lines = Vec::new();
@@ -90,7 +90,7 @@ pub async fn pitr(primary: &Host, host: &Host, like: Option<&Host>, stanza: &str
         let started = Instant::now();
         restore_to(host, stanza, &set, t).await?;
         let restore_ms = ms_since(started);
-        let got = rows_there(host).await?;
+        let got = rows_there(host, "pglab_pitr", "true").await?;
         eq(&format!("rows after restore to {} {}", t.kind, t.value), got.as_str(), t.expected_ids.as_str())?;
         let tli = timeline(host).await?;
         if tli <= primary_tli {
@@ -190,21 +190,18 @@ pub(super) async fn clone_client_setup(like: &Host, target: &Host) -> Result<()>
     Ok(())
 }
 
-/// The ids in `pglab_pitr` on a restored host; a recovery that stopped
-/// before the table was made has none to show, and says so.
-async fn rows_there(host: &Host) -> Result<String> {
-    if host.safe_psql("SELECT to_regclass('pglab_pitr') IS NULL").await? == "t" {
-        return Ok("(no table pglab_pitr: recovery stopped before the check's first write)".into());
+/// The ids in `table` on `host` where `filter` holds, in order and
+/// comma-separated; a recovery that stopped before the table was made has
+/// none to show, and says so.
+pub(super) async fn rows_there(host: &Host, table: &str, filter: &str) -> Result<String> {
+    if host.safe_psql(&format!("SELECT to_regclass('{table}') IS NULL")).await? == "t" {
+        return Ok(format!("(no table {table}: recovery stopped before it was made)"));
     }
-    host.safe_psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM pglab_pitr").await
+    host.safe_psql(&format!("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table} WHERE {filter}")).await
 }
 
-/// The newest backup set, so restores stay on it while later backups run.
-async fn latest_backup(h: &Host, stanza: &str) -> Result<String> {
-    Ok(newest_backup(h, stanza).await?.0)
-}
-
-/// The newest backup set's label and when it stopped (Unix seconds).
+/// The newest backup set's label and when it stopped (Unix seconds), so
+/// restores stay on it while later backups run.
 pub(super) async fn newest_backup(h: &Host, stanza: &str) -> Result<(String, i64)> {
     let info = h.backup_info(stanza).await?;
     let newest = info["backup"].as_array().and_then(|b| b.last());

@@ -11,7 +11,7 @@ use std::time::Instant;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::pitr::{archive_now, clone_client_setup, newest_backup, restore_to, timeline, Target};
+use super::pitr::{archive_now, clone_client_setup, newest_backup, restore_to, rows_there, timeline, Target};
 use super::{any, eq, ms_since, pg, Evidence, Proof, Uses};
 use crate::error::{Error, Result};
 use crate::lab::{Host, Hosts};
@@ -82,14 +82,13 @@ pub async fn pitr_acked<L: Hosts>(lab: &L, writer: &str, primary: &Host, host: &
     // Unknown outcomes up to the target are not compared; after it none may be there.
     let compared = format!("NOT (id <= {pick} AND id = ANY('{{{unknown}}}'::bigint[]))");
     let xid = primary.safe_psql(&format!("SELECT xmin FROM {table} WHERE id = {pick}")).await?;
-    let expected_ids =
-        primary.safe_psql(&format!("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table} WHERE id <= {pick} AND {compared}")).await?;
+    let expected_ids = rows_there(primary, &table, &format!("id <= {pick} AND {compared}")).await?;
     archive_now(primary).await?;
     let target = Target { kind: PitrTarget::Xid, value: xid.clone(), expected_ids };
     let started = Instant::now();
     restore_to(host, stanza, &set, &target).await?;
     let restore_ms = ms_since(started);
-    let got = host.safe_psql(&format!("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table} WHERE {compared}")).await?;
+    let got = rows_there(host, &table, &compared).await?;
     let what = format!("rows after restore to acknowledged commit {pick} (xid {xid}, seed {seed})");
     eq(&what, summarize(&got).as_str(), summarize(&target.expected_ids).as_str())?;
     let (tli, primary_tli) = (timeline(host).await?, timeline(primary).await?);
@@ -112,9 +111,10 @@ async fn ids(h: &Host, sql: &str) -> Result<Vec<i64>> {
     Ok(h.safe_psql(sql).await?.lines().filter_map(|l| l.parse().ok()).collect())
 }
 
-/// A list of ids as runs (`1-40,42,44-90`): thousands of rows, readable where they differ.
+/// A list of ids as runs (`1-40,42,44-90`): thousands of rows, readable
+/// where they differ. What is no list (no table there) is shown as it is.
 fn summarize(list: &str) -> String {
-    let ids: Vec<i64> = list.split(',').filter_map(|s| s.parse().ok()).collect();
+    let Ok(ids) = list.split(',').filter(|s| !s.is_empty()).map(str::parse).collect::<std::result::Result<Vec<i64>, _>>() else { return list.to_string() };
     let mut runs: Vec<String> = Vec::new();
     let mut i = 0;
     while i < ids.len() {
@@ -144,6 +144,7 @@ mod tests {
     fn ids_are_shown_as_runs_so_a_missing_one_stands_out() {
         assert_eq!(summarize("1,2,3,5,7,8"), "1-3,5,7-8");
         assert_eq!(summarize(""), "");
+        assert_eq!(summarize("(no table t: recovery stopped before it was made)"), "(no table t: recovery stopped before it was made)");
         assert_ne!(summarize("1,2,3,4"), summarize("1,2,3"));
     }
 
