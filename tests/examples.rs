@@ -27,6 +27,7 @@ fn example_bin(name: &str) -> PathBuf {
 #[rstest::rstest]
 #[case::failover("failover", &["before: standby in recovery, caught up with primary", "failover: 500 orders kept, new primary takes writes on timeline"])]
 #[case::backup_restore("backup_restore", &["restored to before_mistake: 1000|"])]
+#[case::object_store("object_store", &["store https://s3 bucket pglab", "stanza mine in https://s3/pglab: ok, 1 full backup(s)"])]
 #[tokio::test(flavor = "multi_thread")]
 async fn example_runs_and_cleans_up(#[case] name: &str, #[case] says: &[&str]) {
     let bin = example_bin(name);

@@ -71,7 +71,7 @@ pub mod vocab;
 
 pub use engine::{Engine, HostImage};
 pub use error::{Error, Result};
-pub use lab::{Cmd, ExecOutput, Host, HostSpec, Hosts, Keep, Lab, LabSpec};
+pub use lab::{Cmd, ExecOutput, Host, HostSpec, Hosts, Keep, Lab, LabSpec, ObjectStore};
 pub use outcome::RunReport;
 pub use platform::Platform;
 pub use run::{run_scenario, RunOptions, ScenarioLab};
@@ -87,7 +87,7 @@ pub fn cli_main() -> i32 {
 /// What a test of your own needs: `use pglab::prelude::*;`.
 pub mod prelude {
     pub use crate::error::{Error, Result};
-    pub use crate::lab::{Br, BrCommand, Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec, Lsn, LsnKind, StopMode};
+    pub use crate::lab::{Br, BrCommand, Cmd, ExecOutput, Host, Hosts, Keep, Lab, LabSpec, Lsn, LsnKind, ObjectStore, StopMode};
     pub use crate::platform::Platform;
     pub use crate::run::ScenarioLab;
     pub use crate::time::Deadline;

@@ -36,7 +36,7 @@ pub(crate) struct RepoEncrypted {
     pub marker: String,
 }
 
-/// What `pglab-s3-scan` found in the bucket.
+/// What `pglab-s3-scan` found in the bucket's files on the store's disk.
 #[derive(Deserialize)]
 struct Scan {
     objects: u64,
@@ -78,8 +78,12 @@ pub async fn repo_encrypted(store: &Host, primary: &Host, table: &str, marker: &
         return Err(Error::Check(format!("the marker is in no row of {table} on {}: its absence from the repository would prove nothing", primary.name)));
     }
     let needles: Vec<&str> = std::iter::once(marker).chain(MANIFEST_NAMES).collect();
-    let stdin = serde_json::to_vec(&needles).expect("strings serialize");
-    let out = store.exec(Cmd::new(["/usr/local/sbin/pglab-s3-scan"]).user("root").stdin(stdin)).await?;
+    if needles.iter().any(|n| n.contains('\n')) {
+        return Err(Error::Check("the marker holds a line break: the store's scan takes one needle per line".into()));
+    }
+    let stdin = needles.iter().map(|n| format!("{n}\n")).collect::<String>().into_bytes();
+    let scan = Cmd::new(["/usr/local/sbin/pglab-s3-scan", crate::lab::kind::s3::BUCKET]).user("root").stdin(stdin);
+    let out = store.exec(scan).await?;
     let scan: Scan =
         serde_json::from_str(out.stdout.trim()).map_err(|e| Error::Check(format!("pglab-s3-scan on {}: {e}: {}", store.name, out.stdout.trim())))?;
     if scan.objects == 0 {

@@ -63,12 +63,12 @@ const UBUNTU: &[RecipeFile] = &[
 const S3: &[RecipeFile] = &[
     RecipeFile { name: "rootfs.sh", body: include_str!("../../../docker/s3/rootfs.sh"), mode: 0o755 },
     RecipeFile { name: "Dockerfile", body: include_str!("../../../docker/s3/Dockerfile"), mode: 0o644 },
-    RecipeFile { name: "requirements.txt", body: include_str!("../../../docker/s3/requirements.txt"), mode: 0o644 },
+    RecipeFile { name: "server/Cargo.toml", body: include_str!("../../../docker/s3/pglab-s3d.toml"), mode: 0o644 },
+    RecipeFile { name: "server/Cargo.lock", body: include_str!("../../../docker/s3/pglab-s3d.lock"), mode: 0o644 },
+    RecipeFile { name: "server/src/main.rs", body: include_str!("../../../docker/s3/pglab-s3d.rs"), mode: 0o644 },
     RecipeFile { name: "pglab-s3.service", body: include_str!("../../../docker/s3/pglab-s3.service"), mode: 0o644 },
     RecipeFile { name: "pglab-s3-tls.service", body: include_str!("../../../docker/s3/pglab-s3-tls.service"), mode: 0o644 },
     RecipeFile { name: "stunnel.conf", body: include_str!("../../../docker/s3/stunnel.conf"), mode: 0o644 },
-    RecipeFile { name: "pglab-s3-serve", body: include_str!("../../../docker/s3/pglab-s3-serve"), mode: 0o755 },
-    RecipeFile { name: "pglab-s3-setup", body: include_str!("../../../docker/s3/pglab-s3-setup"), mode: 0o755 },
     RecipeFile { name: "pglab-s3-scan", body: include_str!("../../../docker/s3/pglab-s3-scan"), mode: 0o755 },
     RecipeFile { name: "journald-pglab.conf", body: include_str!("../../../docker/s3/journald-pglab.conf"), mode: 0o644 },
 ];
@@ -136,7 +136,7 @@ impl HostImage {
     /// whatever the lab's platform.
     pub fn object_store() -> Self {
         let hash = recipe_hash(OBJECT_STORE_BASE, S3);
-        HostImage { platform: OBJECT_STORE_BASE, name: "pglab/s3".into(), tag: format!("moto-{hash}"), recipe: Recipe::ObjectStore }
+        HostImage { platform: OBJECT_STORE_BASE, name: "pglab/s3".into(), tag: format!("s3s-{hash}"), recipe: Recipe::ObjectStore }
     }
 
     fn files(&self) -> &'static [RecipeFile] {
@@ -239,10 +239,10 @@ impl HostImage {
         match self.recipe {
             Recipe::Platform => cmd.arg(self.platform.pg_major().to_string()).arg(&mirror).arg(dir.path()),
             Recipe::ObjectStore => {
-                progress.phase("pip download: the object store's pinned wheels", true);
-                let wheels = dir.path().join("wheels");
-                download_wheels(&dir.path().join("requirements.txt"), &wheels).await?;
-                cmd.arg(&mirror).arg(dir.path()).arg(&wheels)
+                progress.phase("cargo install: the object store's server, s3s-fs (minutes, once per machine)", true);
+                let bin = dir.path().join("server-bin");
+                build_server(&dir.path().join("server"), &bin).await?;
+                cmd.arg(&mirror).arg(dir.path()).arg(bin.join("bin"))
             }
         };
         // dpkg writes the rootfs file by file: a tmpfs takes a quarter off.
@@ -470,43 +470,40 @@ pub(crate) fn builds_running() -> Vec<String> {
 /// The `pglab.image` label of the object store's image.
 pub(crate) const OBJECT_STORE_LABEL: &str = "s3";
 
-/// The wheels `requirements` pins, for the object store's Python, fetched
-/// by the building machine's pip (its own index and certificates): only
-/// binary wheels, so nothing is compiled, in the host or here.
-async fn download_wheels(requirements: &std::path::Path, into: &std::path::Path) -> Result<()> {
-    let python = format!("{}.{}", OBJECT_STORE_PYTHON.0, OBJECT_STORE_PYTHON.1);
-    let out = tokio::process::Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
-        .args(["--python-version", &python])
-        .args(OBJECT_STORE_GLIBC.iter().flat_map(|g| ["--platform".to_string(), format!("{g}_{}", std::env::consts::ARCH)]))
-        .arg("-d")
-        .arg(into)
-        .arg("-r")
-        .arg(requirements)
+/// Builds the object store's server (`docker/s3/pglab-s3d.*`, s3s-fs and the
+/// crates its lockfile pins, from crates.io) with the building machine's
+/// cargo (the one running pglab, else `cargo` on the PATH) into `root/bin`.
+async fn build_server(source: &std::path::Path, root: &std::path::Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = tokio::process::Command::new(&cargo)
+        .args(["install", "--quiet", "--locked", "--path"])
+        .arg(source)
+        .arg("--root")
+        .arg(root)
+        .env_remove("RUSTFLAGS")
         .output()
         .await;
     match out {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(Error::ImageBuild {
             image: "pglab/s3".into(),
-            step: format!("pip download (exit {})", o.status),
+            step: format!("cargo install pglab-s3d (exit {})", o.status),
             tail: tail_lines(&String::from_utf8_lossy(&o.stderr), 20),
         }),
-        Err(e) => Err(Error::Environment(format!("the object store's image needs pip on this machine (python3 -m pip): {e}; install python3-pip"))),
+        Err(e) => Err(Error::Environment(format!(
+            "the object store's image builds its server with cargo, which is not on this machine ({e}); install Rust's toolchain (rustup)"
+        ))),
     }
 }
-
-/// The Python of [`OBJECT_STORE_BASE`]'s suite, which the wheels are for.
-const OBJECT_STORE_PYTHON: (u32, u32) = (3, 11);
-/// The wheel tags its glibc (2.36) runs, newest first: pip takes a
-/// `--platform` as it is written, never the older tags it implies.
-const OBJECT_STORE_GLIBC: [&str; 7] = ["manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014", "manylinux_2_5", "manylinux1"];
 
 /// Writes a recipe's files into a build directory, each with its mode.
 fn write_recipe(dir: &std::path::Path, files: &[RecipeFile]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for f in files {
         let path = dir.join(f.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        }
         std::fs::write(&path, f.body).map_err(|e| Error::io(format!("writing {}", f.name), e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode)).map_err(|e| Error::io(format!("chmod {}", f.name), e))?;
     }

@@ -34,6 +34,7 @@ pub use load::Workloads;
 pub(crate) use logs::{LogTail, Style as LogStyle};
 pub use pg::{LogOffset, Lsn, LsnKind};
 pub use pgbackrest::{error_code, Br, BrCommand};
+pub use provided::ObjectStore;
 use provided::Provided;
 pub(crate) use route::HARNESS_USER;
 pub(crate) use sampler::LagSampler;
@@ -144,6 +145,8 @@ pub struct LabSpec {
     /// The caller tears the lab down itself when interrupted (it listens to
     /// [`signals::interrupted`]); otherwise the signal handler does.
     pub(crate) attended: bool,
+    /// What the checkpoint its restored hosts come from kept of its CA and stores.
+    pub(crate) kept: Option<provided::Kept>,
 }
 
 impl LabSpec {
@@ -164,7 +167,7 @@ impl LabSpec {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
         let hosts =
             hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), certificate: false, checkpoint: None }).collect();
-        LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false }
+        LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false, kept: None }
     }
 
     /// One more host, of `kind`: `LabSpec::new(p, ["pg1"]).host("repo", HostKind::Repo)`.
@@ -183,13 +186,15 @@ impl LabSpec {
         self
     }
 
-    /// Starts these hosts from a checkpoint's images (the others fresh).
-    pub(crate) fn start_from(&mut self, saved: &[checkpoint::SavedHost]) {
+    /// Starts these hosts from a checkpoint's images (the others fresh),
+    /// with what it kept of the CA and stores they were made with.
+    pub(crate) fn start_from(&mut self, saved: &[checkpoint::SavedHost], kept: provided::Kept) {
         for s in saved {
             if let Some(h) = self.hosts.iter_mut().find(|h| h.name == s.name) {
                 h.checkpoint = Some(s.image.clone());
             }
         }
+        self.kept = Some(kept);
     }
 
     /// Whether [`Lab::shutdown`] (or a panic) leaves the lab up.
@@ -362,18 +367,22 @@ impl Lab {
             };
             hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
-        try_join_all(hosts.iter().map(|h| async move {
+        try_join_all(hosts.iter().zip(&spec.hosts).map(|(h, s)| async move {
             // A lab that could reach out is not the lab the checks speak of.
             h.place().await?;
-            if let Some(ca) = provided.ca_pem() {
+            // A restored host has what it was provided with in its filesystem.
+            let restored = s.checkpoint.is_some();
+            if let Some(ca) = provided.ca_pem().filter(|_| !(restored && provided.ca_kept())) {
                 let t = Instant::now();
                 h.write_file(tls::CA_FILE, ca.as_bytes(), 0o644, "root", None).await?;
                 h.note("pglab (harness)", &format!("the lab CA's certificate at {}", tls::CA_FILE), "its key stays with the harness", t.elapsed());
             }
-            if spec.hosts.iter().any(|s| s.name == h.name && s.certificate) {
+            if s.certificate && !restored {
                 give_certificate(h, provided).await?;
             }
-            kind::spec(h.kind).provision(h, provided).await?;
+            if !restored {
+                kind::spec(h.kind).provision(h, provided).await?;
+            }
             kind::spec(h.kind).ready(h).await
         }))
         .await?;
@@ -391,6 +400,28 @@ impl Lab {
     /// store's bucket and key): see [`Provided::vars`].
     pub(crate) fn provided_vars(&self) -> Vec<(String, String)> {
         self.provided.vars()
+    }
+
+    /// The object store `name` (a host of kind `s3`): its endpoint, bucket,
+    /// region, the lab's CA and the lab's key, for your own client.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> pglab::Result<()> {
+    /// use pglab::prelude::*;
+    ///
+    /// let lab = LabSpec::new(Platform::Debian12, ["pg1"]).host("s3", HostKind::S3).start().await?;
+    /// let store = lab.object_store("s3")?;
+    /// println!("{} bucket {} (CA at {} on every host)", store.url, store.bucket, store.ca_file);
+    /// lab.shutdown().await
+    /// # }
+    /// ```
+    pub fn object_store(&self, name: &str) -> Result<ObjectStore> {
+        self.provided.object_store(name)
+    }
+
+    /// What a checkpoint of this lab keeps of its CA and stores.
+    pub(crate) fn provided_kept(&self) -> provided::Kept {
+        self.provided.kept()
     }
 
     /// The engine it runs on.

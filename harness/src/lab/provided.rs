@@ -16,6 +16,9 @@ use crate::vocab::HostKind;
 #[derive(Debug, Default)]
 pub(crate) struct Provided {
     ca: Option<LabCa>,
+    /// The CA's certificate of the lab a checkpoint saved (its key was not
+    /// kept: a restored lab issues no certificate).
+    kept_ca: Option<String>,
     /// Each store's access, once the store has made it.
     stores: BTreeMap<String, OnceLock<S3Access>>,
     /// Some host has a certificate of its own (`{tls.cert}`, `{tls.key}`).
@@ -23,23 +26,44 @@ pub(crate) struct Provided {
 }
 
 impl Provided {
-    /// A CA for a lab with a TLS host, a place for each store's key: nothing for a lab of neither.
+    /// A CA for a lab with a TLS host, a place for each store's key:
+    /// nothing for a lab of neither. A lab started from a checkpoint that
+    /// had a CA keeps its certificate and its stores' keys instead.
     pub(crate) fn for_spec(lab: &str, spec: &LabSpec) -> Result<Self> {
         let stores: BTreeMap<String, OnceLock<S3Access>> =
             spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| (h.name.clone(), OnceLock::new())).collect();
         let certificates = spec.hosts.iter().any(|h| h.certificate);
+        if let Some(Kept { ca_pem: Some(pem), stores: kept }) = &spec.kept {
+            let provided = Provided { ca: None, kept_ca: Some(pem.clone()), stores, certificates };
+            for (name, access) in kept {
+                provided.set_store(name, access.clone())?;
+            }
+            return Ok(provided);
+        }
         let ca = if stores.is_empty() && !certificates { None } else { Some(LabCa::new(lab)?) };
-        Ok(Provided { ca, stores, certificates })
+        Ok(Provided { ca, kept_ca: None, stores, certificates })
     }
 
     /// The CA's certificate, when the lab has one.
     pub(crate) fn ca_pem(&self) -> Option<&str> {
-        self.ca.as_ref().map(LabCa::cert_pem)
+        self.ca.as_ref().map(LabCa::cert_pem).or(self.kept_ca.as_deref())
+    }
+
+    /// Whether the CA is a checkpoint's: restored hosts already trust it.
+    pub(crate) fn ca_kept(&self) -> bool {
+        self.kept_ca.is_some()
     }
 
     /// A certificate from the lab's CA.
     pub(crate) fn issue(&self, names: &[String]) -> Result<Issued> {
-        self.ca.as_ref().ok_or_else(|| Error::Other("this lab has no CA".into()))?.issue(names)
+        let no_ca =
+            if self.ca_kept() { "this lab was started from a checkpoint, which keeps its CA's certificate but not its key" } else { "this lab has no CA" };
+        self.ca.as_ref().ok_or_else(|| Error::Other(no_ca.into()))?.issue(names)
+    }
+
+    /// What a checkpoint keeps of it: the CA's certificate and each store's access.
+    pub(crate) fn kept(&self) -> Kept {
+        Kept { ca_pem: self.ca_pem().map(str::to_string), stores: self.made().map(|(n, a)| (n.clone(), a.clone())).collect() }
     }
 
     /// Records the access the store `host` made.
@@ -59,6 +83,62 @@ impl Provided {
         let ca = lab_vars(self.ca.is_some(), self.certificates);
         ca.into_iter().chain(self.made().flat_map(|(name, a)| store_vars(name, a))).collect()
     }
+}
+
+/// An object store of a lab (a host of kind `s3`): where it answers and
+/// how to sign for it, to point your own backup tooling at it. From
+/// [`Lab::object_store`](super::Lab::object_store).
+#[derive(Clone)]
+pub struct ObjectStore {
+    /// Its host name inside the lab (`repo1-s3-endpoint`).
+    pub endpoint: String,
+    /// `https://<endpoint>` (port 443).
+    pub url: String,
+    /// The bucket made for the lab.
+    pub bucket: String,
+    /// The region to sign for.
+    pub region: String,
+    /// Where every host of the lab has the CA that signed its certificate
+    /// (`repo1-storage-ca-file`).
+    pub ca_file: String,
+    /// That CA's certificate (PEM), for a client outside the lab's hosts.
+    pub ca_pem: String,
+    /// The lab's access key (a secret: the lab's transcript redacts it).
+    pub key: String,
+    /// Its secret (never shown by `Debug`).
+    pub key_secret: String,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").field("url", &self.url).field("bucket", &self.bucket).field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+impl Provided {
+    /// The store `host`, once it is up.
+    pub(crate) fn object_store(&self, host: &str) -> Result<ObjectStore> {
+        let access = self.stores.get(host).and_then(OnceLock::get).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))?;
+        Ok(ObjectStore {
+            endpoint: host.to_string(),
+            url: format!("https://{host}"),
+            bucket: access.bucket.clone(),
+            region: REGION.to_string(),
+            ca_file: CA_FILE.to_string(),
+            ca_pem: self.ca_pem().unwrap_or_default().to_string(),
+            key: access.key.clone(),
+            key_secret: access.key_secret.clone(),
+        })
+    }
+}
+
+/// What a checkpoint keeps of what pglab made for its lab, so that the
+/// restored hosts' files (the CA they trust, the store's certificate and
+/// key, the key in pgBackRest's configuration) still hold.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Kept {
+    pub ca_pem: Option<String>,
+    pub stores: BTreeMap<String, S3Access>,
 }
 
 fn lab_vars(ca: bool, certificates: bool) -> Vec<(String, String)> {

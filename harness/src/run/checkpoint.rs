@@ -39,8 +39,9 @@ impl Point {
     /// The point of a run through `until` (an index) or, for a file that
     /// extends another, after the base's last step. None when the steps
     /// through it leave something a saved filesystem does not hold (a fault,
-    /// a writer) or a host has a tmpfs volume, keeps objects in memory (a
-    /// store) or has a certificate (a restored lab would have another CA).
+    /// a writer), a host has a tmpfs volume, or a host added after the point
+    /// needs a certificate from a CA the saved hosts already trust (a
+    /// checkpoint keeps the CA's certificate, never its key).
     pub(crate) fn of(scn: &Scenario, until: Option<usize>) -> Option<Point> {
         let last = until.or_else(|| scn.base.as_ref().and_then(|b| b.steps.checked_sub(1)))?;
         let hosts = match &scn.base {
@@ -56,13 +57,11 @@ impl Point {
             tracing::info!("no checkpoint for {}: host {} has a volume", scn.name, h.name.get_ref());
             return None;
         }
-        if let Some(h) = hosts.iter().find(|h| h.kind == Some(HostKind::S3)) {
-            tracing::info!("no checkpoint for {}: host {} is an object store, which holds its objects in memory", scn.name, h.name.get_ref());
-            return None;
-        }
-        if let Some(h) = hosts.iter().find(|h| h.certificate) {
-            // A restored lab would get a new CA: the saved certificates would no longer chain to it.
-            tracing::info!("no checkpoint for {}: host {} has a certificate from a CA that lives only as long as its lab", scn.name, h.name.get_ref());
+        let tls = |h: &&crate::scenario::HostDecl| h.kind == Some(HostKind::S3) || h.certificate;
+        let added = &scn.hosts[hosts.len()..];
+        if let (Some(saved), Some(new)) = (hosts.iter().find(tls), added.iter().find(tls)) {
+            let (saved, new) = (saved.name.get_ref(), new.name.get_ref());
+            tracing::info!("no checkpoint for {}: {new} needs a certificate from the CA {saved} trusts, whose key no checkpoint keeps", scn.name);
             return None;
         }
         Some(Point { last, hosts: hosts.iter().map(|h| h.name.get_ref().clone()).collect() })
@@ -130,6 +129,9 @@ pub(crate) struct Record {
     /// The build of pglab that saved it (records of others are removed).
     #[serde(default)]
     pub pglab: String,
+    /// The CA's certificate and each store's access (secret) its hosts were made with.
+    #[serde(default)]
+    pub kept: crate::lab::provided::Kept,
 }
 
 /// Everything but the secrets.
@@ -284,6 +286,7 @@ pub(crate) async fn save(lab: &Lab, key: &str, point: &Point, report: &crate::ou
         created: now(),
         used: now(),
         pglab: env!("PGLAB_SOURCE_HASH").to_string(),
+        kept: lab.provided_kept(),
     };
     record.save()?;
     tracing::info!(key = %record.key, frozen_ms = timings.frozen.as_millis() as u64, "checkpoint saved");
@@ -447,5 +450,30 @@ mod tests {
         let after_cut = partition.steps.iter().position(|s| s.action.fault() != Fault::No).unwrap();
         assert!(Point::of(&partition, Some(after_cut)).is_none(), "a cut is in routes, not files");
         assert!(Point::of(&partition, Some(after_cut - 1)).is_some());
+    }
+
+    /// An object store keeps its objects on its disk and the lab's CA its
+    /// certificate in every host's: both are saved. A host added after the
+    /// point that needs a certificate from that CA is not (no checkpoint
+    /// keeps the CA's key); one beside a lab without a CA gets a new CA.
+    #[test]
+    fn stores_and_certificates_are_saved_unless_a_new_host_needs_the_ca() {
+        let d12 = Platform::Debian12;
+        let s3 = key_of(&shipped("s3-repo"), Some("8-streaming"), d12, "img:1 store:1").unwrap();
+        assert_eq!(key_of(&shipped("store-outage"), None, d12, "img:1 store:1").as_ref(), Some(&s3), "shares s3-repo's lab");
+        assert_ne!(key_of(&shipped("store-outage"), None, d12, "img:1 store:2").unwrap(), s3, "another store image, another lab");
+        assert!(key_of(&shipped("tls-server"), Some("t1-repo-stanza"), d12, "img:1").is_some(), "hosts with certificates");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(shipped("s3-repo"), dir.path().join("s3-repo.toml")).unwrap();
+        let extra = "name = \"more\"\ndescription = \"x\"\n[extends]\nscenario = \"s3-repo\"\nthrough = \"8-streaming\"\n\n[[hosts]]\nname = \"more\"\nrole = \"standby\"\n";
+        std::fs::write(dir.path().join("more.toml"), extra).unwrap();
+        assert!(key_of(&dir.path().join("more.toml"), None, d12, "img:1").is_some(), "a plain host added");
+        std::fs::write(dir.path().join("more.toml"), format!("{extra}certificate = true\n")).unwrap();
+        assert!(key_of(&dir.path().join("more.toml"), None, d12, "img:1").is_none(), "a certificate the saved CA would have to sign");
+        std::fs::copy(shipped("tutorial"), dir.path().join("tutorial.toml")).unwrap();
+        let store = "name = \"store\"\ndescription = \"x\"\n[extends]\nscenario = \"tutorial\"\nthrough = \"8-streaming\"\n\n[[hosts]]\nname = \"s3\"\nkind = \"s3\"\nrole = \"repo\"\n";
+        std::fs::write(dir.path().join("store.toml"), store).unwrap();
+        assert!(key_of(&dir.path().join("store.toml"), None, d12, "img:1").is_some(), "a store beside a lab without a CA: a new CA");
     }
 }

@@ -147,9 +147,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     let point = if opts.checkpoint && checkpoint::enabled() { checkpoint::Point::of(scn, until) } else { None };
     let Some(point) = point else { return run_fresh(scn, opts, progress).await };
     let docker = engine::connect().await?;
-    let image = HostImage::for_platform(platform);
-    image.ensure(&docker, false, &image.phases(progress)).await?;
-    let key = checkpoint::key(scn, platform, &image.id(&docker).await?, &opts.sets, &point)?;
+    let key = checkpoint::key(scn, platform, &images_of(&docker, scn, platform, &point, progress).await?, &opts.sets, &point)?;
     progress.phase(format!("{}: checkpoint {key}", scn.name));
     let held = checkpoint::Held::find(&docker, &key).await?;
     let (record, held, made) = match held {
@@ -173,6 +171,23 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     run_from(scn, opts, progress, (&point, last), (record, made), held).await
 }
 
+/// The ids of the images the point's hosts run (the platform's, and the
+/// object store's when one is saved), built first when missing: an image
+/// rebuilt under the same tag makes another checkpoint.
+async fn images_of(docker: &bollard::Docker, scn: &Scenario, platform: Platform, point: &checkpoint::Point, progress: &Progress) -> Result<String> {
+    let mut images = vec![HostImage::for_platform(platform)];
+    let saved = |h: &&crate::scenario::HostDecl| point.hosts.contains(h.name.get_ref());
+    if scn.hosts.iter().filter(saved).any(|h| h.kind == Some(crate::vocab::HostKind::S3)) {
+        images.push(HostImage::object_store());
+    }
+    let mut ids = Vec::new();
+    for image in images {
+        image.ensure(docker, false, &image.phases(progress)).await?;
+        ids.push(image.id(docker).await?);
+    }
+    Ok(ids.join(" "))
+}
+
 /// The run after its point, on a lab started from the checkpoint `record`.
 async fn run_from(
     scn: &Scenario,
@@ -187,7 +202,7 @@ async fn run_from(
     let docker = engine::connect().await?;
     progress.phase(format!("{}: lab from checkpoint {}", scn.name, record.key));
     let mut spec = spec_of(scn, platform, opts.keep);
-    spec.start_from(&record.hosts);
+    spec.start_from(&record.hosts, record.kept.clone());
     let t = Instant::now();
     let mut lab = match Lab::start(&docker, &spec).await {
         Ok(lab) => lab,

@@ -1,8 +1,9 @@
-//! `s3`: the lab's object store, moto's S3 server on HTTPS port 443 with a
-//! certificate from the lab's CA (its own image: Python and moto, no
-//! PostgreSQL, no sshd). pglab makes its access key and bucket at start;
-//! ready when an authenticated `ListObjectsV2` of the bucket answers over
-//! TLS, checked against the lab's CA.
+//! `s3`: the lab's object store, the S3 server s3s-fs behind stunnel on
+//! HTTPS port 443 with a certificate from the lab's CA (its own image: no
+//! PostgreSQL, no sshd), its objects files on its disk. pglab makes its
+//! access key at start and the bucket through the S3 API; ready when an
+//! authenticated `ListObjectsV2` of the bucket answers over TLS, checked
+//! against the lab's CA.
 
 use futures_util::future::{BoxFuture, FutureExt};
 
@@ -18,7 +19,7 @@ use crate::vocab::Needs;
 
 pub(crate) struct S3;
 
-/// The region every lab store answers for (moto's default).
+/// The region every lab store answers for (any: s3s-fs signs for the one asked).
 pub(crate) const REGION: &str = "us-east-1";
 /// SHA-256 of nothing: the payload hash of a request without a body.
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -26,8 +27,8 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 pub(crate) const BUCKET: &str = "pglab";
 
 /// How a store is reached: its bucket and the lab's access key for it
-/// (made by the store itself at start: see `pglab-s3-setup`).
-#[derive(Clone, serde::Deserialize)]
+/// (made by pglab at start from the OS's random source).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct S3Access {
     #[serde(default = "bucket")]
     pub bucket: String,
@@ -70,7 +71,7 @@ pub(crate) fn aliases(host: &str) -> Vec<String> {
 
 impl Kind for S3 {
     fn about(&self) -> &'static str {
-        "an S3-compatible object store (moto) on HTTPS, no PostgreSQL"
+        "an S3-compatible object store (s3s-fs) on HTTPS, no PostgreSQL"
     }
 
     fn has(&self, needs: Needs) -> bool {
@@ -89,16 +90,14 @@ impl Kind for S3 {
         Some(HostImage::object_store())
     }
 
-    /// Its certificate and key, its units started, its key and bucket
-    /// made and signature checks on; then proven over TLS: a list signed
-    /// with the lab's key answers, one signed with another key is refused.
+    /// Its key, certificate and units; its bucket made through the S3
+    /// API; then proven over TLS: a list signed with the lab's key
+    /// answers, one signed with another key is refused.
     fn provision<'a>(&'a self, host: &'a Host, provided: &'a Provided) -> BoxFuture<'a, Result<()>> {
         async move {
-            serve(host, provided).await?;
-            let t = std::time::Instant::now();
-            let access = make_access(host).await?;
-            let said = format!("IAM user with s3:*, its access key (read by the harness, never shown), bucket {}; signature checks on", access.bucket);
-            host.note("pglab (harness)", "pglab-s3-setup", &said, t.elapsed());
+            let access = S3Access::generate(host)?;
+            serve(host, provided, &access).await?;
+            make_bucket(host, &access).await?;
             prove_access(host, &access).await?;
             provided.set_store(&host.name, access)
         }
@@ -106,7 +105,7 @@ impl Kind for S3 {
     }
 
     /// Its server answers TLS with the lab CA's certificate (after a
-    /// restart: empty, its bucket gone, as moto keeps objects in memory).
+    /// restart too, with the objects it held: they are files on its disk).
     fn ready<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<()>> {
         async move {
             if host.probe(&Cmd::shell("test -e /etc/pglab/s3/tls.key").user("root").any_status()).await?.status == 0 {
@@ -118,20 +117,60 @@ impl Kind for S3 {
     }
 }
 
-/// Gives the store its certificate from the lab CA and starts its units
-/// (enabled: a restarted host serves again, empty), until HTTPS answers.
-async fn serve(host: &Host, provided: &Provided) -> Result<()> {
+impl S3Access {
+    /// A new key for the store `host`, handed to the lab's redactor before
+    /// anything can show it.
+    fn generate(host: &Host) -> Result<Self> {
+        let mut buf = [0u8; 38];
+        getrandom::fill(&mut buf).map_err(|e| Error::Environment(format!("no random source for the store's key: {e}")))?;
+        let (id, secret) = buf.split_at(8);
+        let access = S3Access { bucket: BUCKET.into(), key: format!("PGLAB{}", hex::encode_upper(id)), key_secret: hex::encode(secret) };
+        host.transcript().redactor().add(&access.key);
+        host.transcript().redactor().add(&access.key_secret);
+        Ok(access)
+    }
+
+    /// The server's environment file (root's alone): its key, and the
+    /// name under which it answers virtual-host requests.
+    fn env_file(&self, host: &str) -> Vec<u8> {
+        format!("PGLAB_S3_KEY={}\nPGLAB_S3_KEY_SECRET={}\nPGLAB_S3_DOMAIN={host}\n", self.key, self.key_secret).into_bytes()
+    }
+}
+
+/// Gives the store its key and its certificate from the lab CA and starts
+/// its units (enabled in the image: a restarted host serves again), until
+/// HTTPS answers.
+async fn serve(host: &Host, provided: &Provided, access: &S3Access) -> Result<()> {
     let t = std::time::Instant::now();
     let issued = provided.issue(&cert_names(&host.name, host.ip))?;
+    host.write_file("/etc/pglab/s3/access.env", &access.env_file(&host.name), 0o600, "root", None).await?;
     host.write_file("/etc/pglab/s3/tls.crt", issued.cert_pem.as_bytes(), 0o644, "root", None).await?;
     host.write_file("/etc/pglab/s3/tls.key", issued.key_pem.as_bytes(), 0o600, "root", None).await?;
-    crate::lab::boot::wait_for_host_boot(host).await?;
+    // Enabled in the image, they start at boot once these files are there;
+    // when boot came first they were skipped. Started (or found running)
+    // as soon as systemd takes a request, without waiting for the whole boot.
+    let start = Cmd::shell("systemctl start pglab-s3.service pglab-s3-tls.service").user("root").any_status();
+    poll_until(&format!("systemd on {} to start the store", host.name), "its units started", Deadline::standard(), || async {
+        let out = host.probe(&start).await?;
+        Ok(if out.status == 0 { Probe::Ready(()) } else { Probe::NotYet(out.combined().trim().to_string()) })
+    })
+    .await?;
     let started = std::time::Instant::now();
-    // moto's own unit started with the host (the image enables it): its import overlaps the lab's boot.
-    host.exec(Cmd::shell("systemctl enable --now pglab-s3-tls.service").user("root")).await?;
     wait_for_tls(host).await?;
-    let serving = format!("{} ms after its TLS front was started", started.elapsed().as_millis());
+    let serving = format!("{} ms after its units had started", started.elapsed().as_millis());
     host.note("pglab (harness)", "the store answers HTTPS", &serving, t.elapsed());
+    Ok(())
+}
+
+/// `CreateBucket`, signed with the lab's key, over TLS.
+async fn make_bucket(host: &Host, access: &S3Access) -> Result<()> {
+    let t = std::time::Instant::now();
+    let put = format!("curl -sS -o /dev/null -w '%{{http_code}}' -X PUT -K - 'https://{}/{}'", host.name, access.bucket);
+    let out = host.exec(Cmd::shell(put).user("root").stdin(access.curl_config())).await?;
+    if out.stdout.trim() != "200" {
+        return Err(Error::Other(format!("{}: CreateBucket {} answered {} (200 expected)", host.name, access.bucket, out.combined().trim())));
+    }
+    host.note("pglab (harness)", &format!("CreateBucket {}", access.bucket), "200, signed with the lab's key (made by pglab, never shown)", t.elapsed());
     Ok(())
 }
 
@@ -152,21 +191,9 @@ async fn prove_access(host: &Host, access: &S3Access) -> Result<()> {
         let got = refused.stdout.trim();
         return Err(Error::Other(format!("{}: a list signed with an unknown key answered {got} (403 expected): the store checks no signature", host.name)));
     }
-    let what = format!("object store: https://{}/{} (moto behind stunnel)", host.name, access.bucket);
+    let what = format!("object store: https://{}/{} (s3s-fs behind stunnel)", host.name, access.bucket);
     host.note("pglab (harness)", &what, "ListObjectsV2 signed with the lab's key answered over TLS (lab CA); another key: 403", t.elapsed());
     Ok(())
-}
-
-/// Runs the store's own setup (unrecorded: its answer is the key) and
-/// hands the key to the lab's redactor before anything can show it.
-async fn make_access(host: &Host) -> Result<S3Access> {
-    let out = host.probe(&Cmd::new(["/usr/local/sbin/pglab-s3-setup", BUCKET]).user("root").any_status()).await?;
-    let access: Option<S3Access> = if out.status == 0 { serde_json::from_str(out.stdout.trim()).ok() } else { None };
-    let access =
-        access.ok_or_else(|| Error::Other(format!("{}: pglab-s3-setup exited {}: {}", host.name, out.status, crate::error::tail_lines(&out.stderr, 12))))?;
-    host.transcript().redactor().add(&access.key);
-    host.transcript().redactor().add(&access.key_secret);
-    Ok(access)
 }
 
 /// Polls until the server answers HTTPS, its certificate checked against
@@ -201,5 +228,11 @@ mod tests {
         let config = String::from_utf8(S3Access { bucket: BUCKET.into(), key: "K".into(), key_secret: "S".into() }.curl_config()).unwrap();
         assert!(config.contains("user = \"K:S\"") && config.contains(EMPTY_SHA256) && config.contains(CA_FILE), "{config}");
         assert!(!format!("{:?}", S3Access { bucket: BUCKET.into(), key: "K".into(), key_secret: "SECRET".into() }).contains("SECRET"));
+    }
+
+    #[test]
+    fn the_servers_environment_holds_the_key_and_its_name() {
+        let env = String::from_utf8(S3Access { bucket: BUCKET.into(), key: "K1".into(), key_secret: "S1".into() }.env_file("store")).unwrap();
+        assert_eq!(env, "PGLAB_S3_KEY=K1\nPGLAB_S3_KEY_SECRET=S1\nPGLAB_S3_DOMAIN=store\n");
     }
 }
