@@ -495,12 +495,17 @@ async fn no_secret_anywhere(report: &RunReport, dir: &Path) {
         )
         .await;
         secrets.extend(held.lines().map(str::trim).filter(|l| regex_secret().is_match(l)).map(String::from));
-        // An object store's access key, as pgBackRest was given it.
+        // An object store's access key, as pgBackRest was given it and as the store's server reads it.
         let (_, keys) = support::exec_in(
             &docker,
             &container,
             "root",
-            &["bash", "-c", "sed -n 's/^repo[0-9]*-s3-key\\(-secret\\)\\?=//p' /etc/pgbackrest.conf 2>/dev/null; true"],
+            &[
+                "bash",
+                "-c",
+                "sed -n 's/^repo[0-9]*-s3-key\\(-secret\\)\\?=//p' /etc/pgbackrest.conf 2>/dev/null; \
+                 sed -n 's/^PGLAB_S3_KEY\\(_SECRET\\)\\?=//p' /etc/pglab/s3/access.env 2>/dev/null; true",
+            ],
         )
         .await;
         secrets.extend(keys.lines().map(str::trim).filter(|l| l.len() >= 16).map(String::from));

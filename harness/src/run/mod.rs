@@ -220,10 +220,12 @@ async fn run_from(
     }
     let restore = t.elapsed();
     let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    // What the checkpoint kept of its stores (their keys: secrets, redacted) comes back as the lab's.
     let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |name| match record.secret(name) {
         Some(s) => Ok(s),
         None => secret(),
-    })?;
+    })?
+    .provided(&lab);
     let mut state = fresh_state(scn, &lab, platform, vars)?;
     state.done = record.done.clone();
     state.save()?;
