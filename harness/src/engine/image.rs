@@ -198,7 +198,11 @@ impl HostImage {
         if !force && self.exists(docker).await? {
             return Ok(Ensured { image: self.clone(), cached: true, elapsed: start.elapsed() });
         }
-        progress.phase(format!("building {} (first use; under a minute)", self.reference()), false);
+        let takes = match self.recipe {
+            Recipe::Platform => "under a minute",
+            Recipe::ObjectStore => "a few minutes: its server is compiled",
+        };
+        progress.phase(format!("building {} (first use; {takes})", self.reference()), false);
         tracing::info!(image = %self.reference(), "building host image");
         match self.platform.base() {
             Base::Mmdebstrap { suite } => self.build_debian(docker, suite, progress).await?,
