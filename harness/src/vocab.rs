@@ -21,7 +21,7 @@ pub enum HostKind {
     /// PostgreSQL cluster running; ready when sshd accepts and `pgbackrest
     /// version` answers.
     Repo,
-    /// An S3-compatible object store (moto's server) on HTTPS port 443,
+    /// An S3-compatible object store (s3s-fs) on HTTPS port 443, its objects on its disk,
     /// with a certificate from the lab's CA and a bucket made before the
     /// first step; no PostgreSQL, no sshd. Ready when an authenticated
     /// `ListObjectsV2` of the bucket answers.
