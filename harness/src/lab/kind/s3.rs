@@ -150,11 +150,12 @@ async fn serve(host: &Host, provided: &Provided, access: &S3Access) -> Result<()
     // when boot came first they were skipped. Started (or found running)
     // as soon as systemd takes a request, without waiting for the whole boot.
     let start = Cmd::shell("systemctl start pglab-s3.service pglab-s3-tls.service").user("root").any_status();
-    poll_until(&format!("systemd on {} to start the store", host.name), "its units started", Deadline::standard(), || async {
+    let units = poll_until(&format!("systemd on {} to start the store", host.name), "its units started", Deadline::standard(), || async {
         let out = host.probe(&start).await?;
         Ok(if out.status == 0 { Probe::Ready(()) } else { Probe::NotYet(out.combined().trim().to_string()) })
     })
-    .await?;
+    .await;
+    with_journal(host, units).await?;
     let started = std::time::Instant::now();
     wait_for_tls(host).await?;
     let serving = format!("{} ms after its units had started", started.elapsed().as_millis());
@@ -208,6 +209,11 @@ async fn wait_for_tls(host: &Host) -> Result<()> {
         })
     })
     .await;
+    with_journal(host, waited).await
+}
+
+/// A wait on the store that timed out carries the store's journal.
+async fn with_journal<T>(host: &Host, waited: Result<T>) -> Result<T> {
     match waited {
         Err(Error::Timeout(mut t)) => {
             t.last = format!("{}\n{}", t.last, host.relevant_logs().await);
