@@ -40,8 +40,8 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env().add_directive("info".parse()?)).with_ansi(false).init();
     let root = PathBuf::from(std::env::var("PGLAB_S3_ROOT").unwrap_or_else(|_| "/var/lib/pglab-s3".into()));
     let listen = std::env::var("PGLAB_S3_LISTEN").unwrap_or_else(|_| "127.0.0.1:5000".into());
-    let root_shown = root.display().to_string();
     let fs = FileSystem::new(&root).map_err(|e| format!("{}: {e:?}", root.display()))?;
+    tracing::info!("serving {} at http://{listen}", root.display());
     let store = Store { fs, root };
     let service = {
         let mut b = S3ServiceBuilder::new(store);
@@ -50,7 +50,6 @@ async fn main() -> Result<(), Error> {
         b.build()
     };
     let listener = TcpListener::bind(&listen).await?;
-    tracing::info!("serving {} at http://{listen}", root_shown);
     let http = ConnBuilder::new(TokioExecutor::new());
     loop {
         let (socket, _) = match listener.accept().await {
@@ -60,7 +59,10 @@ async fn main() -> Result<(), Error> {
                 continue;
             }
         };
-        socket.set_nodelay(true)?;
+        // A connection reset before this point is that client's loss, not the server's end.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::warn!("TCP_NODELAY: {e}");
+        }
         let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
         tokio::spawn(async move {
             let _ = conn.await;

@@ -90,6 +90,18 @@ impl Host {
         let journal = if units.is_empty() { 0 } else { LogTail::EVIDENCE.postgresql };
         self.logs(LogTail { journal, units, ..LogTail::EVIDENCE }).await
     }
+
+    /// `waited`, and when it timed out, with this host's relevant log lines
+    /// beside the last value seen: what says why it never got ready.
+    pub(crate) async fn with_logs<T>(&self, waited: crate::error::Result<T>) -> crate::error::Result<T> {
+        match waited {
+            Err(crate::error::Error::Timeout(mut t)) => {
+                t.last = format!("{}\n{}", t.last, self.relevant_logs().await);
+                Err(crate::error::Error::Timeout(t))
+            }
+            r => r,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,21 @@ impl Provided {
         Kept { ca_pem: self.ca_pem().map(str::to_string), stores: self.made().map(|(n, a)| (n.clone(), a.clone())).collect() }
     }
 
+    /// The store `host`, once it is up.
+    pub(crate) fn object_store(&self, host: &str) -> Result<ObjectStore> {
+        let access = self.stores.get(host).and_then(OnceLock::get).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))?;
+        Ok(ObjectStore {
+            endpoint: host.to_string(),
+            url: format!("https://{host}"),
+            bucket: access.bucket.clone(),
+            region: REGION.to_string(),
+            ca_file: CA_FILE.to_string(),
+            ca_pem: self.ca_pem().unwrap_or_default().to_string(),
+            key: access.key.clone(),
+            key_secret: access.key_secret.clone(),
+        })
+    }
+
     /// Records the access the store `host` made.
     pub(crate) fn set_store(&self, host: &str, access: S3Access) -> Result<()> {
         let slot = self.stores.get(host).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))?;
@@ -112,23 +127,6 @@ pub struct ObjectStore {
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectStore").field("url", &self.url).field("bucket", &self.bucket).field("region", &self.region).finish_non_exhaustive()
-    }
-}
-
-impl Provided {
-    /// The store `host`, once it is up.
-    pub(crate) fn object_store(&self, host: &str) -> Result<ObjectStore> {
-        let access = self.stores.get(host).and_then(OnceLock::get).ok_or_else(|| Error::Other(format!("{host} is not an object store of this lab")))?;
-        Ok(ObjectStore {
-            endpoint: host.to_string(),
-            url: format!("https://{host}"),
-            bucket: access.bucket.clone(),
-            region: REGION.to_string(),
-            ca_file: CA_FILE.to_string(),
-            ca_pem: self.ca_pem().unwrap_or_default().to_string(),
-            key: access.key.clone(),
-            key_secret: access.key_secret.clone(),
-        })
     }
 }
 

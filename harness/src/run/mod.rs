@@ -22,7 +22,7 @@ pub use scenario_lab::ScenarioLab;
 pub use select::CheckPick;
 pub(crate) use session::{Executed, Plan, Session};
 
-use crate::engine::{self, image, image::HostImage};
+use crate::engine::{self, image};
 use crate::error::{Error, Result};
 use crate::lab::{signals, Attached, Hosts, Keep, Lab, LabSpec};
 use crate::outcome::{HostInfo, RunReport, StartTimings, Versions};
@@ -171,17 +171,14 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     run_from(scn, opts, progress, (&point, last), (record, made), held).await
 }
 
-/// The ids of the images the point's hosts run (the platform's, and the
-/// object store's when one is saved), built first when missing: an image
-/// rebuilt under the same tag makes another checkpoint.
+/// The ids of the images the point's hosts run (the platform's, and each
+/// kind's own), built first when missing: an image rebuilt under the same
+/// tag makes another checkpoint.
 async fn images_of(docker: &bollard::Docker, scn: &Scenario, platform: Platform, point: &checkpoint::Point, progress: &Progress) -> Result<String> {
-    let mut images = vec![HostImage::for_platform(platform)];
-    let saved = |h: &&crate::scenario::HostDecl| point.hosts.contains(h.name.get_ref());
-    if scn.hosts.iter().filter(saved).any(|h| h.kind == Some(crate::vocab::HostKind::S3)) {
-        images.push(HostImage::object_store());
-    }
+    let mut saved = spec_of(scn, platform, Keep::Never);
+    saved.hosts.retain(|h| point.hosts.contains(&h.name));
     let mut ids = Vec::new();
-    for image in images {
+    for image in saved.images() {
         image.ensure(docker, false, &image.phases(progress)).await?;
         ids.push(image.id(docker).await?);
     }

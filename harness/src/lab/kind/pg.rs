@@ -5,7 +5,7 @@
 use futures_util::future::{BoxFuture, FutureExt};
 
 use super::Kind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lab::host::Host;
 use crate::lab::HARNESS_USER;
 use crate::platform::Platform;
@@ -32,14 +32,8 @@ impl Kind for Pg {
     fn ready<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<()>> {
         async move {
             let t = std::time::Instant::now();
-            match host.wait_for_pg_up(Deadline::standard()).await {
-                // Whether its server ever started says why: the log lines go with the last value seen.
-                Err(Error::Timeout(mut t)) => {
-                    t.last = format!("{}\n{}", t.last, host.relevant_logs().await);
-                    return Err(Error::Timeout(t));
-                }
-                r => r?,
-            }
+            // Whether its server ever started says why: the log lines go with the last value seen.
+            host.with_logs(host.wait_for_pg_up(Deadline::standard()).await).await?;
             let what = format!("SQL route: {}", host.route().describe());
             let said = format!("connected as {HARNESS_USER} (peer authentication, Debian's own pg_hba line); no role or pg_hba line added");
             host.note("pglab (harness)", &what, &said, t.elapsed());

@@ -130,6 +130,12 @@ impl S3Access {
         Ok(access)
     }
 
+    /// A request without a body to `url`, signed with this key, run as
+    /// root on the store: its stdout is the HTTP status.
+    fn status_of(&self, method: &str, url: &str) -> Cmd {
+        Cmd::shell(format!("curl -sS -o /dev/null -w '%{{http_code}}' -X {method} -K - '{url}'")).user("root").stdin(self.curl_config())
+    }
+
     /// The server's environment file (root's alone): its key, and the
     /// name under which it answers virtual-host requests.
     fn env_file(&self, host: &str) -> Vec<u8> {
@@ -155,7 +161,7 @@ async fn serve(host: &Host, provided: &Provided, access: &S3Access) -> Result<()
         Ok(if out.status == 0 { Probe::Ready(()) } else { Probe::NotYet(out.combined().trim().to_string()) })
     })
     .await;
-    with_journal(host, units).await?;
+    host.with_logs(units).await?;
     let started = std::time::Instant::now();
     wait_for_tls(host).await?;
     let serving = format!("{} ms after its units had started", started.elapsed().as_millis());
@@ -166,8 +172,7 @@ async fn serve(host: &Host, provided: &Provided, access: &S3Access) -> Result<()
 /// `CreateBucket`, signed with the lab's key, over TLS.
 async fn make_bucket(host: &Host, access: &S3Access) -> Result<()> {
     let t = std::time::Instant::now();
-    let put = format!("curl -sS -o /dev/null -w '%{{http_code}}' -X PUT -K - 'https://{}/{}'", host.name, access.bucket);
-    let out = host.exec(Cmd::shell(put).user("root").stdin(access.curl_config())).await?;
+    let out = host.exec(access.status_of("PUT", &format!("https://{}/{}", host.name, access.bucket))).await?;
     if out.stdout.trim() != "200" {
         return Err(Error::Other(format!("{}: CreateBucket {} answered {} (200 expected)", host.name, access.bucket, out.combined().trim())));
     }
@@ -186,8 +191,7 @@ async fn prove_access(host: &Host, access: &S3Access) -> Result<()> {
         return Err(Error::Other(format!("{}: ListObjectsV2 of {} did not answer: {}", host.name, access.bucket, out.combined().trim())));
     }
     let other = S3Access { key: "PGLABNOTTHEKEY00000".into(), key_secret: "not-the-secret".into(), ..access.clone() };
-    let status = Cmd::shell(format!("curl -sS -o /dev/null -w '%{{http_code}}' -K - '{base}?list-type=2'")).user("root").stdin(other.curl_config());
-    let refused = host.exec(status).await?;
+    let refused = host.exec(other.status_of("GET", &format!("{base}?list-type=2"))).await?;
     if refused.stdout.trim() != "403" {
         let got = refused.stdout.trim();
         return Err(Error::Other(format!("{}: a list signed with an unknown key answered {got} (403 expected): the store checks no signature", host.name)));
@@ -209,18 +213,7 @@ async fn wait_for_tls(host: &Host) -> Result<()> {
         })
     })
     .await;
-    with_journal(host, waited).await
-}
-
-/// A wait on the store that timed out carries the store's journal.
-async fn with_journal<T>(host: &Host, waited: Result<T>) -> Result<T> {
-    match waited {
-        Err(Error::Timeout(mut t)) => {
-            t.last = format!("{}\n{}", t.last, host.relevant_logs().await);
-            Err(Error::Timeout(t))
-        }
-        r => r,
-    }
+    host.with_logs(waited).await
 }
 
 #[cfg(test)]
