@@ -138,6 +138,15 @@ async fn failing_command_reports_exit_code_and_stderr() {
     assert_eq!(out.stdout, "to-out\n");
     assert_eq!(out.stderr, "to-err\n");
 
+    // What ran in the host, against the command's own clock: at least as
+    // long as it measured itself, and never more than the whole exec.
+    let out = h.exec(Cmd::shell("a=$(date +%s%N); sleep 0.3; echo $(( ($(date +%s%N) - a) / 1000000 ))")).await.unwrap();
+    let own_clock = std::time::Duration::from_millis(out.stdout.trim().parse().unwrap());
+    assert!(own_clock >= std::time::Duration::from_millis(300), "{own_clock:?}");
+    assert!(out.in_host >= own_clock && out.in_host <= out.elapsed, "in host {:?}, its own clock {own_clock:?}, exec {:?}", out.in_host, out.elapsed);
+    let entry = lab.transcript().entries().into_iter().last().unwrap();
+    assert_eq!(entry.in_host, Some(out.in_host), "the transcript keeps it");
+
     let err = h.sh("postgres", "echo boom >&2; exit 7").await.expect_err("status 7 is a failure");
     let Error::Exec(f) = &err else { panic!("not an exec error: {err}") };
     assert_eq!(f.status, Some(7));

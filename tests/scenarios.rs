@@ -137,6 +137,17 @@ fn assert_report(scn: &Scenario, o: &Outline, report: &RunReport, dir: &std::pat
         assert!(evidence > 0 || elsewhere, "defect {} has no evidence step on {}", d.id, report.platform);
     }
 
+    // Of each step this run ran, what ran in hosts is within its wall time;
+    // a command step ran something there, and its transcript entries hold at
+    // least that (a writer a step started may record under it afterwards).
+    for s in report.steps.iter().filter(|s| !s.restored && s.status == StepStatus::Passed) {
+        let in_host = s.in_host.unwrap_or_else(|| panic!("step {}: no in-host time", s.id));
+        assert!(in_host <= s.elapsed, "step {}: {in_host:?} in hosts, more than its {:?}", s.id, s.elapsed);
+        let entries: std::time::Duration = report.transcript.iter().filter(|e| e.step == s.id).filter_map(|e| e.in_host).sum();
+        assert!(entries >= in_host, "step {}: its entries {entries:?}, its figure {in_host:?}", s.id);
+        assert!(s.action != "run" || !in_host.is_zero(), "step {} ran a command, none of it in a host?", s.id);
+    }
+
     // Secrets never reach transcripts or reports.
     let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(files.len(), 3, "a transcript, a report and its timeline: {files:?}");

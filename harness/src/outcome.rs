@@ -132,10 +132,22 @@ pub struct StepResult {
     pub elapsed: Duration,
     /// What was observed (status, matched output or log line).
     pub observed: String,
+    /// Of `elapsed`, how long its commands ran in their hosts (from the
+    /// engine starting each process to the end of its output); the rest is
+    /// pglab's own time: engine calls, file transfers, waits, SQL.
+    #[serde(rename = "in_host_ms", default, skip_serializing_if = "Option::is_none", with = "crate::time::millis_opt")]
+    pub in_host: Option<Duration>,
     /// Ran in the run that saved the checkpoint this run started from: its
     /// effects are in the restored lab, its record is that run's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restored: bool,
+}
+
+impl StepResult {
+    /// pglab's own time in this step: its wall time less what ran in hosts.
+    pub fn own_time(&self) -> Duration {
+        self.elapsed.saturating_sub(self.in_host.unwrap_or_default())
+    }
 }
 
 /// The checkpoint a run started from.

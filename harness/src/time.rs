@@ -184,6 +184,22 @@ pub mod millis {
     }
 }
 
+/// Serde helper: an optional duration as whole milliseconds.
+pub mod millis_opt {
+    use std::time::Duration;
+    /// Milliseconds, when there is a duration.
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+    /// And read back.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        <Option<u64> as serde::Deserialize>::deserialize(d).map(|v| v.map(Duration::from_millis))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,11 @@ pub struct TranscriptEntry {
     /// Extra text shown with the command (a config diff, a SQL result).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Of `elapsed`, how long the command itself ran in the host: from the
+    /// engine starting its process to the end of its output. The rest is
+    /// pglab's own time (none for a harness action: all of it is).
+    #[serde(rename = "in_host_ms", default, skip_serializing_if = "Option::is_none", with = "crate::time::millis_opt")]
+    pub in_host: Option<Duration>,
 }
 
 tokio::task_local! {
@@ -100,6 +105,8 @@ pub(crate) struct Ran<'a> {
     pub stdout: &'a str,
     pub stderr: &'a str,
     pub elapsed: Duration,
+    /// How long its process ran in the host, when one did.
+    pub in_host: Option<Duration>,
 }
 
 impl Transcript {
@@ -119,7 +126,7 @@ impl Transcript {
     /// A command that ran on `host` as `user`, with its status and output.
     pub(crate) fn command(&self, host: &str, user: &str, ran: Ran<'_>) {
         let e = self.entry(host, user, ran.cmd, ran.elapsed);
-        self.push(TranscriptEntry { status: Some(ran.status), stdout: self.redact(ran.stdout), stderr: self.redact(ran.stderr), ..e });
+        self.push(TranscriptEntry { status: Some(ran.status), stdout: self.redact(ran.stdout), stderr: self.redact(ran.stderr), in_host: ran.in_host, ..e });
     }
 
     /// A harness action that is not a command (a file written, a wait, a diff).
@@ -141,6 +148,7 @@ impl Transcript {
             stderr: String::new(),
             elapsed,
             note: None,
+            in_host: None,
         }
     }
 
@@ -152,6 +160,11 @@ impl Transcript {
     /// this run's (they were redacted when they were recorded).
     pub(crate) fn restore(&self, earlier: Vec<TranscriptEntry>) {
         self.entries.lock().expect("transcript lock").splice(0..0, earlier);
+    }
+
+    /// How long the commands filed under `step` ran in their hosts, together.
+    pub(crate) fn in_host(&self, step: &str) -> Duration {
+        self.entries.lock().expect("transcript lock").iter().filter(|e| e.step == step).filter_map(|e| e.in_host).sum()
     }
 
     /// Every entry so far, in the order they were recorded.
@@ -170,7 +183,11 @@ mod tests {
         t.redactor().add("pw123456");
         t.redactor().add("pw123456");
         assert!(format!("{:?}", t.redactor()).contains("secrets: 1"), "held once");
-        t.command("h", "root", Ran { cmd: "echo pw123456", status: 0, stdout: "out pw123456", stderr: "password=hunter2 x", elapsed: Duration::ZERO });
+        t.command(
+            "h",
+            "root",
+            Ran { cmd: "echo pw123456", status: 0, stdout: "out pw123456", stderr: "password=hunter2 x", elapsed: Duration::ZERO, in_host: None },
+        );
         t.note("h", "root", "write", "PASSWORD 'pw123456'", Duration::ZERO);
         let e = t.entries();
         assert_eq!(e[0].cmd, "echo ********");
@@ -183,8 +200,10 @@ mod tests {
     #[tokio::test]
     async fn entries_are_filed_under_their_step() {
         let t = Transcript::new();
-        in_step("7-backup", async { t.command("h", "postgres", Ran { cmd: "pgbackrest backup", status: 0, stdout: "", stderr: "", elapsed: Duration::ZERO }) })
-            .await;
+        in_step("7-backup", async {
+            t.command("h", "postgres", Ran { cmd: "pgbackrest backup", status: 0, stdout: "", stderr: "", elapsed: Duration::ZERO, in_host: None })
+        })
+        .await;
         assert_eq!(t.entries()[0].step, "7-backup");
     }
 }

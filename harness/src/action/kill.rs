@@ -25,7 +25,7 @@ impl Act for Kill {
         }
     }
 
-    fn boot(&self) -> Boot<'_> {
+    fn boot(&self) -> Boot {
         Boot::Own
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{existing, Act, Boot, Cx, Named};
+use super::{existing, Act, Cx, Named};
 use crate::error::Result;
 use crate::lab::{Cmd, Hosts, SSH_HOST_KEY};
 
@@ -18,10 +18,6 @@ use crate::lab::{Cmd, Hosts, SSH_HOST_KEY};
 pub(crate) struct KnownHost(#[schemars(with = "String")] pub Spanned<String>);
 
 impl Act for KnownHost {
-    fn boot(&self) -> Boot<'_> {
-        Boot::Of(&self.0)
-    }
-
     fn named(&self) -> Vec<Named<'_>> {
         vec![Named::any("known_host", &self.0)]
     }

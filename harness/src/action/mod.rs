@@ -83,12 +83,10 @@ impl<'a> Named<'a> {
 }
 
 /// Whose boot an action waits for before it runs.
-pub(crate) enum Boot<'a> {
+pub(crate) enum Boot {
     No,
     /// The step's own host.
     Own,
-    /// A host it names.
-    Of(&'a Spanned<String>),
 }
 
 /// One action: implemented by each module's parameter type.
@@ -103,10 +101,10 @@ pub(crate) trait Act {
     fn named(&self) -> Vec<Named<'_>> {
         Vec::new()
     }
-    /// The host whose boot it must not race: its own when it talks to
-    /// systemd or the cluster (the host's own cluster start settles for
-    /// ~2 s), a peer whose SSH host key it pins (sshd makes it at boot).
-    fn boot(&self) -> Boot<'_> {
+    /// Whether it must not race its host's boot: when it talks to systemd
+    /// or the cluster (the host's own cluster start settles for ~2 s). A
+    /// peer's SSH host key is waited for by itself (sshd makes it early).
+    fn boot(&self) -> Boot {
         Boot::No
     }
     /// What is wrong with it beyond its types.
@@ -152,7 +150,7 @@ macro_rules! actions {
                 match self { $(Action::$variant(a) => a.named(),)* }
             }
 
-            pub(crate) fn boot(&self) -> Boot<'_> {
+            pub(crate) fn boot(&self) -> Boot {
                 match self { $(Action::$variant(a) => a.boot(),)* }
             }
 

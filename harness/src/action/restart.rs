@@ -57,7 +57,7 @@ impl schemars::JsonSchema for Restart {
 impl Act for Restart {
     const FAULT: Fault = Fault::Within;
 
-    fn boot(&self) -> Boot<'_> {
+    fn boot(&self) -> Boot {
         Boot::Own
     }
 

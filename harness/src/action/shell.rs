@@ -17,7 +17,7 @@ pub(crate) struct Run(#[schemars(with = "String")] pub Spanned<String>);
 const BOOT_WORDS: [&str; 4] = ["systemctl", "pg_ctlcluster", "service ", "reboot"];
 
 impl Act for Run {
-    fn boot(&self) -> Boot<'_> {
+    fn boot(&self) -> Boot {
         if BOOT_WORDS.iter().any(|w| self.0.get_ref().contains(w)) {
             Boot::Own
         } else {

@@ -21,7 +21,7 @@ impl Act for Stop {
         Needs::Postgres
     }
 
-    fn boot(&self) -> Boot<'_> {
+    fn boot(&self) -> Boot {
         Boot::Own
     }
 

@@ -121,8 +121,11 @@ pub struct ExecOutput {
     /// Everything it wrote to stderr.
     pub stderr: String,
     #[serde(with = "crate::time::millis")]
-    /// How long it ran.
+    /// How long it took, engine calls included.
     pub elapsed: Duration,
+    /// Of that, from the engine starting its process to the end of its output.
+    #[serde(rename = "in_host_ms", with = "crate::time::millis")]
+    pub in_host: Duration,
 }
 
 impl ExecOutput {
@@ -178,6 +181,7 @@ pub(super) async fn run(docker: &Docker, container: &str, cmd: &Cmd, on_output: 
         .start_exec(&created.id, Some(StartExecOptions { detach: false, tty: false, output_capacity: None }))
         .await
         .map_err(|e| Error::docker(format!("start exec in {container}"), e))?;
+    let running = Instant::now();
     let StartExecResults::Attached { output, mut input } = started else {
         return Err(Error::Other("exec started detached".into()));
     };
@@ -201,12 +205,14 @@ pub(super) async fn run(docker: &Docker, container: &str, cmd: &Cmd, on_output: 
         None => collect(container, output, on_output).await,
     };
     let (stdout, stderr) = collected?;
+    let in_host = running.elapsed();
     let status = exit_code(docker, &created.id).await?;
     let out = ExecOutput {
         status,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         elapsed: start.elapsed(),
+        in_host,
     };
     match cmd.timeout {
         Some(limit) if TIMED_OUT.contains(&out.status) && out.elapsed >= limit => Err(Error::Timeout(Box::new(WaitTimeout {

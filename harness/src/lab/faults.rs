@@ -195,7 +195,14 @@ impl Host {
         let removed = self.remove_helper(&helper).await;
         let out = ran?;
         removed?;
-        let ran = crate::transcript::Ran { cmd: line, status: out.status, stdout: &out.stdout, stderr: &out.stderr, elapsed: t.elapsed() };
+        let ran = crate::transcript::Ran {
+            cmd: line,
+            status: out.status,
+            stdout: &out.stdout,
+            stderr: &out.stderr,
+            elapsed: t.elapsed(),
+            in_host: Some(out.in_host),
+        };
         self.transcript().command(&self.name, NET_HELPER, ran);
         if out.status != 0 {
             return Err(Error::Other(format!("{line} on {} (net helper) exited {}: {}", self.name, out.status, out.combined().trim())));

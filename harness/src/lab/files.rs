@@ -6,8 +6,10 @@ use std::path::Path;
 use bollard::query_parameters::UploadToContainerOptions;
 use futures_util::StreamExt;
 
+use super::exec::Cmd;
 use super::host::Host;
 use crate::error::{Error, Result};
+use crate::time::Deadline;
 
 /// A file read with what an edit must keep.
 #[derive(Debug, Clone)]
@@ -109,8 +111,15 @@ impl Host {
     }
 
     /// This host's SSH host key as `type base64`, read off its disk by the
-    /// engine (each host makes its own at first boot).
+    /// engine once its sshd listens with it: each host makes its own when
+    /// sshd first starts, and sshd writes its pid file once it listens, long
+    /// before systemd has finished booting (PostgreSQL's start takes seconds).
+    /// The pid file is on a tmpfs the engine's file API cannot see: one
+    /// command waits for it in the host.
     pub async fn ssh_host_key(&self) -> Result<String> {
+        let deadline = Deadline::standard();
+        let wait = Cmd::shell(format!("until test -s {SSHD_PID} && test -s {SSH_HOST_KEY}; do sleep 0.05; done")).timeout(deadline.budget());
+        self.probe(&wait).await?;
         let text = self.read_file(SSH_HOST_KEY).await?;
         match text.split_whitespace().take(2).collect::<Vec<_>>()[..] {
             [kind, body] => Ok(format!("{kind} {body}")),
@@ -144,3 +153,6 @@ impl Host {
 
 /// sshd's ed25519 host key.
 pub(crate) const SSH_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
+
+/// Written by sshd once it listens (on every platform built here).
+const SSHD_PID: &str = "/run/sshd.pid";

@@ -156,7 +156,7 @@ impl Host {
     /// [`exec`](Host::exec), handing each chunk of output to `on_output` as it comes.
     pub(crate) async fn exec_streaming(&self, cmd: Cmd, on_output: Option<exec::OnOutput<'_>>) -> Result<ExecOutput> {
         let out = exec::run(&self.docker, &self.container, &cmd, on_output).await?;
-        let ran = Ran { cmd: &cmd.shown(), status: out.status, stdout: &out.stdout, stderr: &out.stderr, elapsed: out.elapsed };
+        let ran = Ran { cmd: &cmd.shown(), status: out.status, stdout: &out.stdout, stderr: &out.stderr, elapsed: out.elapsed, in_host: Some(out.in_host) };
         self.transcript.command(&self.name, &cmd.user, ran);
         match cmd.expect_status {
             Some(want) if want != out.status => Err(self.failure(&cmd, &out, None).await),
@@ -300,7 +300,7 @@ impl Host {
         let out = self.psql(sql).await?;
         let status = if out.error.is_some() { 1 } else { 0 };
         let stderr = if out.error.is_some() { out.shown() } else { String::new() };
-        self.transcript.command(&self.name, HARNESS_SQL, Ran { cmd: sql, status, stdout: &out.text(), stderr: &stderr, elapsed: t.elapsed() });
+        self.transcript.command(&self.name, HARNESS_SQL, Ran { cmd: sql, status, stdout: &out.text(), stderr: &stderr, elapsed: t.elapsed(), in_host: None });
         Ok(out)
     }
 

@@ -24,10 +24,17 @@ pub(crate) fn bench_table(runs: &[RunReport]) -> String {
         let m = col(&|r| r.phases.0.get(phase).map(|v| v.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
         let _ = writeln!(out, "  {:<28} {:>9}", format!("phase {}", phase.name()), format!("{m:.0} ms"));
     }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let _ = writeln!(out, "  {:<28} {:>9} {:>9} {:>9}", "step", "wall", "in host", "pglab");
     for (i, s) in first.steps.iter().enumerate() {
-        let m = col(&|r| r.steps.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
-        let _ = writeln!(out, "  {:<28} {:>9}", s.id, format!("{m:.0} ms"));
+        let step = |f: &dyn Fn(&crate::outcome::StepResult) -> f64| col(&|r| r.steps.get(i).map(f).unwrap_or(f64::NAN));
+        let (wall, host) = (step(&|x| ms(x.elapsed)), step(&|x| x.in_host.map_or(f64::NAN, ms)));
+        let own = step(&|x| ms(x.own_time()));
+        let _ = writeln!(out, "  {:<28} {:>9} {:>9} {:>9}", s.id, format!("{wall:.0} ms"), format!("{host:.0} ms"), format!("{own:.0} ms"));
     }
+    let own = col(&|r| r.steps.iter().map(|s| ms(s.own_time())).sum());
+    let wall = col(&|r| r.steps.iter().map(|s| ms(s.elapsed)).sum());
+    let _ = writeln!(out, "  {:<28} {:>9} of {:.0} ms of steps ({:.0} %)", "pglab's own time", format!("{own:.0} ms"), wall, 100.0 * own / wall);
     for (i, c) in first.checks.iter().enumerate() {
         let m = col(&|r| r.checks.get(i).map(|x| x.elapsed.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
         let _ = writeln!(out, "  check {:<22} {:>9}", c.name, format!("{m:.0} ms"));

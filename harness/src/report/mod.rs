@@ -91,6 +91,7 @@ pub(crate) mod tests {
             at: Duration::from_millis(100),
             elapsed: Duration::from_millis(2500),
             observed: "exit 0 | piped".into(),
+            in_host: None,
             restored: false,
         }
     }
@@ -106,6 +107,7 @@ pub(crate) mod tests {
             stderr: String::new(),
             elapsed: Duration::from_millis(5),
             note: None,
+            in_host: None,
         }
     }
 

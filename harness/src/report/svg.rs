@@ -230,6 +230,7 @@ mod tests {
             at: Duration::from_millis(at_ms),
             elapsed: Duration::from_millis(ms),
             observed: String::new(),
+            in_host: None,
             restored: false,
         }
     }

@@ -311,6 +311,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             at,
             elapsed,
             observed,
+            in_host: Some(self.lab.transcript().in_host(step.id.get_ref())),
             restored: false,
         }
     }

@@ -386,7 +386,6 @@ impl Step {
         match self.action.boot() {
             Boot::No => Vec::new(),
             Boot::Own => vec![self.host.get_ref()],
-            Boot::Of(h) => vec![h.get_ref()],
         }
     }
 
