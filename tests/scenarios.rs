@@ -24,18 +24,42 @@ async fn run_file(path: &Path, platform: Platform) -> (Scenario, RunReport, temp
     let scn = Scenario::load(path).expect("scenario parses");
     let dir = tempfile::tempdir().unwrap();
     // Kept, to be looked at independently below, then removed by the test.
-    // A file that extends the tutorial starts from the tutorial's checkpoint
-    // after its base's last step (the first such run of a platform saves it).
+    // A file that extends another starts from a checkpoint after its base's
+    // last step (the first such run of a platform saves it) when another
+    // file starts there too: one only this test would use costs a save and
+    // a restore and spares nothing.
     let opts = RunOptions {
         platform: Some(platform),
         slow: slow(),
         keep: Keep::Always,
         report_dir: Some(dir.path().to_path_buf()),
-        checkpoint: true,
+        checkpoint: point_shared(path),
         ..Default::default()
     };
     let report = run_scenario(&scn, &opts).await.expect("scenario runs");
     (scn, report, dir)
+}
+
+/// Whether another file beside `path` extends the same scenario through the
+/// same step (`[extends]`), so that a checkpoint there serves two tests.
+fn point_shared(path: &Path) -> bool {
+    let point = |p: &Path| -> Option<(String, String)> {
+        let file: toml::Table = toml::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+        let e = file.get("extends")?.as_table()?;
+        Some((e.get("scenario")?.as_str()?.to_string(), e.get("through").and_then(|t| t.as_str()).unwrap_or_default().to_string()))
+    };
+    let Some(mine) = point(path) else { return false };
+    let others = std::fs::read_dir(path.parent().expect("a file in a folder")).expect("the scenarios folder").flatten().map(|e| e.path());
+    others.filter(|p| p != path && p.extension().is_some_and(|x| x == "toml")).any(|p| point(&p).as_ref() == Some(&mine))
+}
+
+#[test]
+fn only_a_shared_point_is_saved() {
+    let shipped = |n: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{n}.toml"));
+    assert!(point_shared(&shipped("partition")), "the tutorial's lab after 8-streaming");
+    assert!(point_shared(&shipped("store-outage")), "s3-repo's, with async-archive");
+    assert!(!point_shared(&shipped("encrypted-repo")), "s3-repo through 6-pgpass: its own");
+    assert!(!point_shared(&shipped("tutorial")), "extends nothing");
 }
 
 #[rstest]

@@ -100,9 +100,9 @@ impl Lab {
 /// lab is not fit to go on).
 async fn freeze_and_commit(docker: Docker, containers: Vec<(String, String)>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
     let t = Instant::now();
-    let paused = join_all(containers.iter().map(|(c, _)| docker.pause_container(c))).await;
-    let committed = match paused.iter().zip(&containers).find(|(p, _)| p.is_err()) {
-        Some((Err(e), (c, _))) => Err(Error::Other(format!("pause {c}: {e}"))),
+    let paused = join_all(containers.iter().map(|(c, _)| crate::engine::pause(&docker, c))).await;
+    let committed = match paused.iter().find(|p| p.is_err()) {
+        Some(Err(e)) => Err(Error::Other(e.to_string())),
         _ => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,
     };
     let frozen = t.elapsed();

@@ -80,24 +80,20 @@ impl Host {
 
     /// Freezes every process of the host (the engine's cgroup freezer).
     pub async fn pause(&self) -> Result<()> {
-        self.engine_call("pause", "frozen", self.docker.pause_container(&self.container)).await
+        self.engine_call("pause", "frozen", crate::engine::pause(&self.docker, &self.container)).await
     }
 
     /// Thaws a paused host.
     pub async fn resume(&self) -> Result<()> {
-        self.engine_call("unpause", "running again", self.docker.unpause_container(&self.container)).await
+        let unpause = async { self.docker.unpause_container(&self.container).await.map_err(|e| Error::docker(format!("unpause {}", self.container), e)) };
+        self.engine_call("unpause", "running again", unpause).await
     }
 
     /// One engine call on this host's container, recorded in the transcript
     /// as the `docker` command it is.
-    async fn engine_call(
-        &self,
-        verb: &str,
-        outcome: &str,
-        call: impl std::future::Future<Output = std::result::Result<(), bollard::errors::Error>>,
-    ) -> Result<()> {
+    async fn engine_call(&self, verb: &str, outcome: &str, call: impl std::future::Future<Output = Result<()>>) -> Result<()> {
         let t = Instant::now();
-        call.await.map_err(|e| Error::docker(format!("{verb} {}", self.container), e))?;
+        call.await?;
         self.note(ENGINE, &format!("docker {verb} {}", self.container), outcome, t.elapsed());
         Ok(())
     }

@@ -12,6 +12,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Milliseconds, or `-` where a run had no figure.
+fn cell(ms: f64) -> String {
+    if ms.is_nan() {
+        "-".into()
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
 /// Per-step medians over several runs of one scenario, and the medians of
 /// every check metric (streaming latency percentiles, restore times).
 pub(crate) fn bench_table(runs: &[RunReport]) -> String {
@@ -30,7 +39,7 @@ pub(crate) fn bench_table(runs: &[RunReport]) -> String {
         let step = |f: &dyn Fn(&crate::outcome::StepResult) -> f64| col(&|r| r.steps.get(i).map(f).unwrap_or(f64::NAN));
         let (wall, host) = (step(&|x| ms(x.elapsed)), step(&|x| x.in_host.map_or(f64::NAN, ms)));
         let own = step(&|x| ms(x.own_time()));
-        let _ = writeln!(out, "  {:<28} {:>9} {:>9} {:>9}", s.id, format!("{wall:.0} ms"), format!("{host:.0} ms"), format!("{own:.0} ms"));
+        let _ = writeln!(out, "  {:<28} {:>9} {:>9} {:>9}", s.id, cell(wall), cell(host), cell(own));
     }
     let own = col(&|r| r.steps.iter().map(|s| ms(s.own_time())).sum());
     let wall = col(&|r| r.steps.iter().map(|s| ms(s.elapsed)).sum());
@@ -50,6 +59,21 @@ pub(crate) fn bench_table(runs: &[RunReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step's own time is its wall time less what ran in hosts (none
+    /// recorded: all of it), over the runs' medians.
+    #[test]
+    fn own_time_is_wall_less_in_host() {
+        let mut one = crate::report::tests::report();
+        one.steps[0].in_host = Some(std::time::Duration::from_millis(2400));
+        let mut two = one.clone();
+        two.steps[0].in_host = Some(std::time::Duration::from_millis(3000));
+        assert_eq!(two.steps[0].own_time(), std::time::Duration::ZERO, "more in host than wall: none of its own");
+        let table = bench_table(&[one.clone(), two, one]);
+        assert!(table.contains("1-a                            2500 ms   2400 ms    100 ms"), "{table}");
+        assert!(table.contains("2-b                            2500 ms         -   2500 ms"), "{table}");
+        assert!(table.contains("pglab's own time               2600 ms of 5000 ms of steps (52 %)"), "{table}");
+    }
 
     #[test]
     fn median_takes_the_middle_run() {
