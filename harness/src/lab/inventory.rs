@@ -107,20 +107,17 @@ fn secrets_file(lab: &str) -> PathBuf {
 }
 
 /// Writes a file that holds secrets: mode 0600 from its first byte, and
-/// whole or not at all (a sibling `.tmp`, renamed over it).
+/// whole or not at all (a temporary file of its own beside it, renamed over
+/// it: writers at once, as runs starting from one checkpoint are, each
+/// land whole and the last one stays).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    f.write_all(bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("writing", e))?;
+    f.write_all(bytes).map_err(|e| io("writing", e))?;
+    f.persist(path).map_err(|e| io("renaming into", e.error))?;
+    Ok(())
 }
 
 /// Records the lab's secrets for later attaches.
@@ -432,6 +429,29 @@ mod tests {
         for other in ["shipped-0.1.0", "engine-abc-pg15-0123456789ab.json", "4B89FDF0", "4b89fdf", "probe1234"] {
             assert!(!super::is_lab_id(other), "{other}");
         }
+    }
+
+    /// The race CI met: runs starting from one checkpoint each stamp its
+    /// record at once; one shared `.tmp` made the later rename fail.
+    #[test]
+    fn writers_at_once_each_land_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.json");
+        let writers: Vec<_> = (0..8u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..50).try_for_each(|_| super::write_private(&path, &[w; 4096])))
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap().expect("every write lands");
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "one writer's whole file");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     /// The race CI met: a lab's state dir made, its network not yet, and
