@@ -82,13 +82,6 @@ impl<'a> Named<'a> {
     }
 }
 
-/// Whose boot an action waits for before it runs.
-pub(crate) enum Boot {
-    No,
-    /// The step's own host.
-    Own,
-}
-
 /// One action: implemented by each module's parameter type.
 pub(crate) trait Act {
     /// Whether it breaks something, mends it, or neither (for reports).
@@ -104,8 +97,8 @@ pub(crate) trait Act {
     /// Whether it must not race its host's boot: when it talks to systemd
     /// or the cluster (the host's own cluster start settles for ~2 s). A
     /// peer's SSH host key is waited for by itself (sshd makes it early).
-    fn boot(&self) -> Boot {
-        Boot::No
+    fn waits_for_boot(&self) -> bool {
+        false
     }
     /// What is wrong with it beyond its types.
     fn problems(&self, _lint: &Lint<'_>) -> Vec<Problem> {
@@ -150,8 +143,8 @@ macro_rules! actions {
                 match self { $(Action::$variant(a) => a.named(),)* }
             }
 
-            pub(crate) fn boot(&self) -> Boot {
-                match self { $(Action::$variant(a) => a.boot(),)* }
+            pub(crate) fn waits_for_boot(&self) -> bool {
+                match self { $(Action::$variant(a) => a.waits_for_boot(),)* }
             }
 
             pub(crate) fn problems(&self, lint: &Lint<'_>) -> Vec<Problem> {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{timed, Act, Boot, Cx};
+use super::{timed, Act, Cx};
 use crate::error::Result;
 use crate::lab::Hosts;
 use crate::outcome::Fault;
@@ -57,8 +57,8 @@ impl schemars::JsonSchema for Restart {
 impl Act for Restart {
     const FAULT: Fault = Fault::Within;
 
-    fn boot(&self) -> Boot {
-        Boot::Own
+    fn waits_for_boot(&self) -> bool {
+        true
     }
 
     async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {

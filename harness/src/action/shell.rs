@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{judge, Act, Boot, Cx, Miss};
+use super::{judge, Act, Cx, Miss};
 use crate::error::Result;
 use crate::lab::{Cmd, Hosts};
 
@@ -17,12 +17,8 @@ pub(crate) struct Run(#[schemars(with = "String")] pub Spanned<String>);
 const BOOT_WORDS: [&str; 4] = ["systemctl", "pg_ctlcluster", "service ", "reboot"];
 
 impl Act for Run {
-    fn boot(&self) -> Boot {
-        if BOOT_WORDS.iter().any(|w| self.0.get_ref().contains(w)) {
-            Boot::Own
-        } else {
-            Boot::No
-        }
+    fn waits_for_boot(&self) -> bool {
+        BOOT_WORDS.iter().any(|w| self.0.get_ref().contains(w))
     }
 
     async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {

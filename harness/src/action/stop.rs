@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{timed, Act, Boot, Cx};
+use super::{timed, Act, Cx};
 use crate::error::Result;
 use crate::lab::Hosts;
 use crate::outcome::Fault;
@@ -21,8 +21,8 @@ impl Act for Stop {
         Needs::Postgres
     }
 
-    fn boot(&self) -> Boot {
-        Boot::Own
+    fn waits_for_boot(&self) -> bool {
+        true
     }
 
     async fn run<L: Hosts>(&self, cx: &Cx<'_, L>) -> Result<String> {

@@ -271,8 +271,8 @@ impl<'a, L: Hosts> Session<'a, L> {
             if let Some(why) = &skipped {
                 return Ok(why.clone());
             }
-            for host in step.boot_waits() {
-                boot.host(host).await?;
+            if step.waits_for_boot() {
+                boot.host(step.host.get_ref()).await?;
             }
             in_step(&id, step::attempt(self.lab, step, &self.vars)).await
         }

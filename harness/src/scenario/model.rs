@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::action::{Action, Boot, Expect};
+use crate::action::{Action, Expect};
 use crate::check::CheckDecl;
 use crate::platform::Platform;
 use crate::vocab::{Defect, HostKind, Role};
@@ -381,12 +381,9 @@ impl Verify {
 }
 
 impl Step {
-    /// Hosts whose boot the step must not race (see [`Act::boot`](crate::action)).
-    pub(crate) fn boot_waits(&self) -> Vec<&str> {
-        match self.action.boot() {
-            Boot::No => Vec::new(),
-            Boot::Own => vec![self.host.get_ref()],
-        }
+    /// Whether the step must not race its host's boot (see [`Act::waits_for_boot`](crate::action)).
+    pub(crate) fn waits_for_boot(&self) -> bool {
+        self.action.waits_for_boot()
     }
 
     /// Hosts the step reads or changes.
