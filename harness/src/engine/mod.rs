@@ -12,18 +12,19 @@ use std::time::Duration;
 use bollard::Docker;
 
 use crate::error::{Error, Result};
+use crate::time::{poll_until, Deadline, Probe};
 
 /// Freezes a container's processes. The cgroup v1 freezer gives up when a
 /// task does not stop in time (one in uninterruptible I/O on a loaded
 /// machine: runc answers "unable to freeze" and leaves it running), so that
 /// answer is tried again until a deadline; any other is the error.
 pub(crate) async fn pause(docker: &Docker, container: &str) -> Result<()> {
-    let deadline = crate::time::Deadline::after(Duration::from_secs(60));
+    let deadline = Deadline::after(Duration::from_secs(60));
     let what = format!("the engine to freeze {container}");
-    let frozen = crate::time::poll_until(&what, "paused", deadline, || async {
+    let frozen = poll_until(&what, "paused", deadline, || async {
         Ok(match docker.pause_container(container).await {
-            Err(e) if e.to_string().contains("unable to freeze") => crate::time::Probe::NotYet(e.to_string()),
-            done => crate::time::Probe::Ready(done),
+            Err(e) if e.to_string().contains("unable to freeze") => Probe::NotYet(e.to_string()),
+            done => Probe::Ready(done),
         })
     });
     frozen.await?.map_err(|e| Error::docker(format!("pause {container}"), e))

@@ -101,13 +101,14 @@ impl Lab {
 async fn freeze_and_commit(docker: Docker, containers: Vec<(String, String)>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
     let t = Instant::now();
     let paused = join_all(containers.iter().map(|(c, _)| crate::engine::pause(&docker, c))).await;
-    let committed = match paused.iter().find(|p| p.is_err()) {
-        Some(Err(e)) => Err(Error::Other(e.to_string())),
-        _ => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,
+    let frozen_ones: Vec<bool> = paused.iter().map(Result::is_ok).collect();
+    let committed = match paused.into_iter().find_map(Result::err) {
+        Some(e) => Err(e),
+        None => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,
     };
     let frozen = t.elapsed();
-    for ((c, _), p) in containers.iter().zip(&paused) {
-        if p.is_ok() {
+    for ((c, _), was_paused) in containers.iter().zip(frozen_ones) {
+        if was_paused {
             docker.unpause_container(c).await.map_err(|e| Error::docker(format!("unpause {c} after saving checkpoint {key}"), e))?;
         }
     }

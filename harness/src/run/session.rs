@@ -271,7 +271,7 @@ impl<'a, L: Hosts> Session<'a, L> {
             if let Some(why) = &skipped {
                 return Ok(why.clone());
             }
-            if step.waits_for_boot() {
+            if step.action.waits_for_boot() {
                 boot.host(step.host.get_ref()).await?;
             }
             in_step(&id, step::attempt(self.lab, step, &self.vars)).await

@@ -381,11 +381,6 @@ impl Verify {
 }
 
 impl Step {
-    /// Whether the step must not race its host's boot (see [`Act::waits_for_boot`](crate::action)).
-    pub(crate) fn waits_for_boot(&self) -> bool {
-        self.action.waits_for_boot()
-    }
-
     /// Hosts the step reads or changes.
     pub(crate) fn hosts(&self) -> Vec<&str> {
         let mut h = vec![self.host.get_ref().as_str()];
