@@ -1,6 +1,7 @@
-//! Checkpoints end to end: the tutorial saved after step 8, two copies of
-//! it started at once from the saved images, the remaining steps and every
-//! check passing on each, a restored lab not kept unless asked, then the
+//! Checkpoints end to end: the tutorial saved after step 8 (without the
+//! spare `pitr`, which nothing through 8 names), two copies of it started
+//! at once from the saved images (the spare fresh), the remaining steps and
+//! every check (PITR into the spare) passing on each, a restored lab not kept unless asked, then the
 //! checkpoint removed with nothing of it left.
 
 mod support;
@@ -77,7 +78,10 @@ async fn a_lab_restored_twice_at_once_finishes_the_tutorial_on_each() {
     assert_eq!(firsts[1]["checkpoint"]["key"], key.as_str(), "both runs started from the one checkpoint: {}", firsts[1]["checkpoint"]);
     let made: Vec<bool> = firsts.iter().map(|f| f["checkpoint"]["made"] == true).collect();
     assert_eq!(made.iter().filter(|m| **m).count(), 1, "exactly one run made it: {made:?}");
-    assert!(images_of(&key).await > 0);
+    // A spare no step through 8 names was not started, nor saved.
+    let names = |r: &serde_json::Value| r["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&firsts[0]), ["primary", "standby"], "{}", firsts[0]["hosts"]);
+    assert_eq!(images_of(&key).await, 2, "an image per started host");
 
     // Two copies at once, each kept to go on with.
     let copies: Vec<Output> = std::thread::scope(|s| {
@@ -95,6 +99,8 @@ async fn a_lab_restored_twice_at_once_finishes_the_tutorial_on_each() {
         cleanup.labs.push(report["lab"].as_str().unwrap().to_string());
         assert_eq!(report["checkpoint"]["key"], key.as_str(), "{}", report["checkpoint"]);
         assert_eq!(report["checkpoint"]["made"], false);
+        // Kept to go on with: every host, the spare started fresh beside the restored two.
+        assert_eq!(names(&report), ["primary", "standby", "pitr"], "{}", report["hosts"]);
         let steps = report["steps"].as_array().unwrap();
         assert!(steps.iter().all(|s| s["restored"] == true && s["passed"] == true), "every step through 8 is the saving run's: {steps:?}");
         labs.push(report["lab"].as_str().unwrap().to_string());

@@ -75,6 +75,7 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf, #[values(Platform:
         assert_eq!(report.platform, platform);
         assert_report(&scn, &outline, &report, dir.path());
         ran_on(&docker, &report).await;
+        spares_started_when_named(&docker, &outline, &report).await;
         verify_on_lab(&docker, &outline, &report).await;
         certificates_chain_to_the_lab_ca(&docker, &outline, &report).await;
         no_secret_anywhere(&report, dir.path()).await;
@@ -245,6 +246,21 @@ async fn ran_on(docker: &Docker, report: &RunReport) {
     let versions = report.versions.as_ref().expect("the report says what it ran on");
     assert!(versions.postgresql.starts_with(&format!("{want}.")), "{versions:?}");
     assert!(versions.pgbackrest.starts_with(report.platform.pgbackrest()), "{versions:?}");
+}
+
+/// A spare host has a container exactly when a step or a check of the run
+/// names it (by the words of the file's outline), asked of the engine.
+async fn spares_started_when_named(docker: &Docker, o: &Outline, report: &RunReport) {
+    let words = |text: String| text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).map(str::to_string).collect::<Vec<_>>();
+    let mut said: Vec<String> = o.steps.iter().flat_map(|s| [s.host.clone()].into_iter().chain(words(s.value.to_string()))).collect();
+    said.extend(o.checks.iter().filter(|c| slow() || !c.slow).flat_map(|c| words(c.params.to_string())));
+    for spare in &o.spares {
+        let c = format!("pglab-{}-{}", report.lab, spare);
+        let exists = docker.inspect_container(&c, None).await.is_ok();
+        let named = said.contains(spare);
+        assert_eq!(exists, named, "spare {spare}: a container {exists}, named by a step or check {named}");
+        assert_eq!(exists, report.hosts.iter().any(|h| &h.name == spare), "spare {spare} in the report's hosts");
+    }
 }
 
 /// What each declared check claims, looked at again on the lab after the

@@ -81,7 +81,8 @@ pub enum Role {
     Standby,
     /// A dedicated pgBackRest repository host.
     Repo,
-    /// A target for restores, promoted by checks (the default).
+    /// A target for restores, promoted by checks (the default). A run
+    /// starts a spare only when one of its steps or checks names it.
     #[default]
     Spare,
 }

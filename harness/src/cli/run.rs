@@ -64,6 +64,8 @@ pub(super) async fn run(a: RunArgs, quiet: bool) -> Result<()> {
         checks: a.checks.clone(),
         junit: a.junit.clone(),
         checkpoint: a.checkpoint,
+        // Kept for a person to enter and go on with: every host there.
+        every_host: keep == Keep::Always,
     };
     let progress = Progress::new(quiet);
     let report = crate::run::run(&scn, &opts, &progress).await;

@@ -41,7 +41,7 @@ pub(crate) use sampler::LagSampler;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bollard::models::NetworkCreateRequest;
 use bollard::Docker;
@@ -129,6 +129,8 @@ pub struct HostSpec {
     pub certificate: bool,
     /// A checkpoint's image of this host, to start from instead of the platform's.
     pub(crate) checkpoint: Option<String>,
+    /// Not started: its name and address stay reserved (see `run::spares`).
+    pub(crate) idle: bool,
 }
 
 /// What to start.
@@ -165,14 +167,16 @@ impl LabSpec {
     /// initialised and running (Debian's defaults), sshd and cron; nothing
     /// configured yet.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(platform: Platform, hosts: I) -> Self {
-        let hosts =
-            hosts.into_iter().map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), certificate: false, checkpoint: None }).collect();
+        let hosts = hosts
+            .into_iter()
+            .map(|n| HostSpec { name: n.into(), kind: HostKind::Pg, volumes: Vec::new(), certificate: false, checkpoint: None, idle: false })
+            .collect();
         LabSpec { platform, hosts, keep: Keep::Never, scenario: None, attended: false, kept: None }
     }
 
     /// One more host, of `kind`: `LabSpec::new(p, ["pg1"]).host("repo", HostKind::Repo)`.
     pub fn host(mut self, name: &str, kind: HostKind) -> Self {
-        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new(), certificate: false, checkpoint: None });
+        self.hosts.push(HostSpec { name: name.to_string(), kind, volumes: Vec::new(), certificate: false, checkpoint: None, idle: false });
         self
     }
 
@@ -195,6 +199,14 @@ impl LabSpec {
             }
         }
         self.kept = Some(kept);
+    }
+
+    /// Leaves these hosts unstarted; the others still know their names and addresses.
+    pub(crate) fn idle(mut self, names: &[String]) -> Self {
+        for h in self.hosts.iter_mut().filter(|h| names.contains(&h.name)) {
+            h.idle = true;
+        }
+        self
     }
 
     /// Whether [`Lab::shutdown`] (or a panic) leaves the lab up.
@@ -343,19 +355,31 @@ impl Lab {
     ) -> Result<Vec<Host>> {
         let t = Instant::now();
         let access = cgroup::cgroup_access(docker, on.image).await?;
+        // Addresses by place in the spec, idle hosts included: configs that
+        // name an address hold whichever hosts a run starts.
         let addresses = spec.hosts.iter().enumerate().map(|(i, h)| Ok((h.name.clone(), address::lab_address(i)?))).collect::<Result<Vec<_>>>()?;
-        let containers = try_join_all(spec.hosts.iter().zip(&addresses).map(|(h, (_, ip))| start_container(&access, spec.platform, on, h, *ip))).await?;
+        let live: Vec<(&HostSpec, Ipv4Addr)> = spec.hosts.iter().zip(&addresses).filter(|(h, _)| !h.idle).map(|(h, (_, ip))| (h, *ip)).collect();
+        let containers = try_join_all(live.iter().map(|(h, ip)| start_container(&access, spec.platform, on, h, *ip))).await?;
         timings.containers = t.elapsed();
+        for h in spec.hosts.iter().filter(|h| h.idle) {
+            transcript.note(
+                &h.name,
+                "pglab (harness)",
+                "not started",
+                "a spare no step or check of this run names (its name and address stay reserved)",
+                Duration::ZERO,
+            );
+        }
 
         let t = Instant::now();
         // An object store also answers at `<bucket>.<host>` (virtual-host style).
         let mut names = addresses.clone();
-        for (h, (_, ip)) in spec.hosts.iter().zip(&addresses).filter(|(h, _)| h.kind == HostKind::S3) {
+        for (h, ip) in live.iter().filter(|(h, _)| h.kind == HostKind::S3) {
             names.extend(kind::s3::aliases(&h.name).into_iter().map(|a| (a, *ip)));
         }
         let hosts_file = address::hosts_file(&names);
         let mut hosts = Vec::new();
-        for ((h, container), (_, ip)) in spec.hosts.iter().zip(containers).zip(&addresses) {
+        for ((h, ip), container) in live.iter().zip(containers) {
             let at = Placement {
                 name: h.name.clone(),
                 kind: h.kind,
@@ -367,7 +391,7 @@ impl Lab {
             };
             hosts.push(Host::new(at, docker.clone(), transcript.clone()));
         }
-        try_join_all(hosts.iter().zip(&spec.hosts).map(|(h, s)| async move {
+        try_join_all(hosts.iter().zip(live.iter().map(|(s, _)| *s)).map(|(h, s)| async move {
             // A lab that could reach out is not the lab the checks speak of.
             h.place().await?;
             // A restored host has what it was provided with in its filesystem.

@@ -268,7 +268,9 @@ pub(crate) async fn unusable(docker: &Docker, record: &Record, held: Lock, e: Er
 /// recently used past the default cap.
 pub(crate) async fn save(lab: &Lab, key: &str, point: &Point, report: &crate::outcome::RunReport) -> Result<Record> {
     let state = super::state::RunState::load(&lab.id)?;
-    let names: Vec<&str> = point.hosts.iter().map(String::as_str).collect();
+    // A spare the run left idle is not saved: no step through the point
+    // touched it, so a run that needs it starts it fresh (see `spares`).
+    let names: Vec<&str> = point.hosts.iter().map(String::as_str).filter(|n| lab.host(n).is_ok()).collect();
     let (hosts, timings) = lab.save_hosts(key, &names).await?;
     let record = Record {
         key: key.to_string(),

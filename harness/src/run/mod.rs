@@ -10,6 +10,7 @@ mod scenario_lab;
 pub(crate) mod schedule;
 pub(crate) mod select;
 pub(crate) mod session;
+mod spares;
 pub(crate) mod state;
 mod step;
 
@@ -55,6 +56,10 @@ pub struct RunOptions {
     /// the last step of the scenario a file extends) when there is one,
     /// and save one there when there is not (see `run::checkpoint`).
     pub checkpoint: bool,
+    /// Start every host the scenario declares, the spares nothing of the
+    /// run names too: for a lab handed on to code or a person that may
+    /// use any of them (`ScenarioLab`, `pglab run --keep`).
+    pub every_host: bool,
 }
 
 /// Where a resumed run stops.
@@ -198,7 +203,9 @@ async fn run_from(
     let platform = record.platform;
     let docker = engine::connect().await?;
     progress.phase(format!("{}: lab from checkpoint {}", scn.name, record.key));
-    let mut spec = spec_of(scn, platform, opts.keep);
+    let verify = opts.until.is_none();
+    let checks = planned(scn, verify, opts.slow, &opts.checks);
+    let mut spec = spec_of(scn, platform, opts.keep).idle(&idle_spares(scn, opts, last, &checks));
     spec.start_from(&record.hosts, record.kept.clone());
     let t = Instant::now();
     let mut lab = match Lab::start(&docker, &spec).await {
@@ -226,9 +233,8 @@ async fn run_from(
     let mut state = fresh_state(scn, &lab, platform, vars)?;
     state.done = record.done.clone();
     state.save()?;
-    let verify = opts.until.is_none();
     let steps: Vec<usize> = (point.last + 1..=last).filter(|i| *i < scn.steps.len()).collect();
-    let plan = Plan { given: false, steps, verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let plan = Plan { given: false, steps, verify, checks };
     let versions = versions_of(&docker, &lab.image.reference()).await;
     let used = crate::outcome::CheckpointUse { key: record.key.clone(), step: record.step.clone(), restore, made };
     let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: Some(used), started };
@@ -236,6 +242,16 @@ async fn run_from(
     let session = Session::new(scn, &lab, state, progress).live(&live).restored(record.results.clone(), record.elapsed);
     let (executed, state) = session.execute(&plan).await;
     finish_run(scn, lab, meta, executed, state, opts)
+}
+
+/// The spares a run through step `last` with `checks` leaves unstarted
+/// (none when it starts every host): see `spares`.
+fn idle_spares(scn: &Scenario, opts: &RunOptions, last: usize, checks: &[select::PlannedCheck]) -> Vec<String> {
+    if opts.every_host {
+        Vec::new()
+    } else {
+        spares::idle(scn, last, checks, &opts.sets)
+    }
 }
 
 /// A lab of the scenario's hosts on `platform`.
@@ -277,7 +293,9 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     };
     let docker = engine::connect().await?;
     progress.phase(format!("{}: image", scn.name));
-    let spec = spec_of(scn, platform, opts.keep);
+    let verify = opts.until.is_none();
+    let checks = planned(scn, verify, opts.slow, &opts.checks);
+    let spec = spec_of(scn, platform, opts.keep).idle(&idle_spares(scn, opts, last, &checks));
     for image in spec.images() {
         image.ensure(&docker, false, &image.phases(progress)).await?;
     }
@@ -288,9 +306,7 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
     let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?.provided(&lab);
     let state = fresh_state(scn, &lab, platform, vars)?;
-    let verify = opts.until.is_none();
-    let plan =
-        Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks: planned(scn, verify, opts.slow, &opts.checks) };
+    let plan = Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks };
     let versions = versions_of(&docker, &lab.image.reference()).await;
     let meta = Meta { platform, image: lab.image.reference(), versions, lab_timings: lab.timings.clone(), from: None, checkpoint: None, started };
     let live = |so_far| write_live(&build_report(scn, &lab, meta.clone(), so_far), opts.report_dir.as_deref(), opts.junit.as_deref());

@@ -42,7 +42,7 @@ pub struct ScenarioLab {
 impl ScenarioLab {
     /// A scenario by path, by name in `./scenarios`, or shipped with pglab.
     pub fn new(scenario: impl Into<String>) -> Self {
-        ScenarioLab { scenario: scenario.into(), opts: RunOptions { checkpoint: true, ..RunOptions::default() }, verbose: false }
+        ScenarioLab { scenario: scenario.into(), opts: RunOptions { checkpoint: true, every_host: true, ..RunOptions::default() }, verbose: false }
     }
 
     /// Replay every step on a fresh lab, neither starting from a checkpoint

@@ -108,6 +108,19 @@ impl Scenario {
         self.hosts.iter().find(|h| h.name.get_ref() == host).map(|h| h.role).unwrap_or_default()
     }
 
+    /// The spare PostgreSQL hosts: there to restore into, started only
+    /// for a run that names them (see `run::spares`).
+    pub(crate) fn spares(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().filter(|h| h.role == Role::Spare && h.kind.unwrap_or_default() == HostKind::Pg).map(|h| h.name.get_ref().as_str())
+    }
+
+    /// Step `i`'s action as written (a base's step is in the base's file).
+    pub(crate) fn action_text(&self, i: usize) -> &str {
+        let in_base = self.base.as_ref().is_some_and(|b| i < b.steps);
+        let text = if in_base { self.base.as_ref().map_or("", |b| b.source.as_str()) } else { self.source.as_str() };
+        self.steps.get(i).and_then(|s| text.get(s.action_span.clone())).unwrap_or_default()
+    }
+
     /// The kind of the host named `host` (a PostgreSQL server if it is not declared).
     pub fn kind_of(&self, host: &str) -> HostKind {
         self.hosts.iter().find(|h| h.name.get_ref() == host).and_then(|h| h.kind).unwrap_or_default()

@@ -21,6 +21,9 @@ pub struct Outline {
     pub defects: Vec<Defect>,
     /// The hosts that get a certificate of their own from the lab's CA.
     pub certificates: Vec<String>,
+    /// The spare PostgreSQL hosts (there to restore into): a run starts
+    /// one only when a step or check of it names it.
+    pub spares: Vec<String>,
     /// Why the scenario does not run on the platform asked about (`requires`), if it does not.
     pub unsupported: Option<String>,
 }
@@ -70,22 +73,17 @@ impl Scenario {
     /// What the scenario does on `platform`, as plain data.
     pub fn outline(&self, platform: Platform) -> Outline {
         let vars = Vars::declared(self, platform);
-        let base_steps = self.base.as_ref().map_or(0, |b| b.steps);
         let steps = self
             .steps
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                // A base's step has its spans in the base's text.
-                let text = if i < base_steps { self.base.as_ref().map_or("", |b| b.source.as_str()) } else { self.source.as_str() };
-                StepOutline {
-                    id: s.id.get_ref().clone(),
-                    host: s.host.get_ref().clone(),
-                    action: s.action.name(),
-                    value: value_at(text, s.action_span.clone()),
-                    defect: s.defect.as_ref().map(|d| d.get_ref().clone()),
-                    skipped: s.skipped_on(platform),
-                }
+            .map(|(i, s)| StepOutline {
+                id: s.id.get_ref().clone(),
+                host: s.host.get_ref().clone(),
+                action: s.action.name(),
+                value: value_of(self.action_text(i)),
+                defect: s.defect.as_ref().map(|d| d.get_ref().clone()),
+                skipped: s.skipped_on(platform),
             })
             .collect();
         let checks = self
@@ -105,13 +103,13 @@ impl Scenario {
             .collect();
         let given = self.given.as_ref().map(|g| GivenOutline { host: g.host.get_ref().clone(), table: g.table.clone(), rows: g.rows });
         let certificates = self.hosts.iter().filter(|h| h.certificate).map(|h| h.name.get_ref().clone()).collect();
-        Outline { steps, checks, given, defects: self.defects.clone(), certificates, unsupported: self.unsupported_on(platform) }
+        let spares = self.spares().map(str::to_string).collect();
+        Outline { steps, checks, given, defects: self.defects.clone(), certificates, spares, unsupported: self.unsupported_on(platform) }
     }
 }
 
 /// The TOML value written at `span` of `text`.
-fn value_at(text: &str, span: std::ops::Range<usize>) -> toml::Value {
-    let written = text.get(span).unwrap_or_default();
+fn value_of(written: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {written}")).ok().and_then(|mut t| t.remove("v")).unwrap_or(toml::Value::Boolean(false))
 }
 
