@@ -9,7 +9,7 @@ use pglab::prelude::*;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Through the tutorial's first full backup: stanza, archiving, repository on the primary.
-    let lab = ScenarioLab::new("tutorial").through("7-backup").start().await?;
+    let lab = ScenarioLab::new("tutorial").through("7-backup").without_idle_spares().start().await?;
     println!("lab {}", lab.id);
     let primary = lab.host("primary")?;
 

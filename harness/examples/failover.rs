@@ -10,7 +10,7 @@ use pglab::prelude::*;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The tutorial through step 8: the standby streams from the primary.
-    let lab = ScenarioLab::new("tutorial").through("8-streaming").start().await?;
+    let lab = ScenarioLab::new("tutorial").through("8-streaming").without_idle_spares().start().await?;
     println!("lab {}", lab.id);
     let primary = lab.host("primary")?;
     let standby = lab.host("standby")?;

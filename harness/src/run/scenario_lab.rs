@@ -59,6 +59,15 @@ impl ScenarioLab {
         self
     }
 
+    /// Leave unstarted the spare hosts (`role = "spare"`) that no step
+    /// through [`through`](ScenarioLab::through) names: each would boot a
+    /// cluster (and copy its data directory up, from a checkpoint) that
+    /// your test never uses. `lab.host("pitr")` is then an error.
+    pub fn without_idle_spares(mut self) -> Self {
+        self.opts.every_host = false;
+        self
+    }
+
     /// Run on this platform instead of the scenario's own.
     pub fn platform(mut self, platform: Platform) -> Self {
         self.opts.platform = Some(platform);
