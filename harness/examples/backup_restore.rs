@@ -19,8 +19,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
              INSERT INTO accounts SELECT g, g * 10 FROM generate_series(1, 1000) g",
         )
         .await?;
-    // Your backup of your schema, then a restore point, then the mistake.
-    primary.pgbackrest(Br::new(BrCommand::Backup).stanza("tutorial").opt("type", "full").flag("start-fast")).await?;
+    // Your backup of your schema (incremental: the tutorial's full backup
+    // is its base), then a restore point, then the mistake.
+    primary.pgbackrest(Br::new(BrCommand::Backup).stanza("tutorial").opt("type", "incr").flag("start-fast")).await?;
     let before = primary.safe_psql("SELECT count(*), sum(balance) FROM accounts").await?;
     primary.safe_psql("SELECT pg_create_restore_point('before_mistake')").await?;
     primary.safe_psql("UPDATE accounts SET balance = 0").await?;
