@@ -64,8 +64,9 @@ pub(super) async fn run(a: RunArgs, quiet: bool) -> Result<()> {
         checks: a.checks.clone(),
         junit: a.junit.clone(),
         checkpoint: a.checkpoint,
-        // Kept for a person to enter and go on with: every host there.
-        every_host: keep == Keep::Always,
+        // A lab that may be kept is for a person to enter and go on with
+        // (`pglab step`, `run --from`, `shell`): every host there.
+        every_host: keep != Keep::Never,
     };
     let progress = Progress::new(quiet);
     let report = crate::run::run(&scn, &opts, &progress).await;

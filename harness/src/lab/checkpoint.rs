@@ -88,9 +88,10 @@ impl Lab {
 
     /// After a lab was started from a checkpoint: waits until each standby
     /// that streamed when it was saved streams again.
-    pub(crate) async fn wait_for_restored(&self, saved: &[SavedHost]) -> Result<()> {
-        let streamed = saved.iter().filter(|s| s.streaming).filter_map(|s| self.host(&s.name).ok());
-        try_join_all(streamed.map(|h| h.wait_for_streaming(Deadline::standard()))).await?;
+    /// (`idle`: the hosts this run left unstarted.)
+    pub(crate) async fn wait_for_restored(&self, saved: &[SavedHost], idle: &[String]) -> Result<()> {
+        let streamed = saved.iter().filter(|s| s.streaming && !idle.contains(&s.name));
+        try_join_all(streamed.map(|s| async move { self.host(&s.name)?.wait_for_streaming(Deadline::standard()).await })).await?;
         Ok(())
     }
 }

@@ -76,7 +76,7 @@ pub(crate) fn enabled() -> bool {
 /// The content hash that names the checkpoint of `scn` at `point`, on the
 /// image of id `image` (an image rebuilt under the same tag is another).
 pub(crate) fn key(scn: &Scenario, platform: Platform, image: &str, sets: &[(String, String)], point: &Point) -> Result<String> {
-    let addr = |h: &str| scn.hosts.iter().position(|d| d.name.get_ref() == h).and_then(|i| crate::lab::address::lab_address(i).ok());
+    let addr = |h: &str| super::address_of(scn, h);
     let vars = Vars::build(scn, platform, sets, &|h| addr(h).map(|a| a.to_string()).unwrap_or_default(), &mut |_| Ok("<secret>".into()))?;
     let steps = &scn.step_texts()[..=point.last];
     let given = scn.given.as_ref().map(|g| format!("{} {} {}", g.host.get_ref(), g.table, g.rows));

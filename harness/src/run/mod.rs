@@ -205,7 +205,8 @@ async fn run_from(
     progress.phase(format!("{}: lab from checkpoint {}", scn.name, record.key));
     let verify = opts.until.is_none();
     let checks = planned(scn, verify, opts.slow, &opts.checks);
-    let mut spec = spec_of(scn, platform, opts.keep).idle(&idle_spares(scn, opts, last, &checks));
+    let idle = idle_spares(scn, opts, last, &checks);
+    let mut spec = spec_of(scn, platform, opts.keep).idle(&idle);
     spec.start_from(&record.hosts, record.kept.clone());
     let t = Instant::now();
     let mut lab = match Lab::start(&docker, &spec).await {
@@ -216,14 +217,14 @@ async fn run_from(
     drop(held);
     let _hold = signals::hold();
     lab.transcript().restore(record.transcript.clone());
-    if let Err(e) = lab.wait_for_restored(&record.hosts).await {
+    if let Err(e) = lab.wait_for_restored(&record.hosts, &idle).await {
         lab.mark_failed();
         let _ = lab.shutdown().await;
         let held = checkpoint::Held::lock(&record.key).await?;
         return Err(checkpoint::unusable(&docker, &record, held, e).await);
     }
     let restore = t.elapsed();
-    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    let ip = |h: &str| address_of(scn, h).map(|a| a.to_string()).unwrap_or_default();
     // What the checkpoint kept of its stores (their keys: secrets, redacted) comes back as the lab's.
     let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |name| match record.secret(name) {
         Some(s) => Ok(s),
@@ -242,6 +243,12 @@ async fn run_from(
     let session = Session::new(scn, &lab, state, progress).live(&live).restored(record.results.clone(), record.elapsed);
     let (executed, state) = session.execute(&plan).await;
     finish_run(scn, lab, meta, executed, state, opts)
+}
+
+/// A declared host's lab address, by its place in the file: the one its
+/// container gets, and the one a spare left idle keeps reserved.
+pub(crate) fn address_of(scn: &Scenario, host: &str) -> Option<std::net::Ipv4Addr> {
+    scn.hosts.iter().position(|d| d.name.get_ref() == host).and_then(|i| crate::lab::address::lab_address(i).ok())
 }
 
 /// The spares a run through step `last` with `checks` leaves unstarted
@@ -303,7 +310,7 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     let lab = Lab::start(&docker, &spec).await?;
     // After a signal the process stays until the report is written and the lab gone.
     let _hold = signals::hold();
-    let ip = |h: &str| lab.host(h).map(|h| h.ip.to_string()).unwrap_or_default();
+    let ip = |h: &str| address_of(scn, h).map(|a| a.to_string()).unwrap_or_default();
     let vars = Vars::build(scn, platform, &opts.sets, &ip, &mut |_| secret())?.provided(&lab);
     let state = fresh_state(scn, &lab, platform, vars)?;
     let plan = Plan { given: true, steps: (0..=last).filter(|i| *i < scn.steps.len()).collect(), verify, checks };

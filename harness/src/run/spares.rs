@@ -18,7 +18,10 @@ use crate::scenario::Scenario;
 /// `--set` values. A name anywhere in that text counts, so a doubt
 /// starts the host.
 pub(crate) fn idle(scn: &Scenario, last: usize, checks: &[PlannedCheck], sets: &[(String, String)]) -> Vec<String> {
-    scn.spares().filter(|name| !named(scn, name, last, checks, sets)).map(str::to_string).collect()
+    // A spare with a certificate of its own starts with the lab: a lab
+    // restored later keeps its CA's certificate, not the key to issue one.
+    let spares = scn.spares().filter(|name| !scn.hosts.iter().any(|h| h.name.get_ref() == name && h.certificate));
+    spares.filter(|name| !named(scn, name, last, checks, sets)).map(str::to_string).collect()
 }
 
 fn named(scn: &Scenario, name: &str, last: usize, checks: &[PlannedCheck], sets: &[(String, String)]) -> bool {
@@ -85,6 +88,13 @@ mod tests {
         assert_eq!(idle_in(&shipped("partition"), None, true), ["pitr"]);
         // timeline's PITR across the switch restores into it.
         assert_eq!(idle_in(&shipped("timeline"), None, true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_spare_with_a_certificate_always_starts() {
+        // tls-server's pitr has one: a checkpoint without it could not issue it later.
+        let tls = shipped("tls-server");
+        assert!(idle_in(&tls, Some("t0-no-ssh-standby"), false).is_empty());
     }
 
     #[test]
