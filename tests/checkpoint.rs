@@ -1,8 +1,8 @@
 //! Checkpoints end to end: the tutorial saved after step 8 (without the
 //! spare `pitr`, which nothing through 8 names), two copies of it started
 //! at once from the saved images (the spare fresh), the remaining steps and
-//! every check (PITR into the spare) passing on each, a restored lab not kept unless asked, then the
-//! checkpoint removed with nothing of it left.
+//! every check (PITR into the spare) passing on each, a restored lab not
+//! kept unless asked, then the checkpoint removed with nothing of it left.
 
 mod support;
 

@@ -20,8 +20,8 @@ use crate::scenario::Scenario;
 pub(crate) fn idle(scn: &Scenario, last: usize, checks: &[PlannedCheck], sets: &[(String, String)]) -> Vec<String> {
     // A spare with a certificate of its own starts with the lab: a lab
     // restored later keeps its CA's certificate, not the key to issue one.
-    let spares = scn.spares().filter(|name| !scn.hosts.iter().any(|h| h.name.get_ref() == name && h.certificate));
-    spares.filter(|name| !named(scn, name, last, checks, sets)).map(str::to_string).collect()
+    let spares = scn.spares().filter(|h| !h.certificate).map(|h| h.name.get_ref());
+    spares.filter(|name| !named(scn, name, last, checks, sets)).cloned().collect()
 }
 
 fn named(scn: &Scenario, name: &str, last: usize, checks: &[PlannedCheck], sets: &[(String, String)]) -> bool {

@@ -110,8 +110,8 @@ impl Scenario {
 
     /// The spare PostgreSQL hosts: there to restore into, started only
     /// for a run that names them (see `run::spares`).
-    pub(crate) fn spares(&self) -> impl Iterator<Item = &str> {
-        self.hosts.iter().filter(|h| h.role == Role::Spare && h.kind.unwrap_or_default() == HostKind::Pg).map(|h| h.name.get_ref().as_str())
+    pub(crate) fn spares(&self) -> impl Iterator<Item = &HostDecl> {
+        self.hosts.iter().filter(|h| h.role == Role::Spare && h.kind.unwrap_or_default() == HostKind::Pg)
     }
 
     /// Step `i`'s action as written (a base's step is in the base's file).

@@ -103,7 +103,7 @@ impl Scenario {
             .collect();
         let given = self.given.as_ref().map(|g| GivenOutline { host: g.host.get_ref().clone(), table: g.table.clone(), rows: g.rows });
         let certificates = self.hosts.iter().filter(|h| h.certificate).map(|h| h.name.get_ref().clone()).collect();
-        let spares = self.spares().map(str::to_string).collect();
+        let spares = self.spares().map(|h| h.name.get_ref().clone()).collect();
         Outline { steps, checks, given, defects: self.defects.clone(), certificates, spares, unsupported: self.unsupported_on(platform) }
     }
 }
