@@ -388,6 +388,18 @@ async fn each_exit_code_of_the_table_has_a_case() {
     .unwrap();
     let failed = pglab(&["run", &d("fails.toml"), "--transcript", &d("reports")]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    // Its evidence has the log lines of the host its command reached (b, by
+    // address), and not of one it did not (c), each marked by a line of its own
+    // (written so that the statement's text is not the line).
+    let mark = |h: &str| format!("[[steps]]\nid = \"mark-{h}\"\ntitle = \"t\"\nhost = \"{h}\"\nsql = \"DO $$ BEGIN RAISE LOG 'marker-of-%', '{h}'; END $$\"\n");
+    let hosts: String = ["a", "b", "c"].iter().map(|h| format!("[[hosts]]\nname = \"{h}\"\n")).collect();
+    let reach = "[[steps]]\nid = \"reach\"\ntitle = \"t\"\nhost = \"a\"\nrun = \"echo {b.ip}; exit 5\"\n";
+    std::fs::write(d("reaches.toml"), format!("name = \"reaches\"\n{hosts}{}{}{reach}", mark("b"), mark("c"))).unwrap();
+    let failed = pglab(&["run", &d("reaches.toml")]);
+    let said = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{said}");
+    assert!(said.contains("exit status 5") && said.contains("relevant log lines on b (the command reached it)"), "{said}");
+    assert!(said.contains("marker-of-b") && !said.contains("marker-of-c"), "{said}");
     // 2: bad input, each kind the table names.
     let unwritable = d("a-file");
     std::fs::write(&unwritable, "").unwrap();

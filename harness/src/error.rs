@@ -354,6 +354,10 @@ pub struct ExecFailure {
     pub output_tail: String,
     /// Relevant PostgreSQL / pgBackRest log lines from the host.
     pub logs: String,
+    /// The same from each other host its command reached (by name or
+    /// address), by host: the primary a `pg_basebackup` connected to knows
+    /// why it was cut off.
+    pub peer_logs: Vec<(String, String)>,
     /// Why it counts as failed beyond its status (output not matching, a timeout).
     pub reason: Option<String>,
 }
@@ -374,6 +378,9 @@ impl fmt::Display for ExecFailure {
         }
         if !self.logs.trim().is_empty() {
             write!(f, "\n--- relevant log lines on {} ---\n{}", self.host, self.logs.trim_end())?;
+        }
+        for (host, logs) in self.peer_logs.iter().filter(|(_, l)| !l.trim().is_empty()) {
+            write!(f, "\n--- relevant log lines on {host} (the command reached it) ---\n{}", logs.trim_end())?;
         }
         Ok(())
     }

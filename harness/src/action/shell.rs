@@ -31,7 +31,9 @@ impl Act for Run {
                 if matches!(miss, Miss::Status { .. }) {
                     cmd.expect_status = cx.expect.status.unwrap_or_default().code();
                 }
-                Err(cx.host.failure(&cmd, &out, Some(miss.to_string())).await)
+                // A status code wanted is said beside the status got; a word (`nonzero`) is the reason.
+                let reason = cmd.expect_status.is_none().then(|| miss.to_string());
+                Err(cx.host.failure(&cmd, &out, reason).await)
             }
         }
     }

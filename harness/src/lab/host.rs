@@ -175,6 +175,7 @@ impl Host {
             expected: cmd.expect_status,
             output_tail: self.transcript.redact(&tail_lines(&out.combined(), 20)),
             logs: self.transcript.redact(&logs),
+            peer_logs: Vec::new(),
             reason,
         }))
     }

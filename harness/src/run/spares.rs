@@ -39,8 +39,9 @@ fn named(scn: &Scenario, name: &str, last: usize, checks: &[PlannedCheck], sets:
 }
 
 /// Whether `text` has `name` as a word of a host name (`ssh pitr`,
-/// `{pitr.ip}`, `host=pitr`; not `pglab_pitr` or `pitr-2`).
-fn mentions(text: &str, name: &str) -> bool {
+/// `{pitr.ip}`, `host=pitr`; not `pglab_pitr` or `pitr-2`), or of an
+/// address (`10.1.0.3`, not `10.1.0.31`).
+pub(super) fn mentions(text: &str, name: &str) -> bool {
     let part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     text.match_indices(name).any(|(at, _)| {
         let before = text[..at].chars().next_back();

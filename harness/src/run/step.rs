@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::spares::mentions;
 use crate::action::Cx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lab::{Hosts, LogOffset};
 use crate::scenario::Step;
 use crate::time::{poll_until, Deadline, Probe};
@@ -16,6 +17,16 @@ use crate::vars::Vars;
 /// next begins, and belongs to the step all the same. A try looks at the
 /// log once; the retry is the wait.
 pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
+    match tries(lab, step, vars).await {
+        Err(Error::Exec(mut failure)) => {
+            failure.peer_logs = peer_logs(lab, step, &failure.host, &failure.cmd).await;
+            Err(Error::Exec(failure))
+        }
+        r => r,
+    }
+}
+
+async fn tries<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
     let log_from = log_window(lab, step).await?;
     let Some(secs) = step.retry_s else { return run(lab, step, vars, log_from, Deadline::standard()).await };
     poll_until(&format!("step {}", step.id.get_ref()), "its expectation", Deadline::after(Duration::from_secs(secs)), || async {
@@ -27,6 +38,20 @@ pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Resu
         }
     })
     .await
+}
+
+/// The relevant log lines of every other host a failed command reached:
+/// named by the action, or by name or address in the command line.
+async fn peer_logs<L: Hosts>(lab: &L, step: &Step, failed_on: &str, cmd: &str) -> Vec<(String, String)> {
+    let named = step.action.named();
+    let mut out = Vec::new();
+    for h in lab.hosts().iter().filter(|h| h.name != failed_on) {
+        let reached = named.iter().any(|n| n.host.get_ref() == &h.name) || mentions(cmd, &h.name) || mentions(cmd, &h.ip.to_string());
+        if reached {
+            out.push((h.name.clone(), h.relevant_logs().await));
+        }
+    }
+    out
 }
 
 /// Where the step's host's PostgreSQL log ends before the step acts, when
