@@ -141,3 +141,36 @@ async fn a_lab_restored_twice_at_once_finishes_the_tutorial_on_each() {
     assert_eq!(images_of(&key).await, 0);
     assert!(!keys().contains(&key));
 }
+
+/// A point after a cluster stopped and started again, and a store added
+/// after it: `multi-repo` starts from `rejoin`'s lab once its standby
+/// streams (its own cluster was stopped, the standby restored into it,
+/// started and waited for). The saving run starts the three saved hosts
+/// alone; a restored lab starts the store fresh, with a CA of its own
+/// whose certificate the restored hosts are given, and the steps after
+/// the point reach the store over TLS from them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lab_from_before_a_store_was_added_reaches_the_new_store() {
+    let set = format!("stanza=mr{}", std::process::id());
+    let until = ["run", "multi-repo", "--platform", "debian-12", "--until", "s5-streaming", "--checkpoint", "--set", &set, "--json"];
+    let mut cleanup = Cleanup::default();
+    let first = json(&pglab(&until));
+    let key = first["checkpoint"]["key"].as_str().unwrap_or_else(|| panic!("from a checkpoint: {first}")).to_string();
+    cleanup.key = Some(key.clone());
+    assert_eq!(first["checkpoint"]["made"], true, "{}", first["checkpoint"]);
+    assert_eq!(images_of(&key).await, 3, "primary, standby and repo: the store was not started by the saving run");
+
+    let kept = json(&pglab(&[&until[..], &["--keep"]].concat()));
+    let lab = kept["lab"].as_str().unwrap().to_string();
+    cleanup.labs.push(lab.clone());
+    assert_eq!((&kept["checkpoint"]["key"], &kept["checkpoint"]["made"]), (&key.as_str().into(), &false.into()), "{}", kept["checkpoint"]);
+    let hosts: Vec<&str> = kept["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["primary", "standby", "repo", "s3"], "the store started beside the restored hosts");
+    // The repository host, restored, makes the stanza in the new store and
+    // archives to both repositories, the store's certificate checked
+    // against the CA file it was given.
+    let on = pglab(&["step", &lab, "m2-check"]);
+    let said = text(&on);
+    assert!(on.status.success(), "{said}");
+    assert!(said.contains("m1-stanza-create") && said.contains("m2-check"), "{said}");
+}

@@ -217,6 +217,27 @@ fn assert_report(scn: &Scenario, o: &Outline, report: &RunReport, dir: &std::pat
     }
 }
 
+/// A store's objects are on a volume of its lab's (labelled, so its
+/// teardown takes it), or on the small filesystem a scenario gives it:
+/// never in the container's layers, where each file costs milliseconds.
+async fn objects_off_the_layers(docker: &Docker, container: &str, lab: &str) {
+    let dir = "/var/lib/pglab-s3";
+    let info = docker.inspect_container(container, None).await.unwrap();
+    let tmpfs = info
+        .host_config
+        .and_then(|h| h.mounts)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.target.as_deref() == Some(dir) && m.typ == Some(bollard::models::MountType::TMPFS));
+    if tmpfs {
+        return;
+    }
+    let mounts = info.mounts.unwrap_or_default();
+    let m = mounts.iter().find(|m| m.destination.as_deref() == Some(dir)).unwrap_or_else(|| panic!("{container}: nothing mounted at {dir}: {mounts:?}"));
+    let volume = docker.inspect_volume(m.name.as_deref().unwrap()).await.unwrap();
+    assert_eq!(volume.labels.get("pglab.lab").map(String::as_str), Some(lab), "{container}: {dir} on {volume:?}");
+}
+
 /// The lab ran the platform's versions, asked of every host directly, and
 /// the transcript opens with them.
 async fn ran_on(docker: &Docker, report: &RunReport) {
@@ -233,6 +254,7 @@ async fn ran_on(docker: &Docker, report: &RunReport) {
             // The object store has one image on every platform, and no PostgreSQL.
             let (status, _) = support::exec_in(docker, &c, "root", &["sh", "-c", "command -v postgres pg_ctlcluster"]).await;
             assert_ne!(status, 0, "{} runs no PostgreSQL", h.name);
+            objects_off_the_layers(docker, &c, &report.lab).await;
             continue;
         }
         assert_eq!(report.platform.name(), format!("debian-{}", os.trim()), "{} runs the platform's Debian", h.name);

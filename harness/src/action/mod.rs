@@ -192,6 +192,18 @@ impl Action {
             _ => None,
         }
     }
+
+    /// Whether it leaves its host's PostgreSQL down and nothing else
+    /// broken (a stop, or the postmaster killed): the host's next boot
+    /// starts it again.
+    pub(crate) fn downs_postgres(&self) -> bool {
+        matches!(self, Action::Stop(_) | Action::Kill(kill::Kill(crate::vocab::KillWhat::Postmaster)))
+    }
+
+    /// Whether it returns only once its host's PostgreSQL answers.
+    pub(crate) fn waits_for_postgres(&self) -> bool {
+        matches!(self, Action::Wait(Wait::PgUp | Wait::Streaming | Wait::CaughtUpWith(_)))
+    }
 }
 
 /// Whether a host of `kind` has what `needs` asks.

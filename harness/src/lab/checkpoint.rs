@@ -7,16 +7,19 @@
 //!
 //! What is not in a container's filesystem is not saved: tmpfs volumes,
 //! routes and qdiscs of faults, the harness's own writers. The run layer
-//! saves only labs that have none of them.
+//! saves only labs that have none of them. A kind's data directory on a
+//! volume of the engine is carried into the image (see [`carry_data`]).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerConfig;
-use bollard::query_parameters::{CommitContainerOptionsBuilder, ListImagesOptions, RemoveImageOptions};
+use bollard::query_parameters::{CommitContainerOptionsBuilder, DownloadFromContainerOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::Docker;
+use bytes::Bytes;
 use futures_util::future::{join_all, try_join_all};
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Host, Hosts, Lab};
@@ -69,7 +72,8 @@ impl Lab {
         }
         // Pause, commit and unpause run to the end in a task of their own,
         // even when this run is interrupted meanwhile: no host stays frozen.
-        let containers: Vec<(String, String)> = chosen.iter().map(|h| (h.container.clone(), h.name.clone())).collect();
+        let containers: Vec<Frozen> =
+            chosen.iter().map(|h| Frozen { container: h.container.clone(), host: h.name.clone(), data: super::kind::spec(h.kind).data_dir() }).collect();
         let freeze = tokio::spawn(freeze_and_commit(self.docker.clone(), containers, key.to_string()));
         let (committed, frozen) = freeze.await.map_err(|e| Error::Other(format!("saving checkpoint {key}: {e}")))??;
         let images = committed?;
@@ -79,8 +83,7 @@ impl Lab {
         }
         let mut saved = Vec::new();
         for ((h, image), streaming) in chosen.iter().zip(images).zip(streaming) {
-            let opts = bollard::query_parameters::InspectContainerOptions { size: true };
-            let bytes = self.docker.inspect_container(&h.container, Some(opts)).await.ok().and_then(|i| i.size_rw).unwrap_or(0);
+            let bytes = own_bytes(&self.docker, &h.container, &image).await;
             saved.push(SavedHost { name: h.name.clone(), kind: h.kind, image, ip: h.ip, streaming, bytes });
         }
         Ok((saved, SaveTimings { frozen, total: t.elapsed() }))
@@ -96,25 +99,63 @@ impl Lab {
     }
 }
 
-/// Pauses every container at once, commits each, and unpauses them all,
-/// whatever happened: the images' references and how long they were
-/// frozen. A container that cannot be unpaused is an error of its own (the
-/// lab is not fit to go on).
-async fn freeze_and_commit(docker: Docker, containers: Vec<(String, String)>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
+/// One host to freeze: its container, its name, and its data directory on
+/// a volume (which a commit leaves out).
+struct Frozen {
+    container: String,
+    host: String,
+    data: Option<&'static str>,
+}
+
+/// Pauses every container at once, commits each (with its data directory,
+/// see [`carry_data`]), and unpauses them all, whatever happened: the
+/// images' references and how long they were frozen. A container that
+/// cannot be unpaused is an error of its own (the lab is not fit to go on).
+async fn freeze_and_commit(docker: Docker, containers: Vec<Frozen>, key: String) -> Result<(Result<Vec<String>>, Duration)> {
     let t = Instant::now();
-    let paused = join_all(containers.iter().map(|(c, _)| crate::engine::pause(&docker, c))).await;
+    let paused = join_all(containers.iter().map(|f| crate::engine::pause(&docker, &f.container))).await;
     let frozen_ones: Vec<bool> = paused.iter().map(Result::is_ok).collect();
     let committed = match paused.into_iter().find_map(Result::err) {
         Some(e) => Err(e),
-        None => try_join_all(containers.iter().map(|(c, h)| commit(&docker, c, h, &key))).await,
+        None => {
+            try_join_all(containers.iter().map(|f| async {
+                carry_data(&docker, f).await?;
+                commit(&docker, &f.container, &f.host, &key).await
+            }))
+            .await
+        }
     };
     let frozen = t.elapsed();
-    for ((c, _), was_paused) in containers.iter().zip(frozen_ones) {
+    for (f, was_paused) in containers.iter().zip(frozen_ones) {
         if was_paused {
+            let c = &f.container;
             docker.unpause_container(c).await.map_err(|e| Error::docker(format!("unpause {c} after saving checkpoint {key}"), e))?;
         }
     }
     Ok((committed, frozen))
+}
+
+/// A data directory on a volume is not in a commit: read from the frozen
+/// host, it goes into the host's own filesystem as one archive beside it
+/// (`<dir>.checkpoint.tar`), which the commit takes. A host started from
+/// the image unpacks it into its new, empty volume (the image's recipe
+/// does). One file: on this engine's storage driver each file written
+/// costs milliseconds.
+async fn carry_data(docker: &Docker, f: &Frozen) -> Result<()> {
+    let Some(dir) = f.data else { return Ok(()) };
+    let opts = DownloadFromContainerOptions { path: dir.to_string() };
+    let read: Vec<Bytes> =
+        docker.download_from_container(&f.container, Some(opts)).try_collect().await.map_err(|e| Error::docker(format!("read {dir} of {}", f.host), e))?;
+    super::files::upload_file(docker, &f.container, &format!("{dir}.checkpoint.tar"), &read.concat(), (0o600, 0, 0)).await
+}
+
+/// Bytes the commit of `container` added to the image it ran: its own
+/// layer, from the images' sizes (the container's own size walks every
+/// file of its layer, seconds each on this storage driver).
+async fn own_bytes(docker: &Docker, container: &str, image: &str) -> i64 {
+    let size = |r: String| async move { docker.inspect_image(&r).await.ok().and_then(|i| i.size).unwrap_or(0) };
+    let Some(base) = docker.inspect_container(container, None).await.ok().and_then(|c| c.image) else { return 0 };
+    (size(image.to_string()).await - size(base).await).max(0)
 }
 
 /// Commits the paused container of `host`: the image's reference,

@@ -359,11 +359,11 @@ impl Lab {
         // name an address hold whichever hosts a run starts.
         let addresses = spec.hosts.iter().enumerate().map(|(i, h)| Ok((h.name.clone(), address::lab_address(i)?))).collect::<Result<Vec<_>>>()?;
         let live: Vec<(&HostSpec, Ipv4Addr)> = spec.hosts.iter().zip(&addresses).filter(|(h, _)| !h.idle).map(|(h, (_, ip))| (h, *ip)).collect();
-        let containers = try_join_all(live.iter().map(|(h, ip)| start_container(&access, spec.platform, on, h, *ip))).await?;
+        let containers = try_join_all(live.iter().map(|(h, ip)| start_container(docker, &access, spec.platform, on, h, *ip))).await?;
         timings.containers = t.elapsed();
         for h in spec.hosts.iter().filter(|h| h.idle) {
             // Not in the transcript: a checkpoint carries its transcript to runs that do start it.
-            tracing::info!(lab = on.id, host = %h.name, "not started: a spare no step or check of this run names");
+            tracing::info!(lab = on.id, host = %h.name, "not started: no step or check of this run names it");
         }
 
         let t = Instant::now();
@@ -540,7 +540,7 @@ async fn give_certificate(h: &Host, provided: &Provided) -> Result<()> {
     Ok(())
 }
 
-async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
+async fn start_container(docker: &Docker, access: &cgroup::CgroupAccess, platform: Platform, on: &Network<'_>, h: &HostSpec, ip: Ipv4Addr) -> Result<String> {
     let container_name = container_name(on.id, &h.name);
     let own = kind::spec(h.kind).image();
     let (name, tag) = match (h.checkpoint.as_deref().and_then(|r| r.split_once(':')), &own) {
@@ -575,12 +575,28 @@ async fn start_container(access: &cgroup::CgroupAccess, platform: Platform, on: 
     for (path, bytes) in &h.volumes {
         req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
     }
+    // A small filesystem the scenario gives that directory takes its place.
+    if let Some(dir) = kind::spec(h.kind).data_dir().filter(|d| !h.volumes.iter().any(|(p, _)| p == d)) {
+        req = req.with_mount(Mount::volume_mount(data_volume(docker, on, &h.name).await?, dir));
+    }
     // systemd as PID 1 needs a writable cgroup tree: the least privilege the engine takes.
     let c = access.apply(req).start().await.map_err(|e| Error::docker(format!("start {container_name}"), e))?;
     // The lab's one teardown removes it by label; testcontainers'
     // own removal on drop would race that one.
     std::mem::forget(c);
     Ok(container_name)
+}
+
+/// A new volume for the data directory of `host` (see [`kind::Kind::data_dir`]),
+/// labelled as the lab is: its teardown and `pglab gc` remove it. Empty,
+/// the engine fills it from the image when the container is made.
+async fn data_volume(docker: &Docker, on: &Network<'_>, host: &str) -> Result<String> {
+    let name = format!("{}-data", container_name(on.id, host));
+    let mut labels = on.labels.clone();
+    labels.insert(LABEL_HOST.to_string(), host.to_string());
+    let req = bollard::models::VolumeCreateRequest { name: Some(name.clone()), labels: Some(labels), ..Default::default() };
+    docker.create_volume(req).await.map_err(|e| Error::docker(format!("create volume {name}"), e))?;
+    Ok(name)
 }
 
 /// Finds or builds every image a lab of `spec` runs.

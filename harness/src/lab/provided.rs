@@ -30,9 +30,12 @@ impl Provided {
     /// nothing for a lab of neither. A lab started from a checkpoint that
     /// had a CA keeps its certificate and its stores' keys instead.
     pub(crate) fn for_spec(lab: &str, spec: &LabSpec) -> Result<Self> {
-        let stores: BTreeMap<String, OnceLock<S3Access>> =
-            spec.hosts.iter().filter(|h| h.kind == HostKind::S3).map(|h| (h.name.clone(), OnceLock::new())).collect();
-        let certificates = spec.hosts.iter().any(|h| h.certificate);
+        // Of the hosts it starts: a lab saving a checkpoint leaves those
+        // added after its point idle, and must not give its hosts a CA
+        // whose key the checkpoint cannot keep.
+        let live = || spec.hosts.iter().filter(|h| !h.idle);
+        let stores: BTreeMap<String, OnceLock<S3Access>> = live().filter(|h| h.kind == HostKind::S3).map(|h| (h.name.clone(), OnceLock::new())).collect();
+        let certificates = live().any(|h| h.certificate);
         if let Some(Kept { ca_pem: Some(pem), stores: kept }) = &spec.kept {
             let provided = Provided { ca: None, kept_ca: Some(pem.clone()), stores, certificates };
             for (name, access) in kept {

@@ -48,7 +48,7 @@ impl Point {
             Some(b) if last < b.steps => &scn.hosts[..b.hosts],
             _ => &scn.hosts[..],
         };
-        let volatile = scn.steps[..=last].iter().find(|s| s.action.fault() != Fault::No || s.action.as_load().is_some());
+        let volatile = (0..=last).find(|&i| leaves_unsaved(scn, i, last)).map(|i| &scn.steps[i]);
         if let Some(s) = volatile {
             tracing::info!("no checkpoint for {}: step {} leaves what a saved filesystem does not hold", scn.name, s.id.get_ref());
             return None;
@@ -65,6 +65,21 @@ impl Point {
             return None;
         }
         Some(Point { last, hosts: hosts.iter().map(|h| h.name.get_ref().clone()).collect() })
+    }
+}
+
+/// Whether step `i` leaves, after step `last`, what a saved filesystem
+/// does not hold: a fault or a writer. A stopped or killed postmaster does
+/// not, once a later step up to `last` waited for that host's server to
+/// answer again: a restored host boots it, as it was running.
+fn leaves_unsaved(scn: &Scenario, i: usize, last: usize) -> bool {
+    let s = &scn.steps[i];
+    let restarted = || scn.steps[i + 1..=last].iter().any(|l| l.host.get_ref() == s.host.get_ref() && l.action.waits_for_postgres());
+    match s.action.fault() {
+        _ if s.action.as_load().is_some() => true,
+        Fault::No => false,
+        _ if s.action.downs_postgres() => !restarted(),
+        _ => true,
     }
 }
 
@@ -452,6 +467,14 @@ mod tests {
         let after_cut = partition.steps.iter().position(|s| s.action.fault() != Fault::No).unwrap();
         assert!(Point::of(&partition, Some(after_cut)).is_none(), "a cut is in routes, not files");
         assert!(Point::of(&partition, Some(after_cut - 1)).is_some());
+        // rejoin stops its standby's own cluster, restores it and starts it again.
+        let rejoin = Scenario::load(&shipped("rejoin")).unwrap();
+        let at = |id: &str| rejoin.step_index(id).unwrap();
+        assert!(rejoin.steps[at("s3-standby-stop")].action.downs_postgres());
+        assert!(Point::of(&rejoin, Some(at("s5-start"))).is_none(), "started, but not yet waited for");
+        assert!(Point::of(&rejoin, Some(at("s5-streaming"))).is_some(), "waited for: a restored standby boots streaming");
+        assert!(Point::of(&rejoin, Some(at("f3-kill"))).is_none(), "a writer, then a killed postmaster");
+        assert!(Point::of(&Scenario::load(&shipped("multi-repo")).unwrap(), None).is_some(), "rejoin's lab after s5-streaming");
     }
 
     /// An object store keeps its objects on its disk and the lab's CA its

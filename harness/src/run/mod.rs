@@ -150,7 +150,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
     // A bad --set is bad input: refused before the engine is touched.
     Vars::build(scn, platform, &opts.sets, &|_| String::new(), &mut |_| Ok(String::new()))?;
     let point = if opts.checkpoint && checkpoint::enabled() { checkpoint::Point::of(scn, until) } else { None };
-    let Some(point) = point else { return run_fresh(scn, opts, progress).await };
+    let Some(point) = point else { return run_fresh(scn, opts, progress, None).await };
     let docker = engine::connect().await?;
     let key = checkpoint::key(scn, platform, &images_of(&docker, scn, platform, &point, progress).await?, &opts.sets, &point)?;
     progress.phase(format!("{}: checkpoint {key}", scn.name));
@@ -160,7 +160,7 @@ pub(crate) async fn run_keeping_lab(scn: &Scenario, opts: &RunOptions, progress:
         checkpoint::Held::Missing(lock) => {
             let through =
                 RunOptions { until: Some(scn.steps[point.last].id.get_ref().clone()), report_dir: None, junit: None, checks: Vec::new(), ..opts.clone() };
-            let (report, lab) = run_fresh(scn, &through, progress).await?;
+            let (report, lab) = run_fresh(scn, &through, progress, Some(&point)).await?;
             if !report.passed {
                 if let Some(dir) = &opts.report_dir {
                     write_report(dir, &report, RunState::load(&report.lab).ok())?;
@@ -291,7 +291,10 @@ fn finish_run(scn: &Scenario, mut lab: Lab, meta: Meta, executed: Executed, stat
 }
 
 /// Runs `scn` on a fresh lab, every step from the first.
-async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Result<(RunReport, Lab)> {
+/// Runs `scn` on a new lab. The run that `saving` a checkpoint starts the
+/// point's hosts alone (those added after it start fresh beside the
+/// restored ones, whose lab then makes the CA a new host needs).
+async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress, saving: Option<&checkpoint::Point>) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
     let last = match &opts.until {
@@ -302,7 +305,12 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress) -> Re
     progress.phase(format!("{}: image", scn.name));
     let verify = opts.until.is_none();
     let checks = planned(scn, verify, opts.slow, &opts.checks);
-    let spec = spec_of(scn, platform, opts.keep).idle(&idle_spares(scn, opts, last, &checks));
+    let mut idle = idle_spares(scn, opts, last, &checks);
+    if let Some(point) = saving {
+        idle.extend(scn.hosts.iter().map(|h| h.name.get_ref()).filter(|n| !point.hosts.contains(n)).cloned());
+        idle.extend(spares::idle(scn, last, &checks, &opts.sets));
+    }
+    let spec = spec_of(scn, platform, opts.keep).idle(&idle);
     for image in spec.images() {
         image.ensure(&docker, false, &image.phases(progress)).await?;
     }

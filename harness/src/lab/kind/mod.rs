@@ -33,6 +33,13 @@ pub(crate) trait Kind: Sync {
     fn image(&self) -> Option<HostImage> {
         None
     }
+    /// A directory of many small files kept on a volume of the engine, not
+    /// in the container's layers: on a storage driver like fuse-overlayfs
+    /// every file made there costs milliseconds. A checkpoint writes it
+    /// into the host's image, whence the engine fills the next volume.
+    fn data_dir(&self) -> Option<&'static str> {
+        None
+    }
     /// Once, as the lab starts: sets the host up with what pglab made for
     /// the lab (`provided`), before [`ready`](Kind::ready).
     fn provision<'a>(&'a self, _host: &'a Host, _provided: &'a Provided) -> BoxFuture<'a, Result<()>> {

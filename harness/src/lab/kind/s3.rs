@@ -26,6 +26,9 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// The bucket pglab makes in each store.
 pub(crate) const BUCKET: &str = "pglab";
 
+/// Where the server keeps its objects (`PGLAB_S3_ROOT`'s default).
+const DATA_DIR: &str = "/var/lib/pglab-s3";
+
 /// How a store is reached: its bucket and the lab's access key for it
 /// (made by pglab at start from the OS's random source).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -88,6 +91,13 @@ impl Kind for S3 {
 
     fn image(&self) -> Option<HostImage> {
         Some(HostImage::object_store())
+    }
+
+    /// s3s-fs makes three files per object, two of them in one flat
+    /// directory: a full backup of the tutorial's cluster (965 objects)
+    /// took 16-41 s in the layers, growing with the store, and 5 s on tmpfs.
+    fn data_dir(&self) -> Option<&'static str> {
+        Some(DATA_DIR)
     }
 
     /// Its key, certificate and units; its bucket made through the S3
