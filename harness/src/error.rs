@@ -354,9 +354,9 @@ pub struct ExecFailure {
     pub output_tail: String,
     /// Relevant PostgreSQL / pgBackRest log lines from the host.
     pub logs: String,
-    /// The same from each other host its command reached (by name or
-    /// address), by host: the primary a `pg_basebackup` connected to knows
-    /// why it was cut off.
+    /// The same from each other host its command reached (named by the
+    /// action, or by name or address in the command): the primary a
+    /// `pg_basebackup` connected to knows why it was cut off.
     pub peer_logs: Vec<(String, String)>,
     /// Why it counts as failed beyond its status (output not matching, a timeout).
     pub reason: Option<String>,

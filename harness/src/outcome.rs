@@ -85,8 +85,8 @@ pub enum Fault {
     /// Breaks something on its host until an action that `Ends` one runs
     /// there (`undo` names it, when one exists), or the run ends.
     Starts {
-        /// The action that undoes it (never read back: no step that starts
-        /// a fault is in a checkpoint).
+        /// The action that undoes it (never read back: a checkpoint's
+        /// steps start none with an undo).
         #[serde(skip_deserializing)]
         undo: Option<&'static str>,
     },

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use bollard::body_stream;
 use bollard::models::ContainerConfig;
-use bollard::query_parameters::{CommitContainerOptionsBuilder, DownloadFromContainerOptions, ListImagesOptions, RemoveImageOptions};
+use bollard::query_parameters::{CommitContainerOptionsBuilder, DownloadFromContainerOptions, ListImagesOptions, RemoveImageOptions, UploadToContainerOptions};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::future::{join_all, try_join_all};
@@ -72,6 +73,7 @@ impl Lab {
         }
         // Pause, commit and unpause run to the end in a task of their own,
         // even when this run is interrupted meanwhile: no host stays frozen.
+        // (A scenario's tmpfs in place of a data directory never gets here: such labs are not saved.)
         let containers: Vec<Frozen> =
             chosen.iter().map(|h| Frozen { container: h.container.clone(), host: h.name.clone(), data: super::kind::spec(h.kind).data_dir() }).collect();
         let freeze = tokio::spawn(freeze_and_commit(self.docker.clone(), containers, key.to_string()));
@@ -137,16 +139,51 @@ async fn freeze_and_commit(docker: Docker, containers: Vec<Frozen>, key: String)
 
 /// A data directory on a volume is not in a commit: read from the frozen
 /// host, it goes into the host's own filesystem as one archive beside it
-/// (`<dir>.checkpoint.tar`), which the commit takes. A host started from
-/// the image unpacks it into its new, empty volume (the image's recipe
-/// does). One file: on this engine's storage driver each file written
-/// costs milliseconds.
+/// ([`data_archive`]), which the commit takes; a host started from the
+/// image unpacks it before it boots ([`before_boot`]). One file: on this
+/// engine's storage driver each file written costs milliseconds. (The
+/// saving lab's copy is inert: only a restored host unpacks one.)
 async fn carry_data(docker: &Docker, f: &Frozen) -> Result<()> {
     let Some(dir) = f.data else { return Ok(()) };
     let opts = DownloadFromContainerOptions { path: dir.to_string() };
     let read: Vec<Bytes> =
         docker.download_from_container(&f.container, Some(opts)).try_collect().await.map_err(|e| Error::docker(format!("read {dir} of {}", f.host), e))?;
-    super::files::upload_file(docker, &f.container, &format!("{dir}.checkpoint.tar"), &read.concat(), (0o600, 0, 0)).await
+    let to = data_archive(dir);
+    let archive = stream_file(&to, read)?;
+    let opts = UploadToContainerOptions { path: "/".into(), ..Default::default() };
+    docker.upload_to_container(&f.container, Some(opts), body_stream(archive)).await.map_err(|e| Error::docker(format!("write {to} on {}", f.host), e))
+}
+
+/// A tar of one file at `path` (root's, 0600) holding `chunks`, as a
+/// stream: the data is not copied again.
+fn stream_file(path: &str, chunks: Vec<Bytes>) -> Result<impl futures_util::Stream<Item = Bytes>> {
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    let mut header = tar::Header::new_gnu();
+    header.set_path(path.trim_start_matches('/')).map_err(|e| Error::io("tar", e))?;
+    header.set_size(len as u64);
+    header.set_mode(0o600);
+    header.set_cksum();
+    // The entry's data is padded to a block, and two empty blocks end the archive.
+    let tail = Bytes::from(vec![0u8; (512 - len % 512) % 512 + 1024]);
+    let parts = std::iter::once(Bytes::copy_from_slice(header.as_bytes())).chain(chunks).chain(std::iter::once(tail));
+    Ok(futures_util::stream::iter(parts))
+}
+
+/// Where a saved host's data directory waits, as one archive, to be unpacked.
+fn data_archive(dir: &str) -> String {
+    format!("{dir}.checkpoint.tar")
+}
+
+/// What a host started from a checkpoint runs before systemd: its frozen
+/// filesystem still names the postmaster that ran then (a process of the
+/// new boot may have its pid); its data directory (`data`, on a new,
+/// empty volume) is unpacked from the archive the save left, or the host
+/// does not boot and the restore fails. A restart finds no archive left.
+pub(crate) fn before_boot(data: Option<&str>) -> String {
+    let pid = "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; ";
+    let Some(dir) = data else { return pid.to_string() };
+    let (a, parent) = (data_archive(dir), std::path::Path::new(dir).parent().map_or("/".into(), |p| p.display().to_string()));
+    format!("{pid}if [ -f {a} ]; then find {dir} -mindepth 1 -delete && tar -xf {a} -C {parent} && rm -f {a} || exit 1; fi; ")
 }
 
 /// Bytes the commit of `container` added to the image it ran: its own
@@ -207,4 +244,51 @@ pub(crate) async fn remove_images(docker: &Docker, images: &[Image]) -> Result<(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// `before_boot`'s script, its paths moved under `root`; its exit status.
+    fn boot(root: &std::path::Path, data: &str) -> i32 {
+        let script = before_boot(Some(data)).replace("/var/lib", &format!("{}/var/lib", root.display()));
+        std::process::Command::new("sh").arg("-c").arg(format!("{script} exit 0")).status().unwrap().code().unwrap()
+    }
+
+    /// What the save leaves is what a restored host unpacks, into a volume
+    /// the engine made empty; once: a restart finds no archive; a damaged
+    /// archive stops the boot instead of serving part of the data.
+    #[tokio::test]
+    async fn a_saved_data_directory_is_unpacked_once_before_boot() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("var/lib/pglab-s3");
+        std::fs::create_dir_all(dir.join("pglab")).unwrap();
+        // The engine's archive of the directory: entries under its own name.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "pglab-s3/pglab/object", &b"bytes"[..]).unwrap();
+        let read = b.into_inner().unwrap();
+        let (half, rest) = read.split_at(700);
+        let archive: Vec<Bytes> =
+            stream_file("/var/lib/pglab-s3.checkpoint.tar", vec![Bytes::copy_from_slice(half), Bytes::copy_from_slice(rest)]).unwrap().collect().await;
+        tar::Archive::new(&archive.concat()[..]).unpack(root.path()).unwrap();
+        let saved = root.path().join("var/lib/pglab-s3.checkpoint.tar");
+        assert_eq!(std::fs::read(&saved).unwrap(), read, "one file, the archive as read");
+
+        std::fs::write(dir.join("stale"), "x").unwrap();
+        assert_eq!(boot(root.path(), "/var/lib/pglab-s3"), 0);
+        assert_eq!(std::fs::read(dir.join("pglab/object")).unwrap(), b"bytes");
+        assert!(!dir.join("stale").exists() && !saved.exists(), "the directory is the saved one, the archive gone");
+        std::fs::write(dir.join("pglab/new"), "y").unwrap();
+        assert_eq!(boot(root.path(), "/var/lib/pglab-s3"), 0);
+        assert!(dir.join("pglab/new").exists(), "a restart leaves the data alone");
+
+        std::fs::write(&saved, &read[..600]).unwrap();
+        assert_ne!(boot(root.path(), "/var/lib/pglab-s3"), 0, "a damaged archive stops the boot");
+    }
 }

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use bollard::query_parameters::UploadToContainerOptions;
-use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::exec::Cmd;
@@ -21,25 +20,6 @@ pub struct FileMeta {
     pub uid: u64,
     pub gid: u64,
     pub content: Vec<u8>,
-}
-
-/// Writes one file into `container` (running or paused) through the
-/// engine's archive API, with mode and numeric owner in its tar header.
-pub(crate) async fn upload_file(docker: &Docker, container: &str, path: &str, contents: &[u8], (mode, uid, gid): (u32, u64, u64)) -> Result<()> {
-    let p = Path::new(path);
-    let (dir, file) = (p.parent().unwrap_or(Path::new("/")), p.file_name().unwrap_or_default());
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(contents.len() as u64);
-    h.set_mode(mode);
-    h.set_uid(uid);
-    h.set_gid(gid);
-    h.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-    h.set_cksum();
-    b.append_data(&mut h, file, contents).map_err(|e| Error::io("tar", e))?;
-    let body = b.into_inner().map_err(|e| Error::io("tar", e))?;
-    let opts = UploadToContainerOptions { path: dir.to_string_lossy().into_owned(), ..Default::default() };
-    docker.upload_to_container(container, Some(opts), bollard::body_full(body.into())).await.map_err(|e| Error::docker(format!("writing {path}"), e))
 }
 
 /// A symlink's target as an absolute path.
@@ -60,10 +40,26 @@ impl Host {
 
     /// As `write_file`, with numeric ids (an edit keeps the file's own).
     pub async fn write_file_as(&self, path: &str, contents: &[u8], mode: u32, uid: u64, gid: u64) -> Result<()> {
-        upload_file(&self.docker, &self.container, path, contents, (mode, uid, gid)).await.map_err(|e| match e {
-            Error::Docker { source, .. } => Error::Docker { context: format!("writing {path} on {}", self.name), source },
-            e => e,
-        })
+        let p = Path::new(path);
+        let (dir, file) = (p.parent().unwrap_or(Path::new("/")), p.file_name().unwrap_or_default());
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(contents.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+        h.set_cksum();
+        b.append_data(&mut h, file, contents).map_err(|e| Error::io("tar", e))?;
+        let body = b.into_inner().map_err(|e| Error::io("tar", e))?;
+        self.docker
+            .upload_to_container(
+                &self.container,
+                Some(UploadToContainerOptions { path: dir.to_string_lossy().into_owned(), ..Default::default() }),
+                bollard::body_full(body.into()),
+            )
+            .await
+            .map_err(|e| Error::docker(format!("writing {path} on {}", self.name), e))
     }
 
     /// A regular file with its mode and owner, through the archive API;

@@ -187,6 +187,7 @@ pub(crate) async fn remove_lab(docker: &Docker, lab: &str) -> Result<Removed> {
     for v in volumes.volumes.unwrap_or_default() {
         match docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await {
             Ok(()) => removed.volumes += 1,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
             Err(e) => {
                 first_err.get_or_insert(Error::docker(format!("remove volume {}", v.name), e));
             }

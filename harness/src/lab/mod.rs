@@ -567,16 +567,15 @@ async fn start_container(docker: &Docker, access: &cgroup::CgroupAccess, platfor
         .with_mount(Mount::tmpfs_mount("/run/lock"))
         .with_startup_timeout(crate::time::default_timeout());
     let extra = kind::spec(h.kind).init_args(platform);
-    // A checkpoint's filesystem still names the postmaster that ran when it
-    // was frozen; a process of the new boot may have its pid.
-    let clear = if h.checkpoint.is_some() { "find /var/lib/postgresql -maxdepth 4 -name postmaster.pid -delete; " } else { "" };
-    let script = format!("{} {clear}exec \"$@\"", address::WAIT_PLACED);
+    // A small filesystem the scenario gives the data directory takes its place.
+    let data = kind::spec(h.kind).data_dir().filter(|d| !h.volumes.iter().any(|(p, _)| p == d));
+    let restore = if h.checkpoint.is_some() { checkpoint::before_boot(data) } else { String::new() };
+    let script = format!("{} {restore}exec \"$@\"", address::WAIT_PLACED);
     req = req.with_cmd(["-c".to_string(), script, "sh".to_string()].into_iter().chain(init).chain(extra));
     for (path, bytes) in &h.volumes {
         req = req.with_mount(Mount::tmpfs_mount(path.clone()).with_size_bytes(*bytes));
     }
-    // A small filesystem the scenario gives that directory takes its place.
-    if let Some(dir) = kind::spec(h.kind).data_dir().filter(|d| !h.volumes.iter().any(|(p, _)| p == d)) {
+    if let Some(dir) = data {
         req = req.with_mount(Mount::volume_mount(data_volume(docker, on, &h.name).await?, dir));
     }
     // systemd as PID 1 needs a writable cgroup tree: the least privilege the engine takes.
@@ -588,8 +587,7 @@ async fn start_container(docker: &Docker, access: &cgroup::CgroupAccess, platfor
 }
 
 /// A new volume for the data directory of `host` (see [`kind::Kind::data_dir`]),
-/// labelled as the lab is: its teardown and `pglab gc` remove it. Empty,
-/// the engine fills it from the image when the container is made.
+/// labelled as the lab is: its teardown and `pglab gc` remove it.
 async fn data_volume(docker: &Docker, on: &Network<'_>, host: &str) -> Result<String> {
     let name = format!("{}-data", container_name(on.id, host));
     let mut labels = on.labels.clone();

@@ -22,7 +22,7 @@ use crate::lab::checkpoint::{self as saved, SaveTimings, SavedHost};
 use crate::lab::{HostKind, Hosts, Lab};
 use crate::outcome::{Fault, StepResult};
 use crate::platform::Platform;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, When};
 use crate::transcript::TranscriptEntry;
 use crate::vars::Vars;
 
@@ -39,9 +39,10 @@ impl Point {
     /// The point of a run through `until` (an index) or, for a file that
     /// extends another, after the base's last step. None when the steps
     /// through it leave something a saved filesystem does not hold (a fault,
-    /// a writer), a host has a tmpfs volume, or a host added after the point
+    /// a writer), a host has a tmpfs volume, a host added after the point
     /// needs a certificate from a CA the saved hosts already trust (a
-    /// checkpoint keeps the CA's certificate, never its key).
+    /// checkpoint keeps the CA's certificate, never its key) or holds the
+    /// given state.
     pub(crate) fn of(scn: &Scenario, until: Option<usize>) -> Option<Point> {
         let last = until.or_else(|| scn.base.as_ref().and_then(|b| b.steps.checked_sub(1)))?;
         let hosts = match &scn.base {
@@ -64,6 +65,11 @@ impl Point {
             tracing::info!("no checkpoint for {}: {new} needs a certificate from the CA {saved} trusts, whose key no checkpoint keeps", scn.name);
             return None;
         }
+        // The given state is made in the saving run only, on its own hosts.
+        if let Some(g) = scn.given.as_ref().filter(|g| !hosts.iter().any(|h| h.name.get_ref() == g.host.get_ref())) {
+            tracing::info!("no checkpoint for {}: the given state is on {}, a host added after the point", scn.name, g.host.get_ref());
+            return None;
+        }
         Some(Point { last, hosts: hosts.iter().map(|h| h.name.get_ref().clone()).collect() })
     }
 }
@@ -74,7 +80,9 @@ impl Point {
 /// answer again: a restored host boots it, as it was running.
 fn leaves_unsaved(scn: &Scenario, i: usize, last: usize) -> bool {
     let s = &scn.steps[i];
-    let restarted = || scn.steps[i + 1..=last].iter().any(|l| l.host.get_ref() == s.host.get_ref() && l.action.waits_for_postgres());
+    // A wait some platform skips proves nothing there (the key has the platform, this rule not).
+    let restarted =
+        || scn.steps[i + 1..=last].iter().any(|l| l.host.get_ref() == s.host.get_ref() && l.action.waits_for_postgres() && l.when == When::default());
     match s.action.fault() {
         _ if s.action.as_load().is_some() => true,
         Fault::No => false,

@@ -290,10 +290,10 @@ fn finish_run(scn: &Scenario, mut lab: Lab, meta: Meta, executed: Executed, stat
     Ok((report, lab))
 }
 
-/// Runs `scn` on a fresh lab, every step from the first.
-/// Runs `scn` on a new lab. The run that `saving` a checkpoint starts the
-/// point's hosts alone (those added after it start fresh beside the
-/// restored ones, whose lab then makes the CA a new host needs).
+/// Runs `scn` on a fresh lab, every step from the first. A run `saving` a
+/// checkpoint starts the point's hosts alone (those added after it start
+/// fresh beside the restored ones, whose lab then makes the CA a new host
+/// needs).
 async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress, saving: Option<&checkpoint::Point>) -> Result<(RunReport, Lab)> {
     let started = Instant::now();
     let platform = opts.platform.unwrap_or(scn.platform);
@@ -307,8 +307,11 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress, savin
     let checks = planned(scn, verify, opts.slow, &opts.checks);
     let mut idle = idle_spares(scn, opts, last, &checks);
     if let Some(point) = saving {
-        idle.extend(scn.hosts.iter().map(|h| h.name.get_ref()).filter(|n| !point.hosts.contains(n)).cloned());
-        idle.extend(spares::idle(scn, last, &checks, &opts.sets));
+        // Its lab goes once saved: what a checkpoint holds does not depend
+        // on whether the runs after it start every host.
+        let spares = spares::idle(scn, last, &checks, &opts.sets);
+        let added = scn.hosts.iter().map(|h| h.name.get_ref()).filter(|n| !point.hosts.contains(n) && !spares.contains(n)).cloned();
+        idle = added.chain(spares.iter().cloned()).collect();
     }
     let spec = spec_of(scn, platform, opts.keep).idle(&idle);
     for image in spec.images() {

@@ -20,7 +20,7 @@ use miette::LabeledSpan;
 pub(crate) use crate::vars::{builtin as builtin_vars, Vars};
 pub(crate) use extend::PORTABLE_BASE;
 pub use model::Scenario;
-pub(crate) use model::{HostDecl, Step};
+pub(crate) use model::{HostDecl, Step, When};
 pub use outline::{CheckOutline, GivenOutline, Outline, StepOutline};
 #[cfg(test)]
 pub(crate) use parse::KEYS;

@@ -35,8 +35,8 @@ pub(crate) trait Kind: Sync {
     }
     /// A directory of many small files kept on a volume of the engine, not
     /// in the container's layers: on a storage driver like fuse-overlayfs
-    /// every file made there costs milliseconds. A checkpoint writes it
-    /// into the host's image, whence the engine fills the next volume.
+    /// every file made there costs milliseconds. A checkpoint carries it
+    /// in the host's image as one archive (see `checkpoint`).
     fn data_dir(&self) -> Option<&'static str> {
         None
     }

@@ -95,7 +95,7 @@ impl Kind for S3 {
 
     /// s3s-fs makes three files per object, two of them in one flat
     /// directory: a full backup of the tutorial's cluster (965 objects)
-    /// took 16-41 s in the layers, growing with the store, and 5 s on tmpfs.
+    /// took 16-41 s in the layers, growing with the store, 6-8 s on a volume.
     fn data_dir(&self) -> Option<&'static str> {
         Some(DATA_DIR)
     }
