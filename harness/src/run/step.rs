@@ -17,7 +17,9 @@ use crate::vars::Vars;
 /// next begins, and belongs to the step all the same. A try looks at the
 /// log once; the retry is the wait.
 pub(super) async fn attempt<L: Hosts>(lab: &L, step: &Step, vars: &Vars) -> Result<String> {
-    match tries(lab, step, vars).await {
+    // Boxed: a step's future is large (every action's), and a debug build
+    // copies it through the stack once per level that holds it inline.
+    match Box::pin(tries(lab, step, vars)).await {
         Err(Error::Exec(mut failure)) => {
             failure.peer_logs = peer_logs(lab, step, &failure.host, &failure.cmd).await;
             Err(Error::Exec(failure))
