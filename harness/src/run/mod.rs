@@ -305,14 +305,17 @@ async fn run_fresh(scn: &Scenario, opts: &RunOptions, progress: &Progress, savin
     progress.phase(format!("{}: image", scn.name));
     let verify = opts.until.is_none();
     let checks = planned(scn, verify, opts.slow, &opts.checks);
-    let mut idle = idle_spares(scn, opts, last, &checks);
-    if let Some(point) = saving {
+    let idle = match saving {
+        None => idle_spares(scn, opts, last, &checks),
         // Its lab goes once saved: what a checkpoint holds does not depend
         // on whether the runs after it start every host.
-        let spares = spares::idle(scn, last, &checks, &opts.sets);
-        let added = scn.hosts.iter().map(|h| h.name.get_ref()).filter(|n| !point.hosts.contains(n) && !spares.contains(n)).cloned();
-        idle = added.chain(spares.iter().cloned()).collect();
-    }
+        Some(point) => {
+            let mut idle = spares::idle(scn, last, &checks, &opts.sets);
+            let added: Vec<String> = scn.hosts.iter().map(|h| h.name.get_ref()).filter(|n| !point.hosts.contains(n) && !idle.contains(n)).cloned().collect();
+            idle.extend(added);
+            idle
+        }
+    };
     let spec = spec_of(scn, platform, opts.keep).idle(&idle);
     for image in spec.images() {
         image.ensure(&docker, false, &image.phases(progress)).await?;
